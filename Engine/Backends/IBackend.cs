@@ -1,0 +1,94 @@
+// The arithmetic contract every backend fulfils. Ops validate arguments and allocate outputs;
+// a backend only computes. All tensors are contiguous, on this backend's device, and share
+// one floating dtype unless a parameter says otherwise (labels are I64, pooling indices I32).
+// Names follow the convention: outputs first, gradients prefixed d: (dX, dW, dY, X, W).
+namespace ResidualEngine.Backends;
+
+public interface IBackend
+{
+    Device Device { get; }
+
+    // ---- memory ----
+    Storage Allocate(long bytes);
+    void CopyFromHost(Tensor dst, ReadOnlySpan<byte> src);
+    void CopyToHost(Tensor src, Span<byte> dst);
+    /// <summary>dst = src, same device and dtype.</summary>
+    void Copy(Tensor dst, Tensor src);
+    /// <summary>dst = (dst.DType) src, same device.</summary>
+    void Cast(Tensor dst, Tensor src);
+    void Fill(Tensor dst, double value);
+    /// <summary>Waits for all queued work (a no-op on the CPU).</summary>
+    void Synchronize();
+
+    // ---- elementwise (y may alias an input) ----
+    void Add(Tensor y, Tensor a, Tensor b);
+    void Mul(Tensor y, Tensor a, Tensor b);
+    /// <summary>y = relu(a + b): the residual sum followed by the block's last ReLU.</summary>
+    void AddRelu(Tensor y, Tensor a, Tensor b);
+    /// <summary>y = alpha * x + beta * y.</summary>
+    void Axpby(Tensor y, double alpha, Tensor x, double beta);
+    void ReluForward(Tensor y, Tensor x);
+    /// <summary>dX = dY where y &gt; 0, else 0.</summary>
+    void ReluBackward(Tensor dX, Tensor dY, Tensor y);
+    void SigmoidForward(Tensor y, Tensor x);
+    /// <summary>dX = dY * y * (1 - y).</summary>
+    void SigmoidBackward(Tensor dX, Tensor dY, Tensor y);
+    /// <summary>Viewing x as (M, inner) with M = s.Numel: y[m, i] = x[m, i] * s[m] (SE gating, drop-path).</summary>
+    void ScaleRowsForward(Tensor y, Tensor x, Tensor s);
+    /// <summary>dX[m, i] = dY[m, i] * s[m]; dS[m] = sum_i dY[m, i] * x[m, i]. Either output may be null.</summary>
+    void ScaleRowsBackward(Tensor? dX, Tensor? dS, Tensor dY, Tensor x, Tensor s);
+    /// <summary>y (one element) = sum of x.</summary>
+    void Sum(Tensor y, Tensor x);
+
+    // ---- convolution: x (N, C, H, W), w (K, C/groups, R, S), y (N, K, P, Q) ----
+    void ConvForward(Tensor y, Tensor x, Tensor w, Tensor? bias, Conv2dParams p);
+    void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p);
+    void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p);
+    /// <summary>dB (K) = sum over N, P, Q of dY.</summary>
+    void ConvBackwardBias(Tensor dB, Tensor dY);
+
+    // ---- batch norm over (N, H, W) per channel; gamma, beta, running stats, saved stats: (C) ----
+    /// <summary>Normalises with batch statistics, saves mean and 1/sqrt(var + eps) (biased var),
+    /// and updates running stats: r = (1 - momentum) r + momentum * stat, with the unbiased variance.</summary>
+    void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, double momentum, double eps);
+    void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps);
+    void BatchNormBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor dY, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd);
+
+    // ---- pooling: x (N, C, H, W), y (N, C, P, Q) ----
+    /// <summary>indices (I32, shape of y) hold the argmax's offset h * W + w inside its plane.</summary>
+    void MaxPoolForward(Tensor y, Tensor indices, Tensor x, Pool2dParams p);
+    void MaxPoolBackward(Tensor dX, Tensor dY, Tensor indices, Pool2dParams p);
+    void AvgPoolForward(Tensor y, Tensor x, Pool2dParams p);
+    void AvgPoolBackward(Tensor dX, Tensor dY, Pool2dParams p);
+    /// <summary>y (N, C, 1, 1) = mean over H, W.</summary>
+    void GlobalAvgPoolForward(Tensor y, Tensor x);
+    void GlobalAvgPoolBackward(Tensor dX, Tensor dY);
+
+    // ---- dense ----
+    /// <summary>C = alpha * op(A) op(B) + beta * C for 2-d row-major tensors.</summary>
+    void Gemm(Tensor c, Tensor a, Tensor b, bool transA, bool transB, double alpha, double beta);
+    /// <summary>y (M, N) += bias (N) on every row.</summary>
+    void AddRowVector(Tensor y, Tensor bias);
+    /// <summary>y (N) = sum over rows of x (M, N).</summary>
+    void SumRows(Tensor y, Tensor x);
+
+    // ---- loss: logits (N, K), labels (N) I64 ----
+    /// <summary>loss (one element) = mean over N of cross-entropy with label smoothing eps:
+    /// -(1-eps) log p[label] - eps/K sum_k log p[k]. probs (N, K) receives the softmax.</summary>
+    void SoftmaxCrossEntropyForward(Tensor loss, Tensor probs, Tensor logits, Tensor labels, double labelSmoothing);
+    /// <summary>dLogits = dLoss * (probs - target) / N with the smoothed target.</summary>
+    void SoftmaxCrossEntropyBackward(Tensor dLogits, Tensor dLoss, Tensor probs, Tensor labels, double labelSmoothing);
+
+    // ---- option-A shortcut: y (N, K, ceil(H/stride), ceil(W/stride)), x (N, C, H, W), K >= C ----
+    /// <summary>y[:, padBefore + c] = x[:, c, ::stride, ::stride]; every other channel is zero.</summary>
+    void ShortcutAForward(Tensor y, Tensor x, int stride, int padBefore);
+    void ShortcutABackward(Tensor dX, Tensor dY, int stride, int padBefore);
+
+    // ---- optimizer ----
+    /// <summary>One fused SGD step on a parameter, as torch.optim.SGD:
+    /// g = grad + wd * param; buf = firstStep ? g : momentum * buf + (1 - dampening) * g;
+    /// step = nesterov ? g + momentum * buf : buf (or g when momentum is 0); param -= lr * step.</summary>
+    void SgdUpdate(Tensor param, Tensor grad, Tensor? momentumBuffer, double lr, double momentum, double dampening,
+        double weightDecay, bool nesterov, bool firstStep);
+}

@@ -1,0 +1,11 @@
+// The differentiable operations, one file each (Relu.cs, Conv2d.cs, ...). Each op checks its
+// arguments, allocates its output, asks the backend to compute, and records a node when
+// autograd needs one. Results belong to the current TensorScope; inputs are never disposed.
+namespace ResidualEngine;
+
+public static partial class Ops
+{
+    /// <summary>Allocates an output like <paramref name="like"/> (device, dtype) with a given shape.</summary>
+    internal static Tensor NewLike(Tensor like, Shape shape) => Tensor.Empty(shape, like.DType, like.Device);
+    internal static Tensor NewLike(Tensor like) => Tensor.Empty(like.Shape, like.DType, like.Device);
+}

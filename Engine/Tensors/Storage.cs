@@ -1,0 +1,47 @@
+// A reference-counted block of memory on one device. Tensors (and the autograd nodes that
+// save them) hold references; the last release frees it. A finalizer never calls CUDA:
+// device storages hand their buffer back to the owning allocator's queue (see CudaStorage).
+namespace ResidualEngine;
+
+public abstract class Storage
+{
+    private int _refs = 1;
+
+    protected Storage(long bytes, Device device)
+    {
+        Bytes = bytes;
+        Device = device;
+        TensorStats.OnAllocate(device.Type, bytes);
+    }
+
+    public long Bytes { get; }
+    public Device Device { get; }
+
+    /// <summary>Host pointer (CPU) or device pointer (CUDA) to the first byte.</summary>
+    public abstract nint Pointer { get; }
+
+    internal bool IsFreed => Volatile.Read(ref _refs) <= 0;
+
+    internal void AddRef()
+    {
+        if (Interlocked.Increment(ref _refs) <= 1)
+            throw new ObjectDisposedException(nameof(Storage), "storage was already freed");
+    }
+
+    internal void Release()
+    {
+        int left = Interlocked.Decrement(ref _refs);
+        if (left == 0)
+        {
+            Free();
+            TensorStats.OnFree(Device.Type, Bytes);
+            GC.SuppressFinalize(this);
+        }
+    }
+
+    /// <summary>Returns the memory; called exactly once, on the thread that released the last reference.</summary>
+    protected abstract void Free();
+
+    /// <summary>Called by a subclass finalizer for a storage nobody released.</summary>
+    protected void CountLeak() => TensorStats.OnLeak(Device.Type, Bytes);
+}

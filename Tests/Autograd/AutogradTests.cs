@@ -1,0 +1,138 @@
+// The autograd core: accumulation, shared inputs, no-grad mode, release of saved tensors,
+// scopes and leak counters.
+using NUnit.Framework;
+using ResidualEngine.Autograd;
+
+namespace ResidualEngine.Tests.Autograd;
+
+public class AutogradTests
+{
+    [Test]
+    public void TensorUsedTwiceReceivesSumOfBothPaths()
+    {
+        using var scope = TensorScope.Begin();
+        var x = Tensor.FromArray(new double[] { 1, -2, 3 }, 3);
+        x.RequiresGrad = true;
+        // y = relu(x) + x: the identity path and the relu path both reach x.
+        var y = Ops.Sum(Ops.Add(Ops.Relu(x), x));
+        y.Backward();
+        Assert.That(x.Grad!.ToArray<double>(), Is.EqualTo(new double[] { 2, 1, 2 }));
+    }
+
+    [Test]
+    public void LeafGradientsAccumulateAcrossBackwardCalls()
+    {
+        using var scope = TensorScope.Begin();
+        var x = Tensor.FromArray(new double[] { 1, 2 }, 2);
+        x.RequiresGrad = true;
+        Ops.Sum(Ops.Scale(x, 3)).Backward();
+        Ops.Sum(Ops.Scale(x, 3)).Backward();
+        Assert.That(x.Grad!.ToArray<double>(), Is.EqualTo(new double[] { 6, 6 }));
+    }
+
+    [Test]
+    public void NoGradRecordsNothing()
+    {
+        using var scope = TensorScope.Begin();
+        var x = Tensor.FromArray(new double[] { 1, 2 }, 2);
+        x.RequiresGrad = true;
+        using (GradMode.NoGrad())
+        {
+            var y = Ops.Relu(x);
+            Assert.That(y.GradFn, Is.Null);
+            Assert.That(y.RequiresGrad, Is.False);
+        }
+        Assert.That(Ops.Relu(x).RequiresGrad, Is.True);
+    }
+
+    [Test]
+    public void SecondBackwardThroughSameGraphIsRejected()
+    {
+        using var scope = TensorScope.Begin();
+        var x = Tensor.FromArray(new double[] { 1, 2 }, 2);
+        x.RequiresGrad = true;
+        var y = Ops.Sum(Ops.Mul(x, x));
+        y.Backward();
+        var e = Assert.Throws<InvalidOperationException>(() => y.Backward());
+        Assert.That(e!.Message, Does.Contain("second time"));
+    }
+
+    [Test]
+    public void BackwardOnNonScalarWithoutGradientIsRejected()
+    {
+        using var scope = TensorScope.Begin();
+        var x = Tensor.FromArray(new double[] { 1, 2 }, 2);
+        x.RequiresGrad = true;
+        var e = Assert.Throws<InvalidOperationException>(() => Ops.Relu(x).Backward());
+        Assert.That(e!.Message, Does.Contain("scalar"));
+    }
+
+    [Test]
+    public void SavedTensorsAreFreedAfterBackwardAndScopeReturnsCountersToStart()
+    {
+        long t0 = TensorStats.LiveTensors, b0 = TensorStats.LiveBytes(DeviceType.Cpu);
+        var x = Tensor.FromArray(new float[] { 1, -2, 3, 4 }, 4);
+        x.RequiresGrad = true;
+        using (var scope = TensorScope.Begin())
+        {
+            var y = Ops.Relu(Ops.Mul(x, x));
+            var loss = Ops.Sum(y);
+            loss.Backward();
+            Assert.That(x.Grad!.ToArray<float>(), Is.EqualTo(new float[] { 2, -4, 6, 8 }));
+        }
+        x.Dispose(); // also disposes x.Grad
+        Assert.That(TensorStats.LiveTensors, Is.EqualTo(t0));
+        Assert.That(TensorStats.LiveBytes(DeviceType.Cpu), Is.EqualTo(b0));
+    }
+
+    [Test]
+    public void KeepMovesTensorOutOfScope()
+    {
+        Tensor kept;
+        using (var scope = TensorScope.Begin())
+        {
+            var a = Tensor.Zeros(3);
+            kept = scope.Keep(Tensor.Ones(new Shape(3)));
+            Assert.That(scope.OwnedCount, Is.EqualTo(1));
+            _ = a;
+        }
+        Assert.That(kept.IsDisposed, Is.False);
+        Assert.That(kept.ToArray<float>(), Is.EqualTo(new float[] { 1, 1, 1 }));
+        kept.Dispose();
+    }
+
+    [Test]
+    public void ScopesMustEndInOrder()
+    {
+        var outer = TensorScope.Begin();
+        var inner = TensorScope.Begin();
+        Assert.Throws<InvalidOperationException>(() => outer.Dispose());
+        inner.Dispose();
+        outer.Dispose();
+    }
+
+    [Test]
+    public void UsingADisposedTensorNamesIt()
+    {
+        var t = Tensor.Zeros(2);
+        t.Name = "w";
+        t.Dispose();
+        var e = Assert.Throws<ObjectDisposedException>(() => _ = t.Pointer);
+        Assert.That(e!.Message, Does.Contain("w"));
+    }
+
+    [Test]
+    public void ElementwiseOpsPassGradCheck()
+    {
+        using var scope = TensorScope.Begin();
+        var rng = new Random(3);
+        var a = GradCheck.Leaf(rng, 3, 5);
+        var b = GradCheck.Leaf(rng, 3, 5);
+        GradCheck.Run(t => Ops.Mul(Ops.Add(t[0], t[1]), t[1]), [a, b]);
+        GradCheck.Run(t => Ops.Sigmoid(Ops.Scale(t[0], 0.7)), [a]);
+        GradCheck.Run(t => Ops.Mean(Ops.AddRelu(t[0], t[1])), [a, b]);
+        var s = GradCheck.Leaf(rng, 3);
+        GradCheck.Run(t => Ops.ScaleRows(t[0], t[1]), [a, s]);
+        GradCheck.Run(t => Ops.Reshape(Ops.Relu(t[0]), 5, -1), [a]);
+    }
+}

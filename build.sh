@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# ResidualEngine build entry point. Verbs:
+#   ./build.sh build            restore and build everything (Release)
+#   ./build.sh test [filter]    build and run every test; ends with "Tests: N passed, N failed, N skipped"
+#   ./build.sh train [args]     the main job: train a small ResNet on synthetic data (or pass residual train options)
+#   ./build.sh bench [args]     benchmarks: ours and PyTorch's side by side when Python+torch is present
+#   ./build.sh publish          self-contained linux-x64 bundles of `residual` and the tests in .gpu/ (for a GPU box without .NET)
+set -euo pipefail
+cd "$(dirname "$0")"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+CONFIG=${CONFIG:-Release}
+verb=${1:-help}
+[ $# -gt 0 ] && shift
+
+need_dotnet() {
+  command -v dotnet >/dev/null 2>&1 || { echo "build.sh: the .NET 10 SDK is required (dotnet not on PATH)" >&2; exit 2; }
+}
+
+# NVRTC lets the test suite compile every kernel even without a GPU. Debian ships it in
+# non-free as libnvrtc11.2; install it when we are root with apt, and say loudly when we cannot.
+ensure_nvrtc() {
+  if ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so'; then return 0; fi
+  for d in "${CUDA_PATH:-}" "${CUDA_HOME:-}" /usr/local/cuda; do
+    [ -n "$d" ] && ls "$d"/lib64/libnvrtc.so* >/dev/null 2>&1 && return 0
+  done
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "build.sh: installing Debian's libnvrtc11.2 (non-free) so kernel compilation can be tested"
+    if [ -f /etc/apt/sources.list.d/debian.sources ] && ! grep -q 'non-free' /etc/apt/sources.list.d/debian.sources; then
+      sed -i 's/^Components: main$/Components: main contrib non-free/' /etc/apt/sources.list.d/debian.sources
+    elif [ -f /etc/apt/sources.list ] && grep -q '^deb .* main$' /etc/apt/sources.list; then
+      sed -i 's/^\(deb .* main\)$/\1 contrib non-free/' /etc/apt/sources.list
+    fi
+    if apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnvrtc11.2 >/dev/null 2>&1; then
+      echo "build.sh: libnvrtc11.2 installed"
+      return 0
+    fi
+  fi
+  echo "build.sh: WARNING: NVRTC not found and could not be installed; kernel-compile tests will be SKIPPED" >&2
+}
+
+case "$verb" in
+  build)
+    need_dotnet
+    dotnet build ResidualEngine.sln -c "$CONFIG" "$@"
+    ;;
+  test)
+    need_dotnet
+    ensure_nvrtc || true
+    log=$(mktemp)
+    args=(test --project Tests -c "$CONFIG")
+    [ $# -gt 0 ] && args+=(--filter "$1")
+    set +e
+    dotnet "${args[@]}" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    total=$(grep -Eo '^\s*total: [0-9]+' "$log" | grep -Eo '[0-9]+' | tail -1 || true)
+    failed=$(grep -Eo '^\s*failed: [0-9]+' "$log" | grep -Eo '[0-9]+' | tail -1 || true)
+    passed=$(grep -Eo '^\s*succeeded: [0-9]+' "$log" | grep -Eo '[0-9]+' | tail -1 || true)
+    skipped=$(grep -Eo '^\s*skipped: [0-9]+' "$log" | grep -Eo '[0-9]+' | tail -1 || true)
+    rm -f "$log"
+    if [ -z "$total" ]; then
+      echo "build.sh: the test run did not complete (build error above?)" >&2
+      echo "Tests: 0 passed, 1 failed, 0 skipped"
+      exit 1
+    fi
+    echo "Tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+    if [ "$rc" -ne 0 ] || [ "${failed:-0}" -ne 0 ]; then exit 1; fi
+    ;;
+  train)
+    need_dotnet
+    dotnet build Tools -c "$CONFIG" -v q -nologo >/dev/null
+    exec dotnet "Tools/bin/$CONFIG/net10.0/residual.dll" train "$@"
+    ;;
+  bench)
+    need_dotnet
+    dotnet build Tools -c "$CONFIG" -v q -nologo >/dev/null
+    exec dotnet "Tools/bin/$CONFIG/net10.0/residual.dll" bench compare "$@"
+    ;;
+  publish)
+    need_dotnet
+    rm -rf .gpu/app .gpu/tests
+    dotnet publish Tools -c Release -r linux-x64 --self-contained -o .gpu/app -p:PublishReadyToRun=false
+    dotnet publish Tests -c Release -r linux-x64 --self-contained -o .gpu/tests
+    tar czf .gpu/app.tgz -C .gpu app tests
+    echo "build.sh: bundles in .gpu/app and .gpu/tests, packed as .gpu/app.tgz ($(du -h .gpu/app.tgz | cut -f1))"
+    ;;
+  help|-h|--help)
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+  *)
+    echo "build.sh: unknown verb '$verb' (build, test, train, bench, publish)" >&2
+    exit 2
+    ;;
+esac
