@@ -32,8 +32,8 @@ public sealed partial class Tensor : IDisposable
     public Shape Shape { get; }
     public DType DType { get; }
     public MemoryFormat Format { get; }
-    public Device Device { get; }
-    public IBackend Backend { get; }
+    public Device Device { get; private set; }
+    public IBackend Backend { get; private set; }
     public long Numel => Shape.Numel;
     public int Rank => Shape.Rank;
     public long Bytes => Numel * DType.Size();
@@ -266,6 +266,23 @@ public sealed partial class Tensor : IDisposable
         g?.Dispose();
         s.Release();
         TensorStats.OnTensorDisposed();
+    }
+
+    /// <summary>Moves this tensor object's data to another device in place (object identity is kept,
+    /// so modules and optimizers holding it see the move). The gradient is dropped.</summary>
+    internal void MoveTo(Device device)
+    {
+        if (device == Device) return;
+        if (!IsLeaf) throw new InvalidOperationException($"only leaf tensors can be moved in place, not {Describe()}");
+        using var moved = To(device);
+        var s = moved.Storage;
+        s.AddRef();
+        var old = Interlocked.Exchange(ref _storage, s);
+        old?.Release();
+        Device = device;
+        Backend = moved.Backend;
+        Grad?.Dispose();
+        Grad = null;
     }
 
     public string Describe() => $"{Name ?? "tensor"}{Shape} {DType} on {Device}";

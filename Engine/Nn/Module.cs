@@ -1,0 +1,182 @@
+// Base of every layer and network. Parameters, buffers and child modules are registered by
+// name in order, so names compose as in PyTorch's state_dict ("layer1.0.conv1.weight").
+// Parameters are leaf tensors with RequiresGrad; buffers (running stats) are not trained.
+// A module owns its tensors: Dispose frees them.
+using ResidualEngine.Autograd;
+
+namespace ResidualEngine.Nn;
+
+public abstract class Module : IDisposable
+{
+    private readonly List<(string Name, Tensor Tensor)> _params = new();
+    private readonly List<(string Name, Tensor Tensor)> _buffers = new();
+    private readonly List<(string Name, Module Module)> _children = new();
+
+    public bool Training { get; private set; } = true;
+
+    /// <summary>Computes the module's output; records autograd nodes when grad mode is on.</summary>
+    public abstract Tensor Forward(Tensor x);
+
+    protected T RegisterModule<T>(string name, T module) where T : Module
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        CheckName(name);
+        _children.Add((name, module));
+        return module;
+    }
+
+    /// <summary>Registers a trainable tensor; it leaves any scope and requires grad from now on.</summary>
+    protected Tensor RegisterParameter(string name, Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        CheckName(name);
+        TensorScope.Detach(t);
+        t.RequiresGrad = true;
+        t.Name ??= name;
+        _params.Add((name, t));
+        return t;
+    }
+
+    /// <summary>Registers state that is saved but not trained (BN running statistics).</summary>
+    protected Tensor RegisterBuffer(string name, Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        CheckName(name);
+        TensorScope.Detach(t);
+        t.Name ??= name;
+        _buffers.Add((name, t));
+        return t;
+    }
+
+    private void CheckName(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Contains('.', StringComparison.Ordinal))
+            throw new ArgumentException($"invalid member name '{name}'");
+        if (_params.Any(p => p.Name == name) || _buffers.Any(b => b.Name == name) || _children.Any(c => c.Name == name))
+            throw new ArgumentException($"member '{name}' is registered twice in {GetType().Name}");
+    }
+
+    public IEnumerable<(string Name, Module Module)> Children() => _children;
+
+    /// <summary>This module and every descendant, depth first, with dotted names ("" for this one).</summary>
+    public IEnumerable<(string Name, Module Module)> NamedModules(string prefix = "")
+    {
+        yield return (prefix, this);
+        foreach (var (n, m) in _children)
+            foreach (var x in m.NamedModules(prefix.Length == 0 ? n : prefix + "." + n)) yield return x;
+    }
+
+    public IEnumerable<(string Name, Tensor Tensor)> NamedParameters(string prefix = "")
+    {
+        foreach (var (n, t) in _params) yield return (Join(prefix, n), t);
+        foreach (var (n, m) in _children)
+            foreach (var x in m.NamedParameters(Join(prefix, n))) yield return x;
+    }
+
+    public IEnumerable<(string Name, Tensor Tensor)> NamedBuffers(string prefix = "")
+    {
+        foreach (var (n, t) in _buffers) yield return (Join(prefix, n), t);
+        foreach (var (n, m) in _children)
+            foreach (var x in m.NamedBuffers(Join(prefix, n))) yield return x;
+    }
+
+    public IEnumerable<Tensor> Parameters() => NamedParameters().Select(p => p.Tensor);
+
+    public long ParameterCount() => Parameters().Sum(p => p.Numel);
+
+    private static string Join(string prefix, string name) => prefix.Length == 0 ? name : prefix + "." + name;
+
+    /// <summary>Parameters and buffers in PyTorch's state_dict order (per module: parameters, then buffers, then children).</summary>
+    public OrderedDictionary<string, Tensor> StateDict()
+    {
+        var d = new OrderedDictionary<string, Tensor>(StringComparer.Ordinal);
+        AddState(d, "");
+        return d;
+    }
+
+    private void AddState(OrderedDictionary<string, Tensor> d, string prefix)
+    {
+        foreach (var (n, t) in _params) d.Add(Join(prefix, n), t);
+        foreach (var (n, t) in _buffers) d.Add(Join(prefix, n), t);
+        foreach (var (n, m) in _children) m.AddState(d, Join(prefix, n));
+    }
+
+    /// <summary>
+    /// Copies values from a state dict into this module's tensors. Every name, shape and dtype is
+    /// checked first; all missing, unexpected and mismatched entries are reported in one error.
+    /// With strict = false, missing and unexpected names are allowed but mismatched shapes are not.
+    /// </summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, bool strict = true)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var own = StateDict();
+        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
+        var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).ToList();
+        var mismatched = new List<string>();
+        foreach (var (k, t) in own)
+        {
+            if (!state.TryGetValue(k, out var src)) continue;
+            if (src.Shape != t.Shape) mismatched.Add($"{k}: expected shape {t.Shape}, got {src.Shape}");
+            else if (src.DType != t.DType && !(src.DType.IsFloat() && t.DType.IsFloat()))
+                mismatched.Add($"{k}: expected dtype {t.DType}, got {src.DType}");
+        }
+        if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
+        {
+            var parts = new List<string>();
+            if (missing.Count > 0) parts.Add($"missing keys ({missing.Count}): {string.Join(", ", missing)}");
+            if (unexpected.Count > 0) parts.Add($"unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
+            if (mismatched.Count > 0) parts.Add($"mismatched entries ({mismatched.Count}): {string.Join("; ", mismatched)}");
+            throw new StateDictException($"cannot load state dict into {GetType().Name}: " + string.Join(" | ", parts), missing, unexpected, mismatched);
+        }
+        using var scope = TensorScope.Begin();
+        using var ng = GradMode.NoGrad();
+        foreach (var (k, t) in own)
+        {
+            if (!state.TryGetValue(k, out var src)) continue;
+            var s = src.Device == t.Device ? src : src.To(t.Device);
+            if (s.DType == t.DType) t.Backend.Copy(t, s); else t.Backend.Cast(t, s);
+        }
+    }
+
+    /// <summary>Switches this module and its descendants to training (true) or evaluation mode.</summary>
+    public Module Train(bool on = true)
+    {
+        foreach (var (_, m) in NamedModules()) m.Training = on;
+        return this;
+    }
+
+    public Module Eval() => Train(false);
+
+    /// <summary>Moves every parameter and buffer to a device in place.</summary>
+    public Module To(Device device)
+    {
+        foreach (var (_, t) in NamedParameters()) t.MoveTo(device);
+        foreach (var (_, t) in NamedBuffers()) t.MoveTo(device);
+        return this;
+    }
+
+    /// <summary>Drops every parameter's gradient (set to none, as PyTorch's default).</summary>
+    public void ZeroGrad()
+    {
+        foreach (var p in Parameters()) { p.Grad?.Dispose(); p.Grad = null; }
+    }
+
+    public Tensor this[Tensor x] => Forward(x);
+
+    public virtual void Dispose()
+    {
+        foreach (var (_, t) in _params) t.Dispose();
+        foreach (var (_, t) in _buffers) t.Dispose();
+        foreach (var (_, m) in _children) m.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>A state dict that does not fit a module; lists every offending key.</summary>
+public sealed class StateDictException(string message, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> mismatched)
+    : FormatException(message)
+{
+    public IReadOnlyList<string> Missing { get; } = missing;
+    public IReadOnlyList<string> Unexpected { get; } = unexpected;
+    public IReadOnlyList<string> Mismatched { get; } = mismatched;
+}
