@@ -16,10 +16,18 @@ public static class Program
         {
             return args[0] switch
             {
+                "train" => Commands.TrainCommand.Run(rest),
+                "eval" => Commands.EvalCommand.Run(rest),
+                "bench" => Commands.BenchCommand.Run(rest),
+                "data" => Commands.DataCommand.Run(rest),
+                "models" => Commands.ModelsCommand.Run(rest),
+                "kernels" => Commands.KernelsCommand.Run(rest),
+                "info" => Commands.InfoCommand.Run(rest),
+                "experiment" => Commands.ExperimentCommand.Run(rest),
                 _ => Unknown(args[0]),
             };
         }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or IOException or NotSupportedException or InvalidDataException)
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or IOException or NotSupportedException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"residual {args[0]}: error: {e.Message}");
             return 1;
