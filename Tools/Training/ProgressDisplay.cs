@@ -17,12 +17,13 @@ public sealed class ProgressDisplay
     private readonly double _plainEverySeconds;
     private readonly int _plainEveryReports;
     private readonly Func<double> _clock;
+    private readonly Func<int> _width;
     private double _lastPlain = double.NegativeInfinity;
     private int _reportsSincePlain;
     private int _lineLength;
     private bool _headerShown;
 
-    public ProgressDisplay(TextWriter output, bool interactive, double plainEverySeconds = 30, int plainEveryReports = 10, Func<double>? clock = null)
+    public ProgressDisplay(TextWriter output, bool interactive, double plainEverySeconds = 30, int plainEveryReports = 10, Func<double>? clock = null, Func<int>? width = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         _out = output;
@@ -31,6 +32,7 @@ public sealed class ProgressDisplay
         _plainEveryReports = Math.Max(1, plainEveryReports);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         _clock = clock ?? (() => sw.Elapsed.TotalSeconds);
+        _width = width ?? TerminalWidth;
     }
 
     /// <summary>A display for the process's stdout: interactive when it is a terminal.</summary>
@@ -42,7 +44,7 @@ public sealed class ProgressDisplay
         var line = FormatLine(p);
         if (_interactive)
         {
-            int width = TerminalWidth();
+            int width = _width();
             if (line.Length > width - 1) line = line[..(width - 1)];
             _out.Write("\r" + line + new string(' ', Math.Max(0, _lineLength - line.Length)));
             _lineLength = line.Length;
