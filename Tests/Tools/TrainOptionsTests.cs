@@ -50,13 +50,6 @@ public class TrainOptionsTests
     }
 
     [Test]
-    public void StepScheduleWithoutStepsDividesAtThirds()
-    {
-        var o = TrainOptionsParser.Parse(["--schedule", "step", "--epochs", "90"]);
-        Assert.That(o.LrSteps, Is.EqualTo(new[] { 30, 60 }));
-    }
-
-    [Test]
     public void ConfigFileIsOverriddenByTheCommandLine()
     {
         var cfg = Json("c.json", """{ "epochs": 12, "batch-size": 8, "lr-steps": [4, 8], "schedule": "step", "nesterov": true, "lr": 0.2 }""");

@@ -3,7 +3,6 @@
 // history of finished epochs (for the tables and plots), the partial sums of an epoch that was
 // interrupted, and the size and SHA-256 of the safetensors half, so a torn pair is detected.
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace ResidualEngine.Tools.Training;
@@ -31,19 +30,25 @@ public sealed class CheckpointInfo
     public int NumClasses { get; set; }
     public int ImageSize { get; set; }
     public int Seed { get; set; }
+    /// <summary>Class folder names in label order, so evaluation can check it reads the same classes.</summary>
+    public List<string> Classes { get; set; } = new();
     /// <summary>The epoch being worked on (1-based). A checkpoint at an epoch's end has StepInEpoch = 0 and Epoch = the next epoch.</summary>
     public int Epoch { get; set; } = 1;
     /// <summary>Optimizer steps already taken in <see cref="Epoch"/> (non-zero only for an interrupted epoch).</summary>
     public int StepInEpoch { get; set; }
     public long GlobalStep { get; set; }
     public long OptimizerSteps { get; set; }
-    public JsonNode? Schedule { get; set; }
+    public string ScheduleKind { get; set; } = "";
+    public Dictionary<string, double>? Schedule { get; set; }
     /// <summary>Extra generator state of the model (e.g. drop-path), by name; the data order is a pure function of (seed, epoch).</summary>
     public Dictionary<string, string> Rng { get; set; } = new();
     public double BestValTop1 { get; set; } = double.NegativeInfinity;
     public int BestEpoch { get; set; }
     public List<EpochRow> History { get; set; } = new();
     public EpochSums? Partial { get; set; }
+    /// <summary>Sums of the logging window that was open when the run stopped, and its step count.</summary>
+    public EpochSums? Window { get; set; }
+    public int WindowSteps { get; set; }
     /// <summary>Seconds spent in the interrupted epoch so far.</summary>
     public double PartialSeconds { get; set; }
     /// <summary>"epoch" (end of an epoch), "interrupt" (Ctrl-C / SIGTERM) or "eval".</summary>

@@ -38,7 +38,11 @@ public sealed class ProgressDisplay
     /// <summary>A display for the process's stdout: interactive when it is a terminal.</summary>
     public static ProgressDisplay ForConsole() => new(Console.Out, !Console.IsOutputRedirected);
 
-    public void Report(ProgressInfo p)
+    /// <summary>
+    /// Shows progress. <paramref name="fresh"/> says the loss and top-1 were just read; the live
+    /// line shows every report, the plain log only fresh ones (subject to its interval).
+    /// </summary>
+    public void Report(ProgressInfo p, bool fresh = true)
     {
         ArgumentNullException.ThrowIfNull(p);
         var line = FormatLine(p);
@@ -51,6 +55,7 @@ public sealed class ProgressDisplay
             _out.Flush();
             return;
         }
+        if (!fresh) return;
         _reportsSincePlain++;
         double now = _clock();
         bool last = p.StepInEpoch == p.StepsPerEpoch;
@@ -69,9 +74,12 @@ public sealed class ProgressDisplay
         var c = CultureInfo.InvariantCulture;
         int w = p.StepsPerEpoch.ToString(c).Length;
         return string.Create(c,
-            $"epoch {p.Epoch}/{p.Epochs}  step {p.StepInEpoch.ToString(c).PadLeft(w)}/{p.StepsPerEpoch}  loss {p.Loss:F4}  top-1 {100 * p.Top1:F1}%  " +
+            $"epoch {p.Epoch}/{p.Epochs}  step {p.StepInEpoch.ToString(c).PadLeft(w)}/{p.StepsPerEpoch}  loss {Maybe(p.Loss, "F4", 1)}  top-1 {Maybe(p.Top1, "F1", 100)}%  " +
             $"lr {p.Lr:G4}  {p.ImagesPerSecond:F1} img/s  data {p.DataWaitMs:F1} ms  ETA {FormatSpan(p.Eta)}");
     }
+
+    private static string Maybe(double v, string format, double scale) =>
+        double.IsNaN(v) ? "--" : (scale * v).ToString(format, CultureInfo.InvariantCulture);
 
     public static string FormatSpan(TimeSpan? t)
     {

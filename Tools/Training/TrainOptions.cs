@@ -34,6 +34,8 @@ public sealed class TrainOptions
     public double LabelSmoothing { get; set; }
     /// <summary>Crop size fed to the network; 0 means the model's native size (capped by the data size for synthetic data).</summary>
     public int ImageSize { get; set; } = 32;
+    /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
+    public double MinCropScale { get; set; }
 
     // ---- running ----
     public int Workers { get; set; } = 2;
@@ -46,6 +48,9 @@ public sealed class TrainOptions
     public string? Resume { get; set; }
 
     public bool Synthetic => Data is null;
+
+    /// <summary>The crop scale actually used (resolving 0 = auto).</summary>
+    public double ResolvedMinCropScale => MinCropScale > 0 ? MinCropScale : Synthetic ? 0.35 : 0.08;
 
     /// <summary>Directory of the default synthetic data set; its name carries every generator parameter.</summary>
     public string SyntheticDir(string root = "data") =>
@@ -72,6 +77,7 @@ public sealed class TrainOptions
         if (WarmupEpochs >= Epochs && WarmupEpochs > 0) throw new ArgumentException($"option --warmup-epochs ({WarmupEpochs}) must be less than --epochs ({Epochs})");
         if (!(LabelSmoothing >= 0 && LabelSmoothing < 1)) throw new ArgumentException($"option --label-smoothing must be in [0, 1), got {Fmt(LabelSmoothing)}");
         if (ImageSize != 0 && (ImageSize < 8 || ImageSize > 1024)) throw new ArgumentException($"option --image-size must be 0 (model default) or in [8, 1024], got {ImageSize}");
+        if (!(MinCropScale >= 0 && MinCropScale <= 1)) throw new ArgumentException($"option --min-crop-scale must be in (0, 1] (or 0 for auto), got {Fmt(MinCropScale)}");
         if (Workers < 0 || Workers > 256) throw new ArgumentException($"option --workers must be in [0, 256], got {Workers}");
         if (MaxStepsPerEpoch < 0) throw new ArgumentException($"option --max-steps-per-epoch must be >= 0 (0 = whole epoch), got {MaxStepsPerEpoch}");
         if (LogEvery < 1) throw new ArgumentException($"option --log-every must be at least 1, got {LogEvery}");
@@ -119,6 +125,7 @@ public sealed class TrainOptions
             ["warmup-epochs"] = WarmupEpochs,
             ["label-smoothing"] = LabelSmoothing,
             ["image-size"] = ImageSize,
+            ["min-crop-scale"] = MinCropScale,
             ["workers"] = Workers,
             ["seed"] = Seed,
             ["device"] = Device,

@@ -2,7 +2,6 @@
 // resumed, a --config FILE.json, and the command line. JSON layers use the option names as keys
 // ("batch-size": 256, "lr-steps": [30, 60], "nesterov": true); they are turned back into
 // command-line words so that one parser (Cli.Args) checks every value the same way.
-using System.Globalization;
 using System.Text.Json;
 using ResidualEngine.Tools.Cli;
 
@@ -17,7 +16,7 @@ public static class TrainOptionsParser
     public static readonly string[] Valued =
     [
         "data", "model", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "lr-steps",
-        "warmup-epochs", "label-smoothing", "image-size", "workers", "seed", "device", "out", "resume", "config",
+        "warmup-epochs", "label-smoothing", "image-size", "min-crop-scale", "workers", "seed", "device", "out", "resume", "config",
         "max-steps-per-epoch", "log-every",
         "synth-classes", "synth-train-per-class", "synth-val-per-class", "synth-size", "synth-seed",
     ];
@@ -80,6 +79,7 @@ public static class TrainOptionsParser
         o.WarmupEpochs = a.Int("warmup-epochs", o.WarmupEpochs);
         o.LabelSmoothing = a.Double("label-smoothing", o.LabelSmoothing);
         o.ImageSize = a.Int("image-size", o.ImageSize);
+        o.MinCropScale = a.Double("min-crop-scale", o.MinCropScale);
         o.Workers = a.Int("workers", o.Workers);
         o.Seed = a.Int("seed", o.Seed);
         o.Device = a.String("device", o.Device).Trim().ToLowerInvariant();
@@ -92,9 +92,6 @@ public static class TrainOptionsParser
         if (a.Positional.Count > 0)
             throw new ArgumentException($"unexpected argument{(a.Positional.Count > 1 ? "s" : "")}: {string.Join(" ", a.Positional)} (options start with --)");
         a.RejectUnknown();
-        // The paper's step schedule divides at 1/3 and 2/3 of training (30 and 60 of 90 epochs).
-        if (o.Schedule == "step" && o.LrSteps.Length == 0)
-            o.LrSteps = new[] { o.Epochs / 3, 2 * o.Epochs / 3 }.Where(e => e >= 1).Distinct().ToArray();
         o.Validate();
         return o;
     }
@@ -144,6 +141,8 @@ public static class TrainOptionsParser
             var d = new Dictionary<string, string?>(StringComparer.Ordinal);
             foreach (var p in doc.RootElement.EnumerateObject())
             {
+                // Keys starting with '_' are notes (config.json keeps the resolved run details under "_run").
+                if (p.Name.StartsWith('_')) continue;
                 var key = p.Name.StartsWith("--", StringComparison.Ordinal) ? p.Name[2..] : p.Name;
                 if (!Flags.Contains(key) && !Valued.Contains(key))
                     throw new ArgumentException($"{what} '{path}': unknown key '{p.Name}' (known: {string.Join(", ", Valued.Concat(Flags).Where(k => !s_commandOnly.Contains(k) || k == "out"))})");
@@ -180,6 +179,4 @@ public static class TrainOptionsParser
                     : $"{what} '{path}': key '{key}' has an unsupported value {v.GetRawText()}");
         }
     }
-
-    internal static string Invariant(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }
