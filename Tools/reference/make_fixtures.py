@@ -383,7 +383,7 @@ def deterministic_init(model):
         uu = u(1000003 * (k + 1), n)
         v = 2 * uu - 1
         module = name.rsplit(".", 1)[0] if "." in name else ""
-        is_bn = (module + ".running_mean") in sd
+        is_bn = (module + ".running_mean" if module else "running_mean") in sd
         if name.endswith("num_batches_tracked"):
             new[name] = torch.zeros_like(t)
             continue
