@@ -16,19 +16,25 @@ public static class TrainCommand
             Console.WriteLine(Help);
             return 0;
         }
+        using var stop = StopSignal.ForProcess();
+        var (outcome, trainer) = Execute(args, Console.Out, ProgressDisplay.ForConsole(), stop);
+        if (!trainer.Options.EvalOnly && trainer.RunDir.Length > 0 && outcome != TrainOutcome.Diverged)
+            PrintOutputs(trainer);
+        return (int)outcome;
+    }
+
+    /// <summary>Parses, locates the run to resume, and trains; <paramref name="configure"/> may set test hooks on the trainer.</summary>
+    public static (TrainOutcome Outcome, Trainer Trainer) Execute(IReadOnlyList<string> args, TextWriter log, ProgressDisplay progress, StopSignal stop, Action<Trainer>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(args);
         // --resume decides which run's config.json is the bottom layer, so find it first.
         var (resumeArg, outArg) = PreScan(args);
         ResumeTarget? target = resumeArg is null ? null : ResumeTarget.Locate(resumeArg, outArg);
         var options = TrainOptionsParser.Parse(args, target?.ConfigPath);
         if (target is not null && options.Out is null) options.Out = target.RunDir;
-
-        using var stop = StopSignal.ForProcess();
-        var progress = ProgressDisplay.ForConsole();
-        var trainer = new Trainer(options, Console.Out, progress, stop) { ResumeFrom = target?.CheckpointPath };
-        var outcome = trainer.Run();
-        if (!options.EvalOnly && trainer.RunDir.Length > 0 && outcome != TrainOutcome.Diverged)
-            PrintOutputs(trainer);
-        return (int)outcome;
+        var trainer = new Trainer(options, log, progress, stop) { ResumeFrom = target?.CheckpointPath };
+        configure?.Invoke(trainer);
+        return (trainer.Run(), trainer);
     }
 
     private static void PrintOutputs(Trainer t)

@@ -222,17 +222,23 @@ public static class LineChart
             double lo = Math.Log10(min), hi = Math.Log10(max);
             if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
             else { double d = (hi - lo) * 0.05; lo -= d; hi += d; }
-            var ticks = new List<double>();
             int first = (int)Math.Floor(lo), last = (int)Math.Ceiling(hi);
-            // Few decades: label 1, 2 and 5 of each decade; many: only the decades.
-            double[] mult = last - first <= 2 ? [1, 2, 5] : [1];
+            // Many decades: only the decades; a few: 1, 2 and 5 of each; under one: every digit.
+            var ticks = LogTicks(lo, hi, first, last, last - first > 2 ? [1] : [1, 2, 5]);
+            if (ticks.Count < 3) ticks = LogTicks(lo, hi, first, last, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+            return new Axis(lo, hi, 1, ticks, true);
+        }
+
+        private static List<double> LogTicks(double lo, double hi, int first, int last, double[] mult)
+        {
+            var ticks = new List<double>();
             for (int e = first; e <= last; e++)
                 foreach (var m in mult)
                 {
                     double v = m * Math.Pow(10, e), l = Math.Log10(v);
                     if (l >= lo - 1e-9 && l <= hi + 1e-9) ticks.Add(v);
                 }
-            return new Axis(lo, hi, 1, ticks, true);
+            return ticks;
         }
 
         private static double NiceStep(double raw)

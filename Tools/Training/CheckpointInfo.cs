@@ -16,8 +16,8 @@ public sealed class EpochSums
     public double LossSum { get; set; }
     public long Correct { get; set; }
     public long Samples { get; set; }
-    public double MeanLoss => Samples == 0 ? double.NaN : LossSum / Samples;
-    public double Top1 => Samples == 0 ? double.NaN : (double)Correct / Samples;
+    [JsonIgnore] public double MeanLoss => Samples == 0 ? double.NaN : LossSum / Samples;
+    [JsonIgnore] public double Top1 => Samples == 0 ? double.NaN : (double)Correct / Samples;
     public EpochSums Clone() => new() { LossSum = LossSum, Correct = Correct, Samples = Samples };
 }
 

@@ -49,6 +49,7 @@ public sealed partial class Trainer
     /// <summary>Where the synthetic data set lives (its parent folder); "data" by default.</summary>
     public string SyntheticRoot { get; set; } = "data";
 
+    public TrainOptions Options => _o;
     public string RunDir { get; private set; } = "";
     public List<EpochRow> History { get; } = new();
     public int BestEpoch { get; private set; }
