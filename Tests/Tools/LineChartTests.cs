@@ -66,10 +66,11 @@ public class LineChartTests
             new Panel("gaps", "x", "y", [new Series("nan", [(0, 1), (1, double.NaN), (2, 3), (3, double.PositiveInfinity)])], LogY: true),
             new Panel("empty", "x", "y", []),
             new Panel("flat log with zero", "x", "y", [new Series("z", [(0, 0), (1, 2), (2, 2)])], LogY: true),
+            new Panel("narrow log", "x", "y", [Curve("l", i => 1.1 + i / 15.0)], LogY: true),
         };
         LineChart.Save(path, panels, 300, 200);
         using var bmp = SKBitmap.Decode(path);
-        Assert.That((bmp.Width, bmp.Height), Is.EqualTo((1200, 200)));
+        Assert.That((bmp.Width, bmp.Height), Is.EqualTo((1500, 200)));
     }
 
     [Test]

@@ -103,7 +103,7 @@ public static class LineChart
             float y = Py(t);
             canvas.DrawLine(plot.Left, y, plot.Right, y, grid);
             canvas.DrawLine(plot.Left - 5, y, plot.Left, y, frame);
-            canvas.DrawText(Format(t, panel.LogY ? t : yAxis.Step), plot.Left - 8, y + 4, SKTextAlign.Right, font, text);
+            canvas.DrawText(Format(t, panel.LogY && yAxis.Step == 1 ? t : yAxis.Step), plot.Left - 8, y + 4, SKTextAlign.Right, font, text);
         }
         canvas.DrawRect(plot, frame);
 
@@ -226,6 +226,13 @@ public static class LineChart
             // Many decades: only the decades; a few: 1, 2 and 5 of each; under one: every digit.
             var ticks = LogTicks(lo, hi, first, last, last - first > 2 ? [1] : [1, 2, 5]);
             if (ticks.Count < 3) ticks = LogTicks(lo, hi, first, last, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+            if (ticks.Count < 3)
+            {
+                // Well under a decade: evenly spaced values read better than sparse digits.
+                var lin = Linear(Math.Pow(10, lo), Math.Pow(10, hi), pad: false);
+                ticks = lin.Ticks.Where(t => t > 0 && Math.Log10(t) >= lo - 1e-9 && Math.Log10(t) <= hi + 1e-9).ToList();
+                return new Axis(lo, hi, lin.Step, ticks, true);
+            }
             return new Axis(lo, hi, 1, ticks, true);
         }
 

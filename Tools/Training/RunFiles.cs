@@ -127,8 +127,10 @@ public sealed class RunFiles
         if (stepX.Count > 0) lossSeries.Add(new Series("train (logged steps)", stepX));
         lossSeries.Add(new Series("train (epoch mean)", trainLoss));
         lossSeries.Add(new Series("val", valLoss));
-        bool positive = steps.All(s => !(s.Loss <= 0)) && history.All(r => !(r.TrainLoss <= 0) && !(r.ValLoss <= 0));
-        LineChart.Save(LossPlotPath, [new Panel("Loss", "epoch", "cross-entropy", lossSeries, LogY: positive)]);
+        // A log axis once the loss spans about a decade (long runs); linear before that.
+        var all = lossSeries.SelectMany(s => s.Points).Select(p => p.Y).Where(double.IsFinite).ToList();
+        bool logY = all.Count > 0 && all.Min() > 0 && all.Max() / all.Min() >= 8;
+        LineChart.Save(LossPlotPath, [new Panel("Loss", "epoch", "cross-entropy", lossSeries, LogY: logY)]);
 
         var errSeries = new List<Series>();
         if (stepErr.Count > 0) errSeries.Add(new Series("train (logged steps)", stepErr));

@@ -69,13 +69,11 @@ public static class TrainingSetup
         ArgumentNullException.ThrowIfNull(log);
         if (o.Data is not null) return o.Data;
         var dir = o.SyntheticDir(syntheticRoot);
-        var spec = new SyntheticSpec(o.SynthClasses, o.SynthTrainPerClass, o.SynthValPerClass, o.SynthSize, o.SynthSeed);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        bool made = SyntheticImageNet.Ensure(dir, spec);
-        if (made)
-            log.WriteLine($"data: generated synthetic ImageNet-style set in {dir} ({o.SynthClasses} classes, {o.SynthTrainPerClass}+{o.SynthValPerClass} images per class, {o.SynthSize} px) in {sw.Elapsed.TotalSeconds:F1} s");
-        else
-            log.WriteLine($"data: using synthetic set {dir}");
+        var spec = new SyntheticImageNet.Options(o.SynthClasses, o.SynthTrainPerClass, o.SynthValPerClass, o.SynthSize, o.SynthSeed);
+        var r = SyntheticImageNet.Generate(dir, spec);
+        log.WriteLine(r.Reused
+            ? $"data: using synthetic set {dir}"
+            : $"data: generated a synthetic ImageNet-style set in {dir} ({o.SynthClasses} classes, {o.SynthTrainPerClass} train + {o.SynthValPerClass} val images per class, {o.SynthSize} px) in {r.Elapsed.TotalSeconds:F1} s");
         return dir;
     }
 
