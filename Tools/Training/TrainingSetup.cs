@@ -48,7 +48,10 @@ public static class TrainingSetup
         }
         catch (ArgumentException e)
         {
-            throw new ArgumentException($"option --model: {e.Message.Split(" (Parameter", 2)[0]}. Models: {string.Join(", ", ModelZoo.Names)}");
+            var why = e.Message.Split(" (Parameter", 2)[0].TrimEnd('.');
+            throw new ArgumentException(why.Contains("known models", StringComparison.Ordinal)
+                ? $"option --model: {why}"
+                : $"option --model: {why} All models: {string.Join(", ", ModelZoo.Names)} (see `residual models`)");
         }
     }
 
