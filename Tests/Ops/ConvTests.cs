@@ -38,7 +38,7 @@ public class ConvTests
         new("non-square 2x3 kernel, mixed stride/padding/dilation", 2, 3, 7, 9, 4, 2, 3,
             new Conv2dParams(StrideH: 2, StrideW: 1, PadH: 1, PadW: 0, DilationH: 1, DilationW: 2), true),
         new("7x7 stride 2 padding 3", 1, 2, 9, 11, 3, 7, 7, P(stride: 2, pad: 3), false),
-        new("stride 3 dilation 2 groups 2", 2, 4, 11, 10, 4, 3, 2, P(stride: 3, pad: 1, dil: 2, groups: 2), true),
+        new("stride 3 dilation 2 groups 2", 2, 4, 9, 8, 4, 3, 2, P(stride: 3, pad: 1, dil: 2, groups: 2), true),
     ];
 
     // Shapes big enough for several column chunks, multi-threaded tasks, long dW chunks both in
@@ -49,7 +49,7 @@ public class ConvTests
         new("3x3 stride 2 groups 2 over small images", 4, 6, 9, 11, 10, 3, 3, P(stride: 2, pad: 1, groups: 2), true),
         new("1x1 over 32x32 (dY read in place)", 2, 4, 32, 32, 5, 1, 1, P(), false),
         new("3x3 stride 2 over 40x36", 2, 9, 40, 36, 17, 3, 3, P(stride: 2, pad: 1), false),
-        new("wide channels", 1, 70, 6, 7, 300, 3, 3, P(pad: 1), true),
+        new("wide channels, several k blocks", 1, 30, 5, 6, 100, 3, 3, P(pad: 1), true),
     ];
 
     // ---------------- naive references ----------------
