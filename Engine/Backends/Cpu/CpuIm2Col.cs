@@ -8,6 +8,7 @@
 // (implicit im2col), Im2ColRows writes a block of rows for the filter gradient, and Col2ImAdd
 // scatters a block of column-matrix rows back onto the input gradient.
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace ResidualEngine.Backends.Cpu;
 
@@ -36,12 +37,13 @@ internal static unsafe class Im2Col
     /// output row p, the input values of one tap; zero where the tap falls in the padding.
     /// <paramref name="plane"/> is the input channel plane (H x W).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Segment<T>(T* dst, T* plane, in ConvGeom g, int p, int q0, int len, int r, int s) where T : unmanaged
     {
         int ih = p * g.StrideH - g.PadH + r * g.DilH;
         if ((uint)ih >= (uint)g.H)
         {
-            new Span<T>(dst, len).Clear();
+            VecCopy.Zero(dst, len);
             return;
         }
         T* src = plane + (long)ih * g.W;
@@ -50,9 +52,9 @@ internal static unsafe class Im2Col
         {
             // Valid outputs t satisfy 0 <= iw0 + t < W.
             int lo = Math.Clamp(-iw0, 0, len), hi = Math.Clamp(g.W - iw0, lo, len);
-            if (lo > 0) new Span<T>(dst, lo).Clear();
-            if (hi > lo) new ReadOnlySpan<T>(src + iw0 + lo, hi - lo).CopyTo(new Span<T>(dst + lo, hi - lo));
-            if (hi < len) new Span<T>(dst + hi, len - hi).Clear();
+            for (int t = 0; t < lo; t++) dst[t] = default;
+            VecCopy.Copy(dst + lo, src + iw0 + lo, hi - lo);
+            for (int t = hi; t < len; t++) dst[t] = default;
         }
         else
         {
@@ -175,7 +177,7 @@ internal readonly unsafe struct Im2ColB<T>(T* x, ConvGeom g, int group) : IPackB
                     Im2Col.Segment(drow + off, plane, geom, p, q, len, r, s);
                     off += len;
                 }
-                if (nr < NR) new Span<T>(drow + nr, NR - nr).Clear();
+                for (int u = nr; u < NR; u++) drow[u] = default;
                 if (++s == geom.S) { s = 0; if (++r == geom.R) { r = 0; c++; } }
             }
         }
@@ -204,12 +206,11 @@ internal readonly unsafe struct ImageColumnsB<T>(T* dy, ConvGeom g, int group) :
                 {
                     int n = (int)(j / pq), at = (int)(j % pq);
                     int len = Math.Min(nr - off, pq - at);
-                    T* src = dy + ((long)n * g.K + group * g.Kg + pc + k) * pq + at;
-                    new ReadOnlySpan<T>(src, len).CopyTo(new Span<T>(drow + off, len));
+                    VecCopy.Copy(drow + off, dy + ((long)n * g.K + group * g.Kg + pc + k) * pq + at, len);
                     off += len;
                     j += len;
                 }
-                if (nr < NR) new Span<T>(drow + nr, NR - nr).Clear();
+                for (int u = nr; u < NR; u++) drow[u] = default;
             }
         }
     }
