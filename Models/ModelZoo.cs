@@ -113,7 +113,7 @@ public static class ModelZoo
         var hint = close.Count > 0
             ? $"did you mean {string.Join(", ", close)}?"
             : $"known models: {string.Join(", ", Names)}";
-        throw new ArgumentException($"unknown model '{name}'; {hint}", nameof(name));
+        throw new ArgumentException($"unknown model '{name}'; {hint}");
     }
 
     /// <summary>Zoo names close to <paramref name="name"/>: same key prefix/substring or within a small edit distance.</summary>

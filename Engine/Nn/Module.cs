@@ -125,7 +125,9 @@ public abstract class Module : IDisposable
     {
         ArgumentNullException.ThrowIfNull(state);
         var own = StateDict();
-        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
+        // BN's batch counter may be absent: checkpoints from before PyTorch 0.4.1 (such as the
+        // original torchvision ResNet weights) lack it, and PyTorch loads them strictly too.
+        var missing = own.Keys.Where(k => !state.ContainsKey(k) && !IsOptionalKey(k)).ToList();
         var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).ToList();
         var mismatched = new List<string>();
         foreach (var (k, t) in own)
@@ -137,9 +139,10 @@ public abstract class Module : IDisposable
         }
         if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
         {
+            // Lenient loads fail on mismatches only, so only those are the error's message.
             var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing keys ({missing.Count}): {string.Join(", ", missing)}");
-            if (unexpected.Count > 0) parts.Add($"unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
+            if (missing.Count > 0 && strict) parts.Add($"missing keys ({missing.Count}): {string.Join(", ", missing)}");
+            if (unexpected.Count > 0 && strict) parts.Add($"unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
             if (mismatched.Count > 0) parts.Add($"mismatched entries ({mismatched.Count}): {string.Join("; ", mismatched)}");
             throw new StateDictException($"cannot load state dict into {GetType().Name}: " + string.Join(" | ", parts), missing, unexpected, mismatched);
         }
@@ -153,6 +156,9 @@ public abstract class Module : IDisposable
         }
         NotifyStateChanged();
     }
+
+    private static bool IsOptionalKey(string key) =>
+        key == "num_batches_tracked" || key.EndsWith(".num_batches_tracked", StringComparison.Ordinal);
 
     /// <summary>Switches this module and its descendants to training (true) or evaluation mode.</summary>
     public Module Train(bool on = true)
