@@ -186,7 +186,7 @@ public class PyTorchParityTests
             }
             Run("Sgd.Step", () => { Step(opt); return 0; });
             for (int j = 0; j < ps.Count; j++)
-                Same(ps[j], f, $"step{s}.p{j}", fixture, atol: 1e-6, rtol: 1e-5);
+                Same(ps[j], f, $"step{s}.p{j}", fixture, atol: 1e-6, rtol: 1e-6);
         }
     }
 
