@@ -1,8 +1,8 @@
 // Bilinear resampling of an RGB image region straight into a normalised float CHW tensor.
 // The filter is the one PIL's Image.resize(BILINEAR, box=...) uses, which is what torchvision
 // applies to PIL images: a triangle kernel whose support widens with the downscale factor
-// (antialiased when shrinking, plain bilinear when enlarging), window clipped at the image
-// edges and renormalised, pixel centres at +0.5. It is separable: a horizontal pass over the
+// (antialiased when shrinking, plain bilinear when enlarging), window clipped at the edges of
+// the source box (torchvision crops, then resizes the crop) and renormalised, pixel centres at +0.5. It is separable: a horizontal pass over the
 // rows the vertical pass needs, then the vertical pass. Unlike PIL, the intermediate stays in
 // float (PIL rounds to 8 bits between passes), so results differ from PIL by at most ~1/255.
 //
@@ -125,12 +125,17 @@ internal static class Resampler
         var taps = new int[count];
         var w = new float[count * maxTaps];
         var tmp = new double[maxTaps];
+        // Whole input pixels the box covers (a fractional box from a reduced decode is widened).
+        int boxLo = Math.Clamp((int)Math.Floor(b0 + 1e-6), 0, inSize - 1);
+        int boxHi = Math.Clamp((int)Math.Ceiling(b1 - 1e-6), boxLo + 1, inSize);
         for (int i = 0; i < count; i++)
         {
             double centre = b0 + (first + i + 0.5) * step;
-            // Inputs j whose centre j + 0.5 is within the support of the output centre.
-            int lo = Math.Max(0, (int)Math.Floor(centre - support - 0.5));
-            int hi = Math.Min(inSize - 1, (int)Math.Ceiling(centre + support - 0.5));
+            // Inputs j whose centre j + 0.5 is within the support of the output centre, and inside
+            // the box: torchvision crops first and then resizes the crop alone, so pixels outside
+            // the crop never contribute (the window is clipped there and renormalised).
+            int lo = Math.Max(boxLo, (int)Math.Floor(centre - support - 0.5));
+            int hi = Math.Min(boxHi - 1, (int)Math.Ceiling(centre + support - 0.5));
             double total = 0;
             int n = 0, s = -1;
             for (int j = lo; j <= hi && n < maxTaps; j++)
@@ -145,7 +150,7 @@ internal static class Resampler
             if (n == 0)
             {
                 // Centre outside the image (a box reaching past the edge): nearest edge pixel.
-                s = Math.Clamp((int)Math.Floor(centre), 0, inSize - 1);
+                s = Math.Clamp((int)Math.Floor(centre), boxLo, boxHi - 1);
                 tmp[0] = total = 1;
                 n = 1;
             }
