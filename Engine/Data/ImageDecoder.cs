@@ -102,7 +102,10 @@ public sealed class EncodedImage : IImageSource, IDisposable
         {
             data.Dispose();
             var head = Convert.ToHexString(bytes, 0, Math.Min(8, bytes.Length));
-            throw new InvalidDataException($"{name}: not an image SkiaSharp can decode ({bytes.Length} bytes, starting {head})");
+            var kind = Sniff(bytes);
+            throw new InvalidDataException(kind is null
+                ? $"{name}: not an image SkiaSharp can decode ({bytes.Length} bytes, starting {head})"
+                : $"{name}: truncated or corrupt {kind} ({bytes.Length} bytes; its header could not be read)");
         }
         if (codec.Info.Width <= 0 || codec.Info.Height <= 0)
         {
@@ -111,6 +114,17 @@ public sealed class EncodedImage : IImageSource, IDisposable
             throw new InvalidDataException($"{name}: image header gives an empty size");
         }
         return new EncodedImage(data, codec, name);
+    }
+
+    /// <summary>The format a file's signature announces, for error messages.</summary>
+    private static string? Sniff(ReadOnlySpan<byte> b)
+    {
+        if (b.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])) return "JPEG";
+        if (b.StartsWith((ReadOnlySpan<byte>)[0x89, (byte)'P', (byte)'N', (byte)'G'])) return "PNG";
+        if (b.StartsWith("GIF8"u8)) return "GIF";
+        if (b.Length >= 12 && b.StartsWith("RIFF"u8) && b.Slice(8, 4).SequenceEqual("WEBP"u8)) return "WebP";
+        if (b.StartsWith("BM"u8)) return "BMP";
+        return null;
     }
 
     public RgbImage Decode(int minWidth = 0, int minHeight = 0)
