@@ -380,7 +380,10 @@ public sealed class DataLoader : IDisposable
         {
             if (Interlocked.Exchange(ref _held[b], 0) == 0) return;
             _l.Stats.LeaveFlight();
-            if (!Inline && !Volatile.Read(ref _disposed)) _slots.Release();
+            if (Inline || Volatile.Read(ref _disposed)) return;
+            try { _slots.Release(); }
+            catch (ObjectDisposedException) { } // the epoch ended meanwhile on another thread
+
         }
 
         public void Dispose()

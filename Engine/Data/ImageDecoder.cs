@@ -141,6 +141,7 @@ public sealed class EncodedImage : IImageSource, IDisposable
         return DecodeAt(size);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private RgbImage DecodeAt(SKSizeI size)
     {
         // Unpremultiplied RGBA with no colour space: the codec converts gray/CMYK/palette to RGBA

@@ -10,6 +10,9 @@
 // OutW x OutH image; destination pixel (u, v) shows virtual pixel (u + OffX, v + OffY), mirrored
 // in u when flipping; virtual pixels outside the image are filled with 0 (black) before
 // normalisation, which is how padding works. Output value = pixel * Scale[c] + Bias[c].
+using System.Buffers;
+using System.Runtime.CompilerServices;
+
 namespace ResidualEngine.Data;
 
 internal readonly record struct ResampleGeometry(
@@ -27,10 +30,12 @@ internal static class Resampler
         public required int MaxTaps;
     }
 
+    // Hot loops run once per sample on worker threads: compile them optimised straight away.
     /// <summary>
     /// Writes dst[c, v, u] for c in 0..2. <paramref name="scale"/>/<paramref name="bias"/> map
     /// 0..255 pixel values to the output (e.g. 1/(255 std), -mean/std).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RenderChw(RgbImage img, in ResampleGeometry g, ReadOnlySpan<float> scale, ReadOnlySpan<float> bias, Span<float> dst)
     {
         if (dst.Length < 3 * g.DstW * g.DstH)
@@ -57,7 +62,22 @@ internal static class Resampler
         }
 
         // Horizontal pass: tmp[(r - r0), col, c].
-        var tmp = new float[(r1 - r0) * cols * 3];
+        var tmp = ArrayPool<float>.Shared.Rent((r1 - r0) * cols * 3);
+        try
+        {
+            Passes(img, g, ax, ay, r0, r1, u0, v0, cols, rows, tmp, scale, bias, dst);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(tmp);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Passes(RgbImage img, in ResampleGeometry g, Axis ax, Axis ay, int r0, int r1, int u0, int v0, int cols, int rows,
+        float[] tmp, ReadOnlySpan<float> scale, ReadOnlySpan<float> bias, Span<float> dst)
+    {
+        int plane = g.DstW * g.DstH;
         var px = img.Pixels;
         int stride = img.Width * 3;
         for (int r = r0; r < r1; r++)

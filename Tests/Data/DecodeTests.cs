@@ -50,6 +50,27 @@ public class DecodeTests
         Assert.That(rgb.GetPixel(6, 6), Is.EqualTo(((byte)10, (byte)200, (byte)30)));
     }
 
+    [TestCase("blocks.gif", "Gif")]
+    [TestCase("blocks.bmp", "Bmp")]
+    public void PaletteAndBitmapFormatsDecode(string file, string format)
+    {
+        using var img = EncodedImage.Open(TestImages.Fixture(file));
+        Assert.That(img.Format, Is.EqualTo(format));
+        var rgb = img.Decode();
+        AssertNear(rgb.GetPixel(4, 8), Left, 2, "left block");
+        AssertNear(rgb.GetPixel(19, 8), Right, 2, "right block");
+    }
+
+    [Test]
+    public void WebpRoundTrips()
+    {
+        var webp = TestImages.Encode(6, 4, (x, _) => x < 3 ? ((byte)200, (byte)30, (byte)40) : ((byte)20, (byte)120, (byte)220),
+            SkiaSharp.SKEncodedImageFormat.Webp, quality: 100);
+        using var img = EncodedImage.FromBytes(webp, "x.webp");
+        Assert.That(img.Format, Is.EqualTo("Webp"));
+        AssertNear(img.Decode().GetPixel(0, 1), Left, 12, "left");
+    }
+
     [Test]
     public void FormatComesFromTheContentNotTheExtension()
     {
