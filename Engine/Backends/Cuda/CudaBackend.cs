@@ -264,6 +264,14 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
     }
 
+    /// <summary>Free and total device memory as the driver reports them (includes other processes' use).</summary>
+    public (long Free, long Total) DeviceMemory()
+    {
+        Enter();
+        CudaDriver.ThrowIfFailed(CudaDriver.cuMemGetInfo_v2(out var free, out var total));
+        return ((long)free, (long)total);
+    }
+
     public void Synchronize()
     {
         Enter();
