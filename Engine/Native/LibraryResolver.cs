@@ -115,7 +115,7 @@ public static class LibraryResolver
         {
             if (s_reports.TryGetValue(lib, out r)) return r;
             int? major = s_preferredMajor.TryGetValue(lib, out var m) ? m : null;
-            r = Load(lib, SystemSearchEnvironment.Instance, major);
+            r = Probe(lib, SystemSearchEnvironment.Instance, SystemLibraryLoader.Instance, major);
             s_reports[lib] = r;
             return r;
         }
@@ -304,33 +304,32 @@ public static class LibraryResolver
         }
     }
 
-    private static LibraryReport Load(CudaLibrary lib, ISearchEnvironment env, int? preferredMajor)
+    /// <summary>Runs the whole search with the given environment and loader (tests pass fakes for both).</summary>
+    internal static LibraryReport Probe(CudaLibrary lib, ISearchEnvironment env, ILibraryLoader loader, int? preferredMajor = null)
     {
         var attempts = new List<LibraryAttempt>();
         foreach (var path in SearchPlan(lib, env, preferredMajor))
         {
             if (!env.FileExists(path)) { attempts.Add(new(path, "not present")); continue; }
             foreach (var companion in Companions(lib, path, env))
-                if (!NativeLibrary.TryLoad(companion, out _))
-                    attempts.Add(new(companion, "companion failed to load (continuing)"));
-            try
+                if (!loader.TryLoad(companion, out _, out var why))
+                    attempts.Add(new(companion, "companion failed to load (continuing): " + why));
+            if (loader.TryLoad(path, out var h, out var error))
             {
-                var h = NativeLibrary.Load(path);
                 attempts.Add(new(path, "loaded"));
                 return new LibraryReport(lib, attempts, path, h);
             }
-            catch (DllNotFoundException e) { attempts.Add(new(path, "present but failed to load: " + FirstLine(e.Message))); }
-            catch (BadImageFormatException e) { attempts.Add(new(path, "present but not loadable: " + FirstLine(e.Message))); }
+            attempts.Add(new(path, "present but failed to load: " + error));
         }
 
         // 5. the loader's default search, by file name
         foreach (var name in FileNames(lib, env.IsWindows, preferredMajor))
         {
-            if (!NativeLibrary.TryLoad(name, out var h)) { attempts.Add(new($"{name} (loader default search)", "not found")); continue; }
-            var where = LoadedPathOf(name) ?? name;
+            if (!loader.TryLoad(name, out var h, out _)) { attempts.Add(new($"{name} (loader default search)", "not found")); continue; }
+            var where = loader.LoadedPathOf(name) ?? name;
             if (IsStub(where))
             {
-                NativeLibrary.Free(h);
+                loader.Free(h);
                 attempts.Add(new(where, "rejected: a stub library (link-time only, no driver behind it)"));
                 continue;
             }
@@ -339,6 +338,38 @@ public static class LibraryResolver
         }
         return new LibraryReport(lib, attempts, null, 0);
     }
+}
+
+/// <summary>Loads native libraries (replaced in tests).</summary>
+public interface ILibraryLoader
+{
+    /// <summary>Loads a library by path or by file name (the loader's default search); false with a reason on failure.</summary>
+    bool TryLoad(string pathOrName, out nint handle, out string error);
+    /// <summary>The full path the loader picked for a file name, when it can tell.</summary>
+    string? LoadedPathOf(string fileName);
+    void Free(nint handle);
+}
+
+/// <summary>NativeLibrary, with the loader's error text and /proc/self/maps to see where a library came from.</summary>
+public sealed class SystemLibraryLoader : ILibraryLoader
+{
+    public static readonly SystemLibraryLoader Instance = new();
+
+    public bool TryLoad(string pathOrName, out nint handle, out string error)
+    {
+        try
+        {
+            handle = NativeLibrary.Load(pathOrName);
+            error = "";
+            return true;
+        }
+        catch (DllNotFoundException e) { error = FirstLine(e.Message); }
+        catch (BadImageFormatException e) { error = FirstLine(e.Message); }
+        handle = 0;
+        return false;
+    }
+
+    public void Free(nint handle) => NativeLibrary.Free(handle);
 
     private static string FirstLine(string s)
     {
@@ -346,10 +377,12 @@ public static class LibraryResolver
         return nl < 0 ? s : s[..nl];
     }
 
-    /// <summary>The file the loader picked for a name, read from /proc/self/maps (Linux only).</summary>
-    internal static string? LoadedPathOf(string fileName)
+    /// <summary>Read from /proc/self/maps (Linux only); libcuda.so.1 may map as libcuda.so.550.54.15.</summary>
+    public string? LoadedPathOf(string fileName)
     {
+        ArgumentNullException.ThrowIfNull(fileName);
         if (!OperatingSystem.IsLinux()) return null;
+        var stem = fileName.Split(".so", 2)[0] + ".so";
         try
         {
             foreach (var line in File.ReadLines("/proc/self/maps"))
@@ -358,9 +391,7 @@ public static class LibraryResolver
                 if (slash < 0) continue;
                 var p = line[slash..];
                 var f = Path.GetFileName(p);
-                // libcuda.so.1 may resolve to libcuda.so.550.54.15: compare up to the first version dot.
-                var stem = fileName.Split(".so", 2)[0] + ".so";
-                if (f == fileName || f.StartsWith(stem + ".", StringComparison.Ordinal) || f == stem) return p;
+                if (f == fileName || f == stem || f.StartsWith(stem + ".", StringComparison.Ordinal)) return p;
             }
         }
         catch (IOException) { }
