@@ -135,6 +135,21 @@ public class TrainerTests
     }
 
     [Test]
+    [Category("Gpu")]
+    public void TrainingOnCudaFollowsTheCpu()
+    {
+        if (!ResidualEngine.Backends.Cuda.CudaBackend.IsAvailable(out var why)) Assert.Ignore($"no CUDA device: {why}");
+        string[] Args(string device, string run) => Common(run, "--device", device, "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "4");
+        var cpu = Train(Args("cpu", "gpu-ref"));
+        var gpu = Train(Args("cuda", "gpu"));
+        Assert.That(gpu.Outcome, Is.EqualTo(TrainOutcome.Completed));
+        Assert.That(CheckpointStore.LoadInfo(Path.Combine(RunDir("gpu"), "last.safetensors"))!.GlobalStep, Is.EqualTo(2));
+        var (c, g) = (cpu.Trainer.History.Single(), gpu.Trainer.History.Single());
+        Assert.That(g.TrainLoss, Is.EqualTo(c.TrainLoss).Within(1e-3 + 1e-3 * Math.Abs(c.TrainLoss)), "two steps of training agree with the CPU");
+        Assert.That(g.ValLoss, Is.EqualTo(c.ValLoss).Within(1e-2 * Math.Abs(c.ValLoss) + 1e-2), "validation after those steps");
+    }
+
+    [Test]
     public void RunDirectoriesAreNotClobberedAndResumeChecksTheModel()
     {
         Assert.That(Train(Common("guard", "--epochs", "1")).Outcome, Is.EqualTo(TrainOutcome.Completed));

@@ -3,6 +3,7 @@
 // generated on first use), the transforms at the chosen crop size, the loaders, and the model
 // (a zoo name, with a clear error listing the zoo when the name is unknown).
 using ResidualEngine.Backends;
+using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Data;
 using ResidualEngine.Models;
 using ResidualEngine.Nn;
@@ -22,9 +23,10 @@ public static class TrainingSetup
         return d;
     }
 
-    /// <summary>True when a tensor can be made on CUDA device <paramref name="index"/>.</summary>
+    /// <summary>True when the CUDA backend reports a device and a tensor can be made on device <paramref name="index"/>.</summary>
     public static bool CudaAvailable(int index, out string reason)
     {
+        if (!CudaBackend.IsAvailable(out reason)) return false;
         try
         {
             BackendRegistry.Get(Device.Cuda(index));
