@@ -67,6 +67,12 @@ internal static unsafe partial class CpuConv
 {
     public static void Forward<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads) where T : unmanaged, INumber<T>
     {
+        if (g.Cols == 0 || g.Kg == 0) return;
+        if (ShiftPlanes<T>.Suits(g))
+        {
+            ForwardShift(y, x, w, bias, g, threads);
+            return;
+        }
         var isa = CpuGemm.Isa;
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int kg = g.Kg, taps = g.Taps, pq = g.PQ;

@@ -24,18 +24,19 @@ internal static unsafe class DotKernels
     public const int KAlign = 16;
 
     /// <summary>
-    /// c[i * ldc + j] += sum over k &lt; kc of a[i * lda + k] * b[j * ldb + k], for i &lt; mr, j &lt; nr.
-    /// Rows past mr / nr are not read.
+    /// c[i * ldc + j] += sum over k &lt; kc of a[i * lda + k] * b[boff[j] + k], for i &lt; mr, j &lt; nr.
+    /// Rows past mr / nr are not read. B rows are addressed through offsets so that they can be
+    /// rows of a dense buffer (boff[j] = j * ld) or shifted rows of a padded image.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run<T>(GemmIsa isa, int kc, T* a, int lda, T* b, int ldb, T* c, int ldc, int mr, int nr)
+    public static void Run<T>(GemmIsa isa, int kc, T* a, int lda, T* b, int* boff, T* c, int ldc, int mr, int nr)
         where T : unmanaged, INumber<T>
     {
         switch (isa)
         {
-            case GemmIsa.Avx512: D512(kc, a, lda, b, ldb, c, ldc, mr, nr); break;
-            case GemmIsa.Avx2: D256(kc, a, lda, b, ldb, c, ldc, mr, nr); break;
-            default: DPortable(kc, a, lda, b, ldb, c, ldc, mr, nr); break;
+            case GemmIsa.Avx512: D512(kc, a, lda, b, boff, c, ldc, mr, nr); break;
+            case GemmIsa.Avx2: D256(kc, a, lda, b, boff, c, ldc, mr, nr); break;
+            default: DPortable(kc, a, lda, b, boff, c, ldc, mr, nr); break;
         }
     }
 
@@ -63,15 +64,18 @@ internal static unsafe class DotKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static T* Row<T>(T* p, int ld, int i, int count) where T : unmanaged => p + (i < count ? i : 0) * (nint)ld;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static T* Row<T>(T* p, int* off, int i, int count) where T : unmanaged => p + off[i < count ? i : 0];
+
     // ---------------- AVX-512: 4 x 6 ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void D512<T>(int kc, T* a, int lda, T* b, int ldb, T* c, int ldc, int mr, int nr) where T : unmanaged, INumber<T>
+    private static void D512<T>(int kc, T* a, int lda, T* b, int* boff, T* c, int ldc, int mr, int nr) where T : unmanaged, INumber<T>
     {
         int v = Vector512<T>.Count;
         // Missing rows read row 0 again; their sums are computed and dropped.
         T* a0 = a, a1 = Row(a, lda, 1, mr), a2 = Row(a, lda, 2, mr), a3 = Row(a, lda, 3, mr);
-        T* b0 = b, b1 = Row(b, ldb, 1, nr), b2 = Row(b, ldb, 2, nr), b3 = Row(b, ldb, 3, nr), b4 = Row(b, ldb, 4, nr), b5 = Row(b, ldb, 5, nr);
+        T* b0 = b + boff[0], b1 = Row(b, boff, 1, nr), b2 = Row(b, boff, 2, nr), b3 = Row(b, boff, 3, nr), b4 = Row(b, boff, 4, nr), b5 = Row(b, boff, 5, nr);
         var z = Vector512<T>.Zero;
         Vector512<T> s00 = z, s01 = z, s02 = z, s03 = z, s04 = z, s05 = z, s10 = z, s11 = z, s12 = z, s13 = z, s14 = z, s15 = z;
         Vector512<T> s20 = z, s21 = z, s22 = z, s23 = z, s24 = z, s25 = z, s30 = z, s31 = z, s32 = z, s33 = z, s34 = z, s35 = z;
@@ -110,11 +114,11 @@ internal static unsafe class DotKernels
     // ---------------- AVX2: 3 x 3 ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void D256<T>(int kc, T* a, int lda, T* b, int ldb, T* c, int ldc, int mr, int nr) where T : unmanaged, INumber<T>
+    private static void D256<T>(int kc, T* a, int lda, T* b, int* boff, T* c, int ldc, int mr, int nr) where T : unmanaged, INumber<T>
     {
         int v = Vector256<T>.Count;
         T* a0 = a, a1 = Row(a, lda, 1, mr), a2 = Row(a, lda, 2, mr);
-        T* b0 = b, b1 = Row(b, ldb, 1, nr), b2 = Row(b, ldb, 2, nr);
+        T* b0 = b + boff[0], b1 = Row(b, boff, 1, nr), b2 = Row(b, boff, 2, nr);
         var z = Vector256<T>.Zero;
         Vector256<T> s00 = z, s01 = z, s02 = z, s10 = z, s11 = z, s12 = z, s20 = z, s21 = z, s22 = z;
         for (int k = 0; k < kc; k += v)
@@ -142,11 +146,11 @@ internal static unsafe class DotKernels
     // ---------------- Portable: 2 x 3 ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void DPortable<T>(int kc, T* a, int lda, T* b, int ldb, T* c, int ldc, int mr, int nr) where T : unmanaged, INumber<T>
+    private static void DPortable<T>(int kc, T* a, int lda, T* b, int* boff, T* c, int ldc, int mr, int nr) where T : unmanaged, INumber<T>
     {
         int v = Vector<T>.Count;
         T* a0 = a, a1 = Row(a, lda, 1, mr);
-        T* b0 = b, b1 = Row(b, ldb, 1, nr), b2 = Row(b, ldb, 2, nr);
+        T* b0 = b + boff[0], b1 = Row(b, boff, 1, nr), b2 = Row(b, boff, 2, nr);
         var z = Vector<T>.Zero;
         Vector<T> s00 = z, s01 = z, s02 = z, s10 = z, s11 = z, s12 = z;
         for (int k = 0; k < kc; k += v)
