@@ -7,6 +7,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace ResidualEngine.Backends.Cpu;
 
@@ -92,17 +93,57 @@ internal static unsafe class DotKernels
             y = Vector512.Load(b4 + k); s04 = Fma(x0, y, s04); s14 = Fma(x1, y, s14); s24 = Fma(x2, y, s24); s34 = Fma(x3, y, s34);
             y = Vector512.Load(b5 + k); s05 = Fma(x0, y, s05); s15 = Fma(x1, y, s15); s25 = Fma(x2, y, s25); s35 = Fma(x3, y, s35);
         }
+        if (mr == 4)
+        {
+            // Full height: reduce the four rows of each column together (horizontal adds).
+            AddColumn(c, ldc, s00, s10, s20, s30);
+            if (nr > 1) AddColumn(c + 1, ldc, s01, s11, s21, s31);
+            if (nr > 2) AddColumn(c + 2, ldc, s02, s12, s22, s32);
+            if (nr > 3) AddColumn(c + 3, ldc, s03, s13, s23, s33);
+            if (nr > 4) AddColumn(c + 4, ldc, s04, s14, s24, s34);
+            if (nr > 5) AddColumn(c + 5, ldc, s05, s15, s25, s35);
+            return;
+        }
         Add6(c, s00, s01, s02, s03, s04, s05, nr);
         if (mr > 1) Add6(c + ldc, s10, s11, s12, s13, s14, s15, nr);
         if (mr > 2) Add6(c + 2 * ldc, s20, s21, s22, s23, s24, s25, nr);
-        if (mr > 3) Add6(c + 3 * ldc, s30, s31, s32, s33, s34, s35, nr);
+    }
+
+    /// <summary>c[i * ldc] += sum of x_i for i &lt; 4, with the four reductions interleaved.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddColumn<T>(T* c, int ldc, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, Vector512<T> x3)
+        where T : unmanaged, INumber<T>
+    {
+        var t0 = x0.GetLower() + x0.GetUpper();
+        var t1 = x1.GetLower() + x1.GetUpper();
+        var t2 = x2.GetLower() + x2.GetUpper();
+        var t3 = x3.GetLower() + x3.GetUpper();
+        if (typeof(T) == typeof(float))
+        {
+            var h = Avx.HorizontalAdd(Avx.HorizontalAdd(t0.AsSingle(), t1.AsSingle()), Avx.HorizontalAdd(t2.AsSingle(), t3.AsSingle()));
+            var r = (h.GetLower() + h.GetUpper()).As<float, T>(); // [sum x0, sum x1, sum x2, sum x3]
+            c[0] += r.GetElement(0);
+            c[ldc] += r.GetElement(1);
+            c[2 * ldc] += r.GetElement(2);
+            c[3 * ldc] += r.GetElement(3);
+        }
+        else
+        {
+            var h01 = Avx.HorizontalAdd(t0.AsDouble(), t1.AsDouble());
+            var h23 = Avx.HorizontalAdd(t2.AsDouble(), t3.AsDouble());
+            var r01 = (h01.GetLower() + h01.GetUpper()).As<double, T>(); // [sum x0, sum x1]
+            var r23 = (h23.GetLower() + h23.GetUpper()).As<double, T>();
+            c[0] += r01.GetElement(0);
+            c[ldc] += r01.GetElement(1);
+            c[2 * ldc] += r23.GetElement(0);
+            c[3 * ldc] += r23.GetElement(1);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Add6<T>(T* c, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, Vector512<T> x3, Vector512<T> x4, Vector512<T> x5, int nr)
         where T : unmanaged, INumber<T>
     {
-        // Halve each accumulator to 256 bits first: the remaining reduction is half as long.
         c[0] += Vector256.Sum(x0.GetLower() + x0.GetUpper());
         if (nr > 1) c[1] += Vector256.Sum(x1.GetLower() + x1.GetUpper());
         if (nr > 2) c[2] += Vector256.Sum(x2.GetLower() + x2.GetUpper());
