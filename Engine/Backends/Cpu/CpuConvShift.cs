@@ -162,15 +162,16 @@ internal static unsafe partial class CpuConv
                 {
                     int kc = Math.Min(KCb, taps - pc);
                     bool first = pc == 0;
-                    for (int i0 = m0; i0 < m1; i0 += MR)
-                    {
-                        int mr = Math.Min(MR, m1 - i0);
-                        T* ap = pa.Panel(pc, kc, i0, mr, MR, null);
-                        T* ci0 = cb + (long)(i0 - m0) * nc;
-                        for (int jj = 0; jj < nc; jj += NR)
-                            GemmKernels.Run(isa, kc, ap, bBase + jj, (int*)top + pc, ci0 + jj, nc, mr, Math.Min(NR, nc - jj),
+                    // Slivers outside, panels inside: a sliver's shifted rows (a few plane rows per
+                    // channel) stay in L1 while the packed weight panels stream from L2.
+                    for (int jj = 0; jj < nc; jj += NR)
+                        for (int i0 = m0; i0 < m1; i0 += MR)
+                        {
+                            int mr = Math.Min(MR, m1 - i0);
+                            T* ap = pa.Panel(pc, kc, i0, mr, MR, null);
+                            GemmKernels.Run(isa, kc, ap, bBase + jj, (int*)top + pc, cb + (long)(i0 - m0) * nc + jj, nc, mr, Math.Min(NR, nc - jj),
                                 T.One, first ? T.Zero : T.One, first, tile);
-                    }
+                        }
                 }
                 DropGarbageColumns((T*)yp, cb, nc, g, planes.Width, n, gi, m0, m1, j0, (T*)bp);
             });
