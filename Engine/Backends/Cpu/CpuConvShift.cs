@@ -22,6 +22,7 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
     public readonly int[] TapOffset;
     private readonly ConvGeom _g;
     private readonly bool[] _rowUsed, _colUsed;
+    private readonly int[] _slot; // storage slot of phase a * strideW + b, or -1 when no tap reads it
 
     /// <summary>Output columns shorter than this use the packed path instead (too much garbage otherwise).</summary>
     public const int MinWidth = 16;
@@ -43,16 +44,21 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
         Rows = g.P + rowShift.Max() - MinRow;
         Width = g.Q + colShift.Max() - MinCol;
         PlaneSize = (long)Rows * Width;
-        ChannelStride = PlaneSize * g.StrideH * g.StrideW;
+        foreach (int a in rowPhase) _rowUsed[a] = true;
+        foreach (int b in colPhase) _colUsed[b] = true;
+        // Only the phases some tap reads are stored (a 1x1 stride-2 convolution keeps one of four).
+        _slot = new int[g.StrideH * g.StrideW];
+        int used = 0;
+        for (int a = 0; a < g.StrideH; a++)
+            for (int b = 0; b < g.StrideW; b++)
+                _slot[a * g.StrideW + b] = _rowUsed[a] && _colUsed[b] ? used++ : -1;
+        ChannelStride = PlaneSize * used;
         ImageStride = ChannelStride * g.C;
         TapOffset = new int[g.R * g.S];
         for (int r = 0; r < g.R; r++)
             for (int s = 0; s < g.S; s++)
-            {
-                _rowUsed[rowPhase[r]] = _colUsed[colPhase[s]] = true;
-                TapOffset[r * g.S + s] = checked((int)((rowPhase[r] * g.StrideW + colPhase[s]) * PlaneSize
+                TapOffset[r * g.S + s] = checked((int)(_slot[rowPhase[r] * g.StrideW + colPhase[s]] * PlaneSize
                     + (long)(rowShift[r] - MinRow) * Width + (colShift[s] - MinCol)));
-            }
     }
 
     /// <summary>Splits a tap's offset t = shift * stride + phase with 0 &lt;= phase &lt; stride.</summary>
@@ -85,32 +91,43 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
         nint xp = (nint)x;
         VecCopy.Zero(Base + ImageStride * g.N, (int)Slack);
         long work = (long)g.N * g.C * g.HW;
-        CpuGemm.RunTasks(g.N * g.C, work < CpuGemm.SerialWork ? 1 : threads, (t, _) => self.FillPlane((T*)xp + (long)t * g.HW, self.Base + t * self.ChannelStride));
+        CpuGemm.RunTasks(g.N * g.C, work < CpuGemm.SerialWork ? 1 : threads, (t, s) =>
+            self.FillPlane((T*)xp + (long)t * g.HW, self.Base + t * self.ChannelStride, s.Get<T>(CpuScratch.SlotA, g.W + 64)));
     }
 
-    private void FillPlane(T* src, T* dst)
+    /// <summary>Fills the phase planes of one input channel plane; <paramref name="tmp"/> holds W elements.</summary>
+    private void FillPlane(T* src, T* dst, T* tmp)
     {
         var g = _g;
+        int sw = g.StrideW;
+        int phaseW = (g.W + sw - 1) / sw; // columns of the widest phase of a row (phase 0)
         for (int a = 0; a < g.StrideH; a++)
-            for (int b = 0; b < g.StrideW; b++)
+            for (int i = 0; i < Rows; i++)
             {
-                T* plane = dst + (a * g.StrideW + b) * PlaneSize;
-                // No tap reads an unused phase for a valid pixel, but garbage columns may run into it,
-                // and the filter gradient multiplies those by zero: it must hold finite values.
-                if (!_rowUsed[a] || !_colUsed[b]) { VecCopy.Zero(plane, checked((int)PlaneSize)); continue; }
-                // Plane element (i, u) holds x[(i + MinRow) * sh + a, (u + MinCol) * sw + b].
-                int w0 = MinCol * g.StrideW + b;
-                int lo = Math.Clamp(CeilDiv(-w0, g.StrideW), 0, Width);
-                int hi = Math.Clamp(CeilDiv(g.W - w0, g.StrideW), lo, Width);
-                for (int i = 0; i < Rows; i++)
+                int h = (i + MinRow) * g.StrideH + a;
+                if (!_rowUsed[a]) break;
+                bool inside = (uint)h < (uint)g.H;
+                T* row = src + (long)h * g.W;
+                // Split the row into its column phases once: phase b of the row is tmp[b * phaseW ..].
+                if (inside && sw > 1)
                 {
-                    T* d = plane + (long)i * Width;
-                    int h = (i + MinRow) * g.StrideH + a;
-                    if ((uint)h >= (uint)g.H) { VecCopy.Zero(d, Width); continue; }
-                    T* s = src + (long)h * g.W + w0;
+                    if (sw == 2) VecCopy.Deinterleave2(tmp, tmp + phaseW, row, g.W);
+                    else
+                        for (int b = 0; b < sw; b++)
+                            for (int w = b, u = 0; w < g.W; w += sw, u++) tmp[b * phaseW + u] = row[w];
+                }
+                for (int b = 0; b < sw; b++)
+                {
+                    int slot = _slot[a * sw + b];
+                    if (slot < 0) continue;
+                    T* d = dst + slot * PlaneSize + (long)i * Width;
+                    if (!inside) { VecCopy.Zero(d, Width); continue; }
+                    // Plane column u holds phase-b column e = u + MinCol, valid for 0 <= e < count.
+                    T* ph = sw == 1 ? row : tmp + b * phaseW;
+                    int count = (g.W - b + sw - 1) / sw;
+                    int lo = Math.Clamp(-MinCol, 0, Width), hi = Math.Clamp(count - MinCol, lo, Width);
                     for (int u = 0; u < lo; u++) d[u] = default;
-                    if (g.StrideW == 1) VecCopy.Copy(d + lo, s + lo, hi - lo);
-                    else for (int u = lo; u < hi; u++) d[u] = s[(long)u * g.StrideW];
+                    VecCopy.Copy(d + lo, ph + lo + MinCol, hi - lo);
                     for (int u = hi; u < Width; u++) d[u] = default;
                 }
             }
