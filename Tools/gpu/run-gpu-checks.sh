@@ -25,8 +25,10 @@ if [ ! -f "$BUNDLE" ]; then
   echo "run-gpu-checks: bundle $BUNDLE not found (build it with ./build.sh publish)" | tee "$OUT/run.log" >&2
   exit 2
 fi
+mkdir -p "$WORK"
 rm -rf "$WORK/app" "$WORK/tests"
-tar xzf "$BUNDLE" -C "$WORK"
+tar xzf "$BUNDLE" -C "$WORK" || { echo "run-gpu-checks: cannot extract $BUNDLE into $WORK" | tee -a "$OUT/run.log" >&2; exit 2; }
+[ -x "$WORK/tests/ResidualEngine.Tests" ] || { echo "run-gpu-checks: $BUNDLE has no tests/ResidualEngine.Tests" | tee -a "$OUT/run.log" >&2; exit 2; }
 APP="$WORK/app/residual"
 TESTS="$WORK/tests/ResidualEngine.Tests"
 # Kernel cache inside $OUT so that a second run shows the cache working, and nothing lands in $HOME.
