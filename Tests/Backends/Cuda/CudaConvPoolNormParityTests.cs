@@ -142,6 +142,39 @@ public class CudaConvPoolNormParityTests : GpuTestBase
         Near(gdb, db, "BN dBeta");
     }
 
+    // The running variance must use the unbiased batch variance (IBackend's contract, as PyTorch). With
+    // momentum 1 it equals the batch statistic, and with M = N*H*W = 8 the unbiased factor 8/7 is far
+    // outside the tolerance, so a biased update cannot pass. Computed here from x, not from the CPU backend.
+    [TestCase(true)]
+    [TestCase(false)]
+    public void BatchNormRunningVarianceIsUnbiased(bool cudnn)
+    {
+        Gpu.UseCudnnBatchNorm = cudnn;
+        var rng = new Random(28);
+        int n = 2, c = 3, h = 2, w = 2, m = n * h * w;
+        var x = Tensor.Rand(new Shape(n, c, h, w), rng, -3, 3);
+        var xs = x.ToDoubles();
+        var rm = G(Tensor.Zeros(new Shape(c)));
+        var rv = G(Tensor.Ones(new Shape(c)));
+        var si = GpuOut(new Shape(c));
+        Gpu.BatchNormForwardTraining(GpuOut(x.Shape), G(x), G(Tensor.Ones(new Shape(c))), G(Tensor.Zeros(new Shape(c))),
+            rm, rv, GpuOut(new Shape(c)), si, 1.0, 1e-5);
+        var expectedMean = new double[c];
+        var expectedVar = new double[c];
+        var expectedInvStd = new double[c];
+        for (int ch = 0; ch < c; ch++)
+        {
+            var v = Enumerable.Range(0, n).SelectMany(b => Enumerable.Range(0, h * w).Select(i => xs[(b * c + ch) * h * w + i])).ToArray();
+            double mean = v.Average(), ss = v.Sum(e => (e - mean) * (e - mean));
+            expectedMean[ch] = mean;
+            expectedVar[ch] = ss / (m - 1);
+            expectedInvStd[ch] = 1 / Math.Sqrt(ss / m + 1e-5);
+        }
+        Close.Assert(rm.To(Device.Cpu).ToDoubles(), expectedMean, 1e-4, 1e-4, "running mean");
+        Close.Assert(rv.To(Device.Cpu).ToDoubles(), expectedVar, 1e-4, 1e-4, "running var is the unbiased variance");
+        Close.Assert(si.To(Device.Cpu).ToDoubles(), expectedInvStd, 1e-4, 1e-4, "saved invStd uses the biased variance");
+    }
+
     [Test]
     public void BatchNormWithTinyEpsUsesOurKernels()
     {
