@@ -154,6 +154,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         {
             if (_cudnn is null)
             {
+                // cuDNN's engines use cuBLASLt: load cuBLAS (and its Lt companion) first when it is there.
+                LibraryResolver.Find(CudaLibrary.Cublas);
                 LibraryResolver.Require(CudaLibrary.Cudnn);
                 var h = Native.CudnnHandle.Create();
                 Cudnn.ThrowIfFailed(Cudnn.cudnnSetStream(h.DangerousGetHandle(), _stream));

@@ -130,9 +130,12 @@ public sealed class KernelLibrary : IDisposable
             ? v : throw new ArgumentException($"'{arch}' is not a GPU architecture (expected e.g. sm_80 or sm_90)", nameof(arch));
     }
 
-    /// <summary>NVRTC options for an architecture target: "-arch=sm_90" (CUBIN) or "-arch=compute_90" (PTX).</summary>
+    /// <summary>NVRTC options for an architecture target: "-arch=sm_90" (CUBIN) or "-arch=compute_90" (PTX).
+    /// At most 64 registers per thread, so every kernel can launch with up to 1024 threads per block
+    /// (65536 registers per SM); without it a reduction launched with 512 threads could fail with
+    /// CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES if the compiler chose more than 128.</summary>
     public static IReadOnlyList<string> Options(string target) =>
-        [$"-arch={target}", "--std=c++17", "-default-device", "--fmad=true", "-lineinfo"];
+        [$"-arch={target}", "--std=c++17", "-default-device", "--fmad=true", "--maxrregcount=64", "-lineinfo"];
 
     /// <summary>The cache key: a hash of everything that determines the compiled image.</summary>
     public static string CacheKey(KernelSource source, IReadOnlyList<KernelSource> headers, string target,

@@ -173,6 +173,9 @@ public class CudaAllocatorTests
     {
         var mem = new FakeMemory(1 << 20);
         var a = new CudaAllocator(mem, Device.Cuda(0));
+        // Let storages that earlier tests dropped be finalized first, so only ours is counted below.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         long leaks = TensorStats.LeakedStorages, live = TensorStats.LiveBytes(DeviceType.Cuda);
         MakeAndDropStorage(a);
         Assert.That(TensorStats.LiveBytes(DeviceType.Cuda), Is.EqualTo(live + 3000));

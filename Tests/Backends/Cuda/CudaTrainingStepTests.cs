@@ -138,7 +138,7 @@ public class CudaTrainingStepTests : GpuTestBase
     {
         var (_, total) = Gpu.DeviceMemory();
         long allocated = Gpu.Allocator.Stats.AllocatedBytes, live = TensorStats.LiveBytes(DeviceType.Cuda);
-        int rows = checked((int)(total / (1L << 20) / 4 * 2)); // twice the device, in MiB-sized F32 rows
+        int rows = checked((int)(total / (1L << 20) * 2)); // rows of 2^18 F32 = 1 MiB each: twice the device
         var e = Assert.Throws<CudaOutOfMemoryException>(() => Tensor.Empty(new Shape(rows, 1 << 18), DType.F32, Dev));
         Assert.That(e!.RequestedBytes, Is.GreaterThan(total));
         Assert.That(e.TotalBytes, Is.EqualTo(total));
