@@ -151,7 +151,7 @@ public static class SyntheticImageNet
         Each class is a shape (circles, squares, triangles, stars, rings, crosses, hexagons, crescents,
         diamonds, arrows; classes beyond ten reuse the shapes with another texture), a fill texture
         (solid, stripes, checker, dots, concentric, sweep, gradient) and a hue band that overlaps its
-        neighbours'. A picture holds one object of its class at a random position, size (radius 22-45%
+        neighbours' (one object in five takes a random hue instead). A picture holds one object of its class at a random position, size (radius 22-45%
         of the side), rotation and stretch, on a random gradient background with random strokes and
         blobs, next to 1-3 smaller objects of other classes (sometimes over the main object), with
         Gaussian pixel noise (sigma 3-14 levels) and JPEG compression.

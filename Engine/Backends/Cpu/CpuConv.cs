@@ -79,12 +79,15 @@ internal static unsafe partial class CpuConv
         try
         {
             T* wp = own.Get<T>(CpuScratch.SlotD, packedPerGroup * g.Groups);
+            var planes = g.Strided
+                ? ConvPlanes<T>.Split(x, own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g, threads)
+                : ConvPlanes<T>.Direct(x, g);
             for (int gi = 0; gi < g.Groups; gi++)
                 CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, false), kg, taps, wp + gi * packedPerGroup);
             long work = (long)kg * cols * taps * g.Groups;
             var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threads);
             int perGroup = chunks * rowBlocks;
-            nint yp = (nint)y, xp = (nint)x, bp = (nint)bias, wpp = (nint)wp;
+            nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp;
             CpuGemm.RunTasks(perGroup * g.Groups, threads, (t, s) =>
             {
                 int gi = t / perGroup, ci = t % perGroup / rowBlocks, mi = t % rowBlocks;
@@ -94,7 +97,7 @@ internal static unsafe partial class CpuConv
                 if (nc <= 0 || m1 <= m0) return;
                 T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR));
                 var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
-                var pb = new Im2ColB<T>((T*)xp, g, gi);
+                var pb = new Im2ColB<T>(planes, g, gi);
                 int n = j0 / pq;
                 T* yt = (T*)yp, bt = (T*)bp;
                 if ((j1 - 1) / pq == n)
@@ -172,7 +175,10 @@ internal static unsafe partial class CpuConv
         BackwardDataCol2Im(dx, dy, w, g, threads);
     }
 
-    /// <summary>Strided backward data: per image and group, dcol = W_g^T dY_g in column chunks, then col2im.</summary>
+    /// <summary>
+    /// Strided backward data: per image and group, dcol = W_g^T dY_g in column chunks, added onto
+    /// the phase planes of dX (contiguous runs), which are then interleaved back into dX.
+    /// </summary>
     private static void BackwardDataCol2Im<T>(T* dx, T* dy, T* w, ConvGeom g, int threads) where T : unmanaged, INumber<T>
     {
         var isa = CpuGemm.Isa;
@@ -181,31 +187,46 @@ internal static unsafe partial class CpuConv
         int KCb = CpuGemm.KC<T>();
         int ncMax = CpuGemm.NCMax<T>();
         int rowBlock = Math.Max(MR, 256 / MR * MR);
-        nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)w;
-        long work = (long)g.N * g.Groups * kg * taps * pq;
-        // One task per (image, group): their regions of dX are disjoint, so col2im needs no locks.
-        CpuGemm.RunTasks(g.N * g.Groups, work < CpuGemm.SerialWork ? 1 : threads, (t, s) =>
+        var own = CpuScratch.Rent();
+        try
         {
-            int n = t / g.Groups, gi = t % g.Groups;
-            T* dxt = (T*)dxp;
-            for (int c = 0; c < g.Cg; c++)
-                new Span<T>(dxt + ((long)n * g.C + gi * g.Cg + c) * g.HW, g.HW).Clear();
-            var pa = new DenseA<T>((T*)wpp + (long)gi * kg * taps, taps, true);
-            var pb = new ImageColumnsB<T>((T*)dyp, g, gi);
-            T* bufA = s.Get<T>(CpuScratch.SlotA, (long)KCb * MR);
-            T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((Math.Min(ncMax, pq) + NR - 1) / NR * NR));
-            T* cb = s.Get<T>(CpuScratch.SlotC, (long)rowBlock * Math.Min(ncMax, pq));
-            for (int q0 = 0; q0 < pq; q0 += ncMax)
+            var planes = g.Strided ? new ConvPlanes<T>(own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g) : ConvPlanes<T>.Direct(dx, g);
+            nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)w;
+            long work = (long)g.N * g.Groups * kg * taps * pq;
+            if (work < CpuGemm.SerialWork) threads = 1;
+            // Tasks own whole images (times groups), so their regions of dX are disjoint and the
+            // scatter needs no locks; small images are batched so that the GEMM columns stay wide.
+            int perTask = pq >= ncMax ? 1 : Math.Clamp(ncMax / pq, 1, Math.Max(1, (g.N + threads - 1) / threads));
+            int imageTasks = (g.N + perTask - 1) / perTask;
+            int ncAlloc = Math.Min(ncMax, perTask * pq);
+            CpuGemm.RunTasks(imageTasks * g.Groups, threads, (t, s) =>
             {
-                int nc = Math.Min(ncMax, pq - q0);
-                long j0 = (long)n * pq + q0;
-                for (int m0 = 0; m0 < taps; m0 += rowBlock)
+                int n0 = t / g.Groups * perTask, n1 = Math.Min(g.N, n0 + perTask), gi = t % g.Groups;
+                for (int n = n0; n < n1; n++) planes.Clear(g, n, gi * g.Cg, (gi + 1) * g.Cg);
+                var pa = new DenseA<T>((T*)wpp + (long)gi * kg * taps, taps, true);
+                var pb = new ImageColumnsB<T>((T*)dyp, g, gi);
+                T* bufA = s.Get<T>(CpuScratch.SlotA, (long)KCb * MR);
+                T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((ncAlloc + NR - 1) / NR * NR));
+                T* cb = s.Get<T>(CpuScratch.SlotC, (long)rowBlock * ncAlloc);
+                int count = (n1 - n0) * pq;
+                int chunks = (count + ncMax - 1) / ncMax;
+                for (int ci = 0; ci < chunks; ci++)
                 {
-                    int m1 = Math.Min(taps, m0 + rowBlock);
-                    CpuGemm.Block(isa, pa, pb, m0, m1, (int)j0, nc, kg, cb - (long)m0 * nc, nc, T.One, T.Zero, bufA, bufB);
-                    Im2Col.Col2ImAdd(dxt, cb, nc, g, gi, m0, m1, j0, nc);
+                    var (c0, c1) = CpuGemm.ChunkRange(count, NR, chunks, ci);
+                    int nc = c1 - c0;
+                    if (nc <= 0) continue;
+                    long j0 = (long)n0 * pq + c0;
+                    for (int m0 = 0; m0 < taps; m0 += rowBlock)
+                    {
+                        int m1 = Math.Min(taps, m0 + rowBlock);
+                        CpuGemm.Block(isa, pa, pb, m0, m1, (int)j0, nc, kg, cb - (long)m0 * nc, nc, T.One, T.Zero, bufA, bufB);
+                        Im2Col.AddRows(planes, cb, nc, g, gi, m0, m1, j0, nc);
+                    }
                 }
-            }
-        });
+                if (g.Strided)
+                    for (int n = n0; n < n1; n++) planes.Merge((T*)dxp, g, n, gi * g.Cg, (gi + 1) * g.Cg);
+            });
+        }
+        finally { CpuScratch.Return(own); }
     }
 }

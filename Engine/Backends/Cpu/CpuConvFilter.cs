@@ -14,8 +14,11 @@ internal static unsafe partial class CpuConv
     /// <summary>Rows of the column matrix built at a time (a multiple of every dot-kernel NR).</summary>
     private const int TapBlock = 96;
 
-    /// <summary>Pixels per column chunk: long enough to amortise the kernels' final reductions.</summary>
-    private static int PixelChunk<T>() where T : unmanaged => sizeof(T) == 4 ? 512 : 256;
+    /// <summary>Target bytes of one pixel chunk of a row: long enough to amortise the kernels' final reductions.</summary>
+    private const int ChunkBytes = 4096;
+
+    /// <summary>Target bytes of the block of dY rows swept per column tile (kept in L2).</summary>
+    private const int DyBlockBytes = 256 * 1024;
 
     public static void BackwardFilter<T>(T* dw, T* dy, T* x, ConvGeom g, int threads) where T : unmanaged, INumber<T>
     {
@@ -25,72 +28,91 @@ internal static unsafe partial class CpuConv
         if (cols == 0 || kg == 0 || taps == 0) return;
         var isa = CpuGemm.Isa;
         var (DMR, DNR) = DotKernels.TileShape(isa);
-        int chunk = PixelChunk<T>();
-        // Chunks stay inside one image when images are large (so dY can be read in place);
-        // small images are batched together so the chunks stay long.
+        const int align = DotKernels.KAlign;
+        int chunk = ChunkBytes / sizeof(T);
+        // Large images are cut into even chunks inside each image (so dY can be read in place when
+        // a chunk is a multiple of the alignment); small images are batched together so that the
+        // chunks stay long, with dY gathered.
         bool perImage = pq >= chunk;
         int chunksPerImage = perImage ? (pq + chunk - 1) / chunk : 0;
+        int perImageLen = perImage ? (pq / chunksPerImage + align - 1) / align * align : 0;
+        int maxLen = perImage ? perImageLen : chunk;
         long nChunks = perImage ? (long)g.N * chunksPerImage : (cols + chunk - 1) / chunk;
+        int ldMax = (maxLen + align - 1) / align * align;
+        int kBlock = Math.Max(DMR, DyBlockBytes / (ldMax * sizeof(T)) / DMR * DMR);
 
         long work = cols * kg * taps * g.Groups;
         if (work < CpuGemm.SerialWork) threads = 1;
         int tiles = (taps + DNR - 1) / DNR;
         int parts = g.Groups >= threads ? 1 : Math.Min(tiles, (threads + g.Groups - 1) / g.Groups);
-        nint dwp = (nint)dw, dyp = (nint)dy, xp = (nint)x;
-        CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
+        var own = CpuScratch.Rent();
+        try
         {
-            int gi = t / parts, part = t % parts;
-            int t0 = CpuGemm.Split(tiles, parts, part) * DNR, t1 = Math.Min(taps, CpuGemm.Split(tiles, parts, part + 1) * DNR);
-            if (t1 <= t0) return;
-            int ldMax = (chunk + DotKernels.KAlign - 1) / DotKernels.KAlign * DotKernels.KAlign;
-            T* colBuf = s.Get<T>(CpuScratch.SlotB, (long)TapBlock * ldMax);
-            T* dyBuf = s.Get<T>(CpuScratch.SlotC, (long)kg * ldMax);
-            T* dwg = (T*)dwp + (long)gi * kg * taps;
-            for (long ci = 0; ci < nChunks; ci++)
+            var planes = g.Strided
+                ? ConvPlanes<T>.Split(x, own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g, threads)
+                : ConvPlanes<T>.Direct(x, g);
+            nint dwp = (nint)dw, dyp = (nint)dy;
+            CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
             {
-                long j0;
-                int len;
-                if (perImage)
+                int gi = t / parts, part = t % parts;
+                int t0 = CpuGemm.Split(tiles, parts, part) * DNR, t1 = Math.Min(taps, CpuGemm.Split(tiles, parts, part + 1) * DNR);
+                if (t1 <= t0) return;
+                T* colBuf = s.Get<T>(CpuScratch.SlotB, (long)TapBlock * ldMax);
+                T* dyBuf = s.Get<T>(CpuScratch.SlotC, (long)kg * ldMax);
+                T* dwg = (T*)dwp + (long)gi * kg * taps;
+                for (long ci = 0; ci < nChunks; ci++)
                 {
-                    long n = ci / chunksPerImage;
-                    int at = (int)(ci % chunksPerImage) * chunk;
-                    j0 = n * pq + at;
-                    len = Math.Min(chunk, pq - at);
-                }
-                else
-                {
-                    j0 = ci * chunk;
-                    len = (int)Math.Min(chunk, cols - j0);
-                }
-                int ld = (len + DotKernels.KAlign - 1) / DotKernels.KAlign * DotKernels.KAlign;
-                T* a;
-                int lda;
-                if (perImage && ld == len)
-                {
-                    long n = j0 / pq;
-                    a = (T*)dyp + (n * g.K + gi * kg) * pq + (j0 - n * pq);
-                    lda = pq;
-                }
-                else
-                {
-                    GatherRows((T*)dyp, dyBuf, ld, g, gi, j0, len);
-                    a = dyBuf;
-                    lda = ld;
-                }
-                for (int b0 = t0; b0 < t1; b0 += TapBlock)
-                {
-                    int b1 = Math.Min(t1, b0 + TapBlock);
-                    Im2Col.Rows(colBuf, ld, (T*)xp, g, gi, b0, b1, j0, len);
-                    for (int j = b0; j < b1; j += DNR)
+                    long j0;
+                    int len;
+                    if (perImage)
                     {
-                        T* bj = colBuf + (long)(j - b0) * ld;
-                        int nr = Math.Min(DNR, b1 - j);
-                        for (int i = 0; i < kg; i += DMR)
-                            DotKernels.Run(isa, ld, a + (long)i * lda, lda, bj, ld, dwg + (long)i * taps + j, taps, Math.Min(DMR, kg - i), nr);
+                        long n = ci / chunksPerImage;
+                        int at = (int)(ci % chunksPerImage) * perImageLen;
+                        j0 = n * pq + at;
+                        len = Math.Min(perImageLen, pq - at);
+                    }
+                    else
+                    {
+                        j0 = ci * chunk;
+                        len = (int)Math.Min(chunk, cols - j0);
+                    }
+                    if (len <= 0) continue;
+                    int ld = (len + align - 1) / align * align;
+                    T* a;
+                    int lda;
+                    if (perImage && ld == len)
+                    {
+                        long n = j0 / pq;
+                        a = (T*)dyp + (n * g.K + gi * kg) * pq + (j0 - n * pq);
+                        lda = pq;
+                    }
+                    else
+                    {
+                        GatherRows((T*)dyp, dyBuf, ld, g, gi, j0, len);
+                        a = dyBuf;
+                        lda = ld;
+                    }
+                    for (int b0 = t0; b0 < t1; b0 += TapBlock)
+                    {
+                        int b1 = Math.Min(t1, b0 + TapBlock);
+                        Im2Col.Rows(colBuf, ld, planes, g, gi, b0, b1, j0, len);
+                        // dY rows in L2-sized blocks; each tile of column-matrix rows stays in L1 across a block.
+                        for (int k0 = 0; k0 < kg; k0 += kBlock)
+                        {
+                            int k1 = Math.Min(kg, k0 + kBlock);
+                            for (int j = b0; j < b1; j += DNR)
+                            {
+                                T* bj = colBuf + (long)(j - b0) * ld;
+                                int nr = Math.Min(DNR, b1 - j);
+                                for (int i = k0; i < k1; i += DMR)
+                                    DotKernels.Run(isa, ld, a + (long)i * lda, lda, bj, ld, dwg + (long)i * taps + j, taps, Math.Min(DMR, k1 - i), nr);
+                            }
+                        }
                     }
                 }
-            }
-        });
+            });
+        }
+        finally { CpuScratch.Return(own); }
     }
 
     /// <summary>Copies dY_g's columns [j0, j0 + len) (across images) into a dense K/groups x ld buffer, zero-padded.</summary>

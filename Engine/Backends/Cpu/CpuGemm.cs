@@ -87,9 +87,9 @@ internal readonly unsafe struct DenseB<T>(T* b, int ldb, bool trans) : IPackB<T>
             {
                 for (int k = 0; k < kc; k++)
                 {
-                    T* s = b + (long)(pc + k) * ldb + n0 + j0;
-                    new ReadOnlySpan<T>(s, nr).CopyTo(new Span<T>(d + k * NR, nr));
-                    if (nr < NR) new Span<T>(d + k * NR + nr, NR - nr).Clear();
+                    T* dk = d + k * NR;
+                    VecCopy.Copy(dk, b + (long)(pc + k) * ldb + n0 + j0, nr);
+                    for (int j = nr; j < NR; j++) dk[j] = default;
                 }
             }
         }
@@ -181,6 +181,7 @@ internal static unsafe class CpuGemm
     {
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int KCb = KC<T>();
+        T* tile = stackalloc T[MR * NR];
         for (int pc = 0; pc < K; pc += KCb)
         {
             int kc = Math.Min(KCb, K - pc);
@@ -194,7 +195,7 @@ internal static unsafe class CpuGemm
                 T* ap = pa.Panel(pc, kc, i0, mr, MR, bufA);
                 T* ci = c + (long)i0 * ldc;
                 for (int j0 = 0; j0 < nc; j0 += NR)
-                    GemmKernels.Run(isa, kc, ap, bufB + (long)j0 * kc, ci + j0, ldc, mr, Math.Min(NR, nc - j0), alpha, b, overwrite);
+                    GemmKernels.Run(isa, kc, ap, bufB + (long)j0 * kc, ci + j0, ldc, mr, Math.Min(NR, nc - j0), alpha, b, overwrite, tile);
             }
         }
     }

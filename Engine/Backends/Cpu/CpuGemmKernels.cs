@@ -26,17 +26,18 @@ internal static unsafe class GemmKernels
 
     /// <summary>
     /// One micro-tile. <paramref name="overwrite"/>: C = alpha * AB (C is not read); otherwise
-    /// C = alpha * AB + beta * C. Only the top-left mr x nr corner of the tile is stored.
+    /// C = alpha * AB + beta * C. Only the top-left mr x nr corner of the tile is stored; edge tiles
+    /// pass through <paramref name="tile"/> (MR * NR elements of scratch).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run<T>(GemmIsa isa, int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite)
+    public static void Run<T>(GemmIsa isa, int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
         where T : unmanaged, INumber<T>
     {
         switch (isa)
         {
-            case GemmIsa.Avx512: K512(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite); break;
-            case GemmIsa.Avx2: K256(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite); break;
-            default: KPortable(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite); break;
+            case GemmIsa.Avx512: K512(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
+            case GemmIsa.Avx2: K256(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
+            default: KPortable(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
         }
     }
 
@@ -65,7 +66,7 @@ internal static unsafe class GemmKernels
     // ---------------- AVX-512: 8 x 3 vectors ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void K512<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite)
+    private static void K512<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
         where T : unmanaged, INumber<T>
     {
         int v = Vector512<T>.Count;
@@ -88,18 +89,35 @@ internal static unsafe class GemmKernels
             a += 8;
             b += 3 * v;
         }
-        Store3(c, c00, c01, c02, nr, alpha, beta, overwrite);
-        if (mr > 1) Store3(c + ldc, c10, c11, c12, nr, alpha, beta, overwrite);
-        if (mr > 2) Store3(c + 2 * ldc, c20, c21, c22, nr, alpha, beta, overwrite);
-        if (mr > 3) Store3(c + 3 * ldc, c30, c31, c32, nr, alpha, beta, overwrite);
-        if (mr > 4) Store3(c + 4 * ldc, c40, c41, c42, nr, alpha, beta, overwrite);
-        if (mr > 5) Store3(c + 5 * ldc, c50, c51, c52, nr, alpha, beta, overwrite);
-        if (mr > 6) Store3(c + 6 * ldc, c60, c61, c62, nr, alpha, beta, overwrite);
-        if (mr > 7) Store3(c + 7 * ldc, c70, c71, c72, nr, alpha, beta, overwrite);
+        // No calls while the accumulators are live: every zmm register is caller-saved, so a
+        // call here would make the JIT spill all 24 of them inside the loop.
+        if (mr == 8 && nr == 3 * v)
+        {
+            Row3(c, c00, c01, c02, alpha, beta, overwrite); c += ldc;
+            Row3(c, c10, c11, c12, alpha, beta, overwrite); c += ldc;
+            Row3(c, c20, c21, c22, alpha, beta, overwrite); c += ldc;
+            Row3(c, c30, c31, c32, alpha, beta, overwrite); c += ldc;
+            Row3(c, c40, c41, c42, alpha, beta, overwrite); c += ldc;
+            Row3(c, c50, c51, c52, alpha, beta, overwrite); c += ldc;
+            Row3(c, c60, c61, c62, alpha, beta, overwrite); c += ldc;
+            Row3(c, c70, c71, c72, alpha, beta, overwrite);
+            return;
+        }
+        int ld = 3 * v;
+        T* t = tile;
+        c00.Store(t); c01.Store(t + v); c02.Store(t + 2 * v); t += ld;
+        c10.Store(t); c11.Store(t + v); c12.Store(t + 2 * v); t += ld;
+        c20.Store(t); c21.Store(t + v); c22.Store(t + 2 * v); t += ld;
+        c30.Store(t); c31.Store(t + v); c32.Store(t + 2 * v); t += ld;
+        c40.Store(t); c41.Store(t + v); c42.Store(t + 2 * v); t += ld;
+        c50.Store(t); c51.Store(t + v); c52.Store(t + 2 * v); t += ld;
+        c60.Store(t); c61.Store(t + v); c62.Store(t + 2 * v); t += ld;
+        c70.Store(t); c71.Store(t + v); c72.Store(t + 2 * v);
+        StoreTile(c, ldc, tile, ld, mr, nr, alpha, beta, overwrite);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store3<T>(T* c, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, int nr, T alpha, T beta, bool overwrite)
+    private static void Row3<T>(T* c, Vector512<T> x0, Vector512<T> x1, Vector512<T> x2, T alpha, T beta, bool overwrite)
         where T : unmanaged, INumber<T>
     {
         int v = Vector512<T>.Count;
@@ -108,32 +126,25 @@ internal static unsafe class GemmKernels
             var va = Vector512.Create(alpha);
             x0 *= va; x1 *= va; x2 *= va;
         }
-        if (nr == 3 * v)
+        if (!overwrite)
         {
-            if (!overwrite)
+            if (beta == T.One)
             {
-                if (beta == T.One)
-                {
-                    x0 += Vector512.Load(c); x1 += Vector512.Load(c + v); x2 += Vector512.Load(c + 2 * v);
-                }
-                else
-                {
-                    var vb = Vector512.Create(beta);
-                    x0 = Fma(vb, Vector512.Load(c), x0); x1 = Fma(vb, Vector512.Load(c + v), x1); x2 = Fma(vb, Vector512.Load(c + 2 * v), x2);
-                }
+                x0 += Vector512.Load(c); x1 += Vector512.Load(c + v); x2 += Vector512.Load(c + 2 * v);
             }
-            x0.Store(c); x1.Store(c + v); x2.Store(c + 2 * v);
-            return;
+            else
+            {
+                var vb = Vector512.Create(beta);
+                x0 = Fma(vb, Vector512.Load(c), x0); x1 = Fma(vb, Vector512.Load(c + v), x1); x2 = Fma(vb, Vector512.Load(c + 2 * v), x2);
+            }
         }
-        T* t = stackalloc T[3 * Vector512<T>.Count];
-        x0.Store(t); x1.Store(t + v); x2.Store(t + 2 * v);
-        StorePartial(c, t, nr, beta, overwrite);
+        x0.Store(c); x1.Store(c + v); x2.Store(c + 2 * v);
     }
 
     // ---------------- AVX2: 6 x 2 vectors ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void K256<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite)
+    private static void K256<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
         where T : unmanaged, INumber<T>
     {
         int v = Vector256<T>.Count;
@@ -152,16 +163,29 @@ internal static unsafe class GemmKernels
             a += 6;
             b += 2 * v;
         }
-        Store2(c, c00, c01, nr, alpha, beta, overwrite);
-        if (mr > 1) Store2(c + ldc, c10, c11, nr, alpha, beta, overwrite);
-        if (mr > 2) Store2(c + 2 * ldc, c20, c21, nr, alpha, beta, overwrite);
-        if (mr > 3) Store2(c + 3 * ldc, c30, c31, nr, alpha, beta, overwrite);
-        if (mr > 4) Store2(c + 4 * ldc, c40, c41, nr, alpha, beta, overwrite);
-        if (mr > 5) Store2(c + 5 * ldc, c50, c51, nr, alpha, beta, overwrite);
+        if (mr == 6 && nr == 2 * v)
+        {
+            Row2(c, c00, c01, alpha, beta, overwrite); c += ldc;
+            Row2(c, c10, c11, alpha, beta, overwrite); c += ldc;
+            Row2(c, c20, c21, alpha, beta, overwrite); c += ldc;
+            Row2(c, c30, c31, alpha, beta, overwrite); c += ldc;
+            Row2(c, c40, c41, alpha, beta, overwrite); c += ldc;
+            Row2(c, c50, c51, alpha, beta, overwrite);
+            return;
+        }
+        int ld = 2 * v;
+        T* t = tile;
+        c00.Store(t); c01.Store(t + v); t += ld;
+        c10.Store(t); c11.Store(t + v); t += ld;
+        c20.Store(t); c21.Store(t + v); t += ld;
+        c30.Store(t); c31.Store(t + v); t += ld;
+        c40.Store(t); c41.Store(t + v); t += ld;
+        c50.Store(t); c51.Store(t + v);
+        StoreTile(c, ldc, tile, ld, mr, nr, alpha, beta, overwrite);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store2<T>(T* c, Vector256<T> x0, Vector256<T> x1, int nr, T alpha, T beta, bool overwrite)
+    private static void Row2<T>(T* c, Vector256<T> x0, Vector256<T> x1, T alpha, T beta, bool overwrite)
         where T : unmanaged, INumber<T>
     {
         int v = Vector256<T>.Count;
@@ -170,25 +194,18 @@ internal static unsafe class GemmKernels
             var va = Vector256.Create(alpha);
             x0 *= va; x1 *= va;
         }
-        if (nr == 2 * v)
+        if (!overwrite)
         {
-            if (!overwrite)
-            {
-                var vb = Vector256.Create(beta);
-                x0 = Fma(vb, Vector256.Load(c), x0); x1 = Fma(vb, Vector256.Load(c + v), x1);
-            }
-            x0.Store(c); x1.Store(c + v);
-            return;
+            var vb = Vector256.Create(beta);
+            x0 = Fma(vb, Vector256.Load(c), x0); x1 = Fma(vb, Vector256.Load(c + v), x1);
         }
-        T* t = stackalloc T[2 * Vector256<T>.Count];
-        x0.Store(t); x1.Store(t + v);
-        StorePartial(c, t, nr, beta, overwrite);
+        x0.Store(c); x1.Store(c + v);
     }
 
     // ---------------- Portable: 4 x 2 Vector<T> ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void KPortable<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite)
+    private static void KPortable<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
         where T : unmanaged, INumber<T>
     {
         int v = Vector<T>.Count;
@@ -205,14 +222,25 @@ internal static unsafe class GemmKernels
             a += 4;
             b += 2 * v;
         }
-        StoreV(c, c00, c01, nr, alpha, beta, overwrite);
-        if (mr > 1) StoreV(c + ldc, c10, c11, nr, alpha, beta, overwrite);
-        if (mr > 2) StoreV(c + 2 * ldc, c20, c21, nr, alpha, beta, overwrite);
-        if (mr > 3) StoreV(c + 3 * ldc, c30, c31, nr, alpha, beta, overwrite);
+        if (mr == 4 && nr == 2 * v)
+        {
+            RowV(c, c00, c01, alpha, beta, overwrite); c += ldc;
+            RowV(c, c10, c11, alpha, beta, overwrite); c += ldc;
+            RowV(c, c20, c21, alpha, beta, overwrite); c += ldc;
+            RowV(c, c30, c31, alpha, beta, overwrite);
+            return;
+        }
+        int ld = 2 * v;
+        T* t = tile;
+        c00.Store(t); c01.Store(t + v); t += ld;
+        c10.Store(t); c11.Store(t + v); t += ld;
+        c20.Store(t); c21.Store(t + v); t += ld;
+        c30.Store(t); c31.Store(t + v);
+        StoreTile(c, ldc, tile, ld, mr, nr, alpha, beta, overwrite);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreV<T>(T* c, Vector<T> x0, Vector<T> x1, int nr, T alpha, T beta, bool overwrite)
+    private static void RowV<T>(T* c, Vector<T> x0, Vector<T> x1, T alpha, T beta, bool overwrite)
         where T : unmanaged, INumber<T>
     {
         int v = Vector<T>.Count;
@@ -221,26 +249,24 @@ internal static unsafe class GemmKernels
             var va = new Vector<T>(alpha);
             x0 *= va; x1 *= va;
         }
-        if (nr == 2 * v)
+        if (!overwrite)
         {
-            if (!overwrite)
-            {
-                var vb = new Vector<T>(beta);
-                x0 = Fma(vb, Vector.Load(c), x0); x1 = Fma(vb, Vector.Load(c + v), x1);
-            }
-            x0.Store(c); x1.Store(c + v);
-            return;
+            var vb = new Vector<T>(beta);
+            x0 = Fma(vb, Vector.Load(c), x0); x1 = Fma(vb, Vector.Load(c + v), x1);
         }
-        T* t = stackalloc T[2 * Vector<T>.Count];
-        x0.Store(t); x1.Store(t + v);
-        StorePartial(c, t, nr, beta, overwrite);
+        x0.Store(c); x1.Store(c + v);
     }
 
-    /// <summary>Edge tiles: the scaled tile row sits in <paramref name="t"/>; store its first nr values.</summary>
+    /// <summary>Edge tiles: the raw tile (leading dimension ld) is in memory; store its top-left mr x nr corner.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void StorePartial<T>(T* c, T* t, int nr, T beta, bool overwrite) where T : unmanaged, INumber<T>
+    private static void StoreTile<T>(T* c, int ldc, T* tile, int ld, int mr, int nr, T alpha, T beta, bool overwrite)
+        where T : unmanaged, INumber<T>
     {
-        if (overwrite) for (int j = 0; j < nr; j++) c[j] = t[j];
-        else for (int j = 0; j < nr; j++) c[j] = t[j] + beta * c[j];
+        for (int i = 0; i < mr; i++)
+        {
+            T* ci = c + (long)i * ldc, ti = tile + i * ld;
+            if (overwrite) for (int j = 0; j < nr; j++) ci[j] = alpha * ti[j];
+            else for (int j = 0; j < nr; j++) ci[j] = alpha * ti[j] + beta * ci[j];
+        }
     }
 }
