@@ -1,4 +1,14 @@
-// Batch normalisation. STUB: signature fixed; forward/backward to be implemented.
+// Batch normalisation over (N, H, W) per channel. Gradient rule, with xhat = (x - mean) * invstd
+// and M = N*H*W: dBeta = sum dY, dGamma = sum dY * xhat, and
+//   training (batch statistics): dX = gamma * invstd * (dY - dBeta / M - xhat * dGamma / M);
+//   evaluation (running statistics are constants): dX = dY * gamma * invstd.
+// Running statistics are buffers, updated in place in training and never differentiated.
+// Evaluation-mode backward is composed from existing backend calls (no extra IBackend method):
+// BatchNormBackward with the running mean and invstd as the "saved" statistics yields exactly
+// dGamma and dBeta (its dX is then overwritten), and BatchNormForwardInference with beta = 0 and
+// mean = 0 maps dY to dY * gamma * invstd.
+using ResidualEngine.Autograd;
+
 namespace ResidualEngine;
 
 public static partial class Ops
@@ -6,5 +16,127 @@ public static partial class Ops
     /// <summary>x (N, C, H, W); gamma, beta, runningMean, runningVar (C). In training, normalises with batch
     /// statistics and updates the running ones in place (momentum 0.1, unbiased variance); otherwise uses the running ones.</summary>
     public static Tensor BatchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
-        bool training, double momentum = 0.1, double eps = 1e-5) => throw new NotImplementedException();
+        bool training, double momentum = 0.1, double eps = 1e-5)
+    {
+        const string op = "BatchNorm2d";
+        Check.Float(op, x, "x");
+        Check.Rank(op, x, "x", 4);
+        Check.Nchw(op, x, "x");
+        int c = x.Shape[1];
+        CheckPerChannel(op, x, c, gamma, "gamma");
+        CheckPerChannel(op, x, c, beta, "beta");
+        CheckPerChannel(op, x, c, runningMean, "runningMean");
+        CheckPerChannel(op, x, c, runningVar, "runningVar");
+        Check.SameDType(op, gamma, "gamma", beta, "beta");
+        Check.SameDType(op, gamma, "gamma", runningMean, "runningMean");
+        Check.SameDType(op, gamma, "gamma", runningVar, "runningVar");
+        // Parameters share x's dtype, or are F32 for half-precision activations (as cuDNN wants).
+        if (gamma.DType != x.DType && !(gamma.DType == DType.F32 && x.DType is DType.F16 or DType.BF16))
+            throw new ArgumentException($"{op}: gamma is {gamma.DType} but x is {x.DType}; parameters must match x (or be F32 for F16/BF16 x)");
+        if (!(eps > 0)) throw new ArgumentException($"{op}: eps must be positive, got {eps}");
+        if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentException($"{op}: momentum must be in [0, 1], got {momentum}");
+
+        var y = NewLike(x);
+        var be = x.Backend;
+        bool record = GradMode.ShouldRecord([x, gamma, beta]);
+        if (training)
+        {
+            if ((long)x.Shape[0] * x.Shape[2] * x.Shape[3] <= 1)
+                throw new ArgumentException($"{op}: expected more than 1 value per channel when training, got input size {x.Shape}");
+            var mean = NewLike(gamma, new Shape(c));
+            var invStd = NewLike(gamma, new Shape(c));
+            be.BatchNormForwardTraining(y, x, gamma, beta, runningMean, runningVar, mean, invStd, momentum, eps);
+            if (record) y.GradFn = new BatchNormTrainNode(x, gamma, beta, mean, invStd);
+            else { mean.Dispose(); invStd.Dispose(); }
+        }
+        else
+        {
+            be.BatchNormForwardInference(y, x, gamma, beta, runningMean, runningVar, eps);
+            if (record) y.GradFn = new BatchNormEvalNode(x, gamma, beta, runningMean, runningVar, eps);
+        }
+        return y;
+    }
+
+    private static void CheckPerChannel(string op, Tensor x, int c, Tensor t, string name)
+    {
+        Check.NotDisposed(op, t, name);
+        Check.SameDevice(op, x, "x", t, name);
+        if (!t.DType.IsFloat()) throw new ArgumentException($"{op}: {name} must be a floating-point tensor, got {t.DType}");
+        if (t.Rank != 1 || t.Shape[0] != c)
+            throw new ArgumentException($"{op}: {name} must have shape ({c},) for {c} channels, got {t.Shape}");
+    }
+
+    private sealed class BatchNormTrainNode : Node
+    {
+        private readonly Tensor _x, _gamma, _mean, _invStd; // x (N, C, H, W); gamma, mean, invStd (C)
+        public BatchNormTrainNode(Tensor x, Tensor gamma, Tensor beta, Tensor mean, Tensor invStd) : base(x, gamma, beta)
+        {
+            _x = Save(x);
+            _gamma = Save(gamma);
+            _mean = Own(mean);
+            _invStd = Own(invStd);
+        }
+
+        public override string Name => "BatchNorm2d";
+
+        protected internal override Tensor?[] Backward(Tensor dY)
+        {
+            var dx = NewLike(_x);
+            var dGamma = NewLike(_gamma);
+            var dBeta = NewLike(_gamma);
+            dY.Backend.BatchNormBackward(dx, dGamma, dBeta, dY, _x, _gamma, _mean, _invStd);
+            return [Keep(dx, 0), Keep(dGamma, 1), Keep(dBeta, 2)];
+        }
+
+        private Tensor? Keep(Tensor t, int i)
+        {
+            if (NeedsGrad(i)) return t;
+            t.Dispose();
+            return null;
+        }
+    }
+
+    private sealed class BatchNormEvalNode : Node
+    {
+        // Copies, not aliases: the running statistics are updated in place by later training steps.
+        private readonly Tensor _x, _gamma, _mean, _var; // x (N, C, H, W); gamma, mean, var (C)
+        private readonly double _eps;
+
+        public BatchNormEvalNode(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps) : base(x, gamma, beta)
+        {
+            _x = Save(x);
+            _gamma = Save(gamma);
+            _mean = Own(runningMean.To(runningMean.DType));
+            _var = Own(runningVar.To(runningVar.DType));
+            _eps = eps;
+        }
+
+        public override string Name => "BatchNorm2d(eval)";
+
+        protected internal override Tensor?[] Backward(Tensor dY)
+        {
+            var be = dY.Backend;
+            int c = _gamma.Shape[0];
+            var pdt = _gamma.DType;
+            using var ones = Tensor.Full(new Shape(c), 1, pdt, dY.Device);
+            using var zeros = Tensor.Zeros(new Shape(c), pdt, dY.Device);
+            // invstd (C) = 1 / sqrt(var + eps), as the inference transform of ones with gamma 1, beta 0, mean 0.
+            using var invStd = Tensor.Empty(new Shape(c), pdt, dY.Device);
+            using (var ones4 = ones.View(new Shape(1, c, 1, 1)))
+            using (var inv4 = invStd.View(new Shape(1, c, 1, 1)))
+                be.BatchNormForwardInference(inv4, ones4, ones, zeros, zeros, _var, _eps);
+
+            var dx = NewLike(_x);
+            var dGamma = NewLike(_gamma);
+            var dBeta = NewLike(_gamma);
+            // dGamma = sum dY * (x - mean) * invstd, dBeta = sum dY; the dX it writes is replaced below.
+            be.BatchNormBackward(dx, dGamma, dBeta, dY, _x, _gamma, _mean, invStd);
+            // dX = dY * gamma * invstd.
+            be.BatchNormForwardInference(dx, dY, _gamma, zeros, zeros, _var, _eps);
+            if (!NeedsGrad(1)) { dGamma.Dispose(); dGamma = null; }
+            if (!NeedsGrad(2)) { dBeta.Dispose(); dBeta = null; }
+            if (!NeedsGrad(0)) { dx.Dispose(); dx = null; }
+            return [dx, dGamma, dBeta];
+        }
+    }
 }

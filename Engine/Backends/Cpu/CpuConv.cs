@@ -1,11 +1,232 @@
-// Convolution on the CPU.
-// STUB: to be implemented (multi-threaded, SIMD, F32 and F64).
+// Convolution on the CPU, NCHW, F32 and F64, with groups, stride, padding and dilation.
+// Forward: per group, Y_g (K/groups x N*P*Q) = W_g (K/groups x taps) * col_g, a GEMM whose
+// B operand is packed straight from the image (implicit im2col) and whose A operand, the
+// weights, is packed once per call. Backward data: with stride 1 it is itself a forward
+// convolution of dY with the flipped, transposed weights (padding dil*(R-1) - pad), so it runs
+// at forward speed; otherwise dcol = W_g^T dY_g by GEMM, scattered back by col2im. The filter
+// and bias gradients are in CpuConvFilter.cs.
+using System.Numerics;
+using System.Numerics.Tensors;
+
 namespace ResidualEngine.Backends.Cpu;
 
-public sealed partial class CpuBackend
+public sealed unsafe partial class CpuBackend
 {
-    public void ConvForward(Tensor y, Tensor x, Tensor w, Tensor? bias, Conv2dParams p) => throw new NotImplementedException();
-    public void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p) => throw new NotImplementedException();
-    public void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p) => throw new NotImplementedException();
-    public void ConvBackwardBias(Tensor dB, Tensor dY) => throw new NotImplementedException();
+    public void ConvForward(Tensor y, Tensor x, Tensor w, Tensor? bias, Conv2dParams p)
+    {
+        CheckConvOperands("ConvForward", y, x, w, bias);
+        var g = ConvGeom.Of(y, x, w, p);
+        if (x.DType == DType.F32)
+            CpuConv.Forward((float*)y.Pointer, (float*)x.Pointer, (float*)w.Pointer, bias is null ? null : (float*)bias.Pointer, g, Threads);
+        else
+            CpuConv.Forward((double*)y.Pointer, (double*)x.Pointer, (double*)w.Pointer, bias is null ? null : (double*)bias.Pointer, g, Threads);
+    }
+
+    public void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p)
+    {
+        CheckConvOperands("ConvBackwardData", dY, dX, w, null);
+        var g = ConvGeom.Of(dY, dX, w, p);
+        if (dX.DType == DType.F32) CpuConv.BackwardData((float*)dX.Pointer, (float*)dY.Pointer, (float*)w.Pointer, g, Threads);
+        else CpuConv.BackwardData((double*)dX.Pointer, (double*)dY.Pointer, (double*)w.Pointer, g, Threads);
+    }
+
+    public void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p)
+    {
+        CheckConvOperands("ConvBackwardFilter", dY, x, dW, null);
+        var g = ConvGeom.Of(dY, x, dW, p);
+        if (dW.DType == DType.F32) CpuConv.BackwardFilter((float*)dW.Pointer, (float*)dY.Pointer, (float*)x.Pointer, g, Threads);
+        else CpuConv.BackwardFilter((double*)dW.Pointer, (double*)dY.Pointer, (double*)x.Pointer, g, Threads);
+    }
+
+    public void ConvBackwardBias(Tensor dB, Tensor dY)
+    {
+        RequireFloat(dY, "ConvBackwardBias");
+        if (dY.Rank != 4 || dB.Numel != dY.Shape[1] || dB.DType != dY.DType)
+            throw new ArgumentException($"ConvBackwardBias: bias gradient {dB.Describe()} does not match dY {dY.Describe()}");
+        int n = dY.Shape[0], k = dY.Shape[1], pq = dY.Shape[2] * dY.Shape[3];
+        if (dY.DType == DType.F32) CpuConv.BackwardBias((float*)dB.Pointer, (float*)dY.Pointer, n, k, pq);
+        else CpuConv.BackwardBias((double*)dB.Pointer, (double*)dY.Pointer, n, k, pq);
+    }
+
+    /// <summary>The backend's own guard: the op validates arguments, but the backend may be called directly.</summary>
+    private static void CheckConvOperands(string op, Tensor y, Tensor x, Tensor w, Tensor? bias)
+    {
+        RequireFloat(x, op);
+        foreach (var t in new[] { y, x, w })
+        {
+            if (t.Rank != 4) throw new ArgumentException($"{op}: expected 4-d tensors, got {t.Describe()}");
+            if (t.Format != MemoryFormat.Contiguous) throw new NotSupportedException($"{op}: {t.Describe()} is channels-last; the CPU backend supports NCHW only");
+            if (t.DType != x.DType) throw new ArgumentException($"{op}: {t.Describe()} and {x.Describe()} differ in dtype");
+        }
+        if (bias is not null && (bias.Numel != w.Shape[0] || bias.DType != x.DType))
+            throw new ArgumentException($"{op}: bias {bias.Describe()} does not match {w.Shape[0]} output channels");
+    }
+}
+
+internal static unsafe partial class CpuConv
+{
+    public static void Forward<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads) where T : unmanaged, INumber<T>
+    {
+        var isa = CpuGemm.Isa;
+        var (MR, NR) = GemmKernels.TileShape<T>(isa);
+        int kg = g.Kg, taps = g.Taps, pq = g.PQ;
+        int cols = checked((int)g.Cols);
+        if (cols == 0 || kg == 0) return;
+        int mPad = CpuGemm.PrepackSize<T>(isa, kg);
+        long packedPerGroup = (long)mPad * taps;
+        int KCb = CpuGemm.KC<T>();
+        var own = CpuScratch.Rent();
+        try
+        {
+            T* wp = own.Get<T>(CpuScratch.SlotD, packedPerGroup * g.Groups);
+            var planes = g.Strided
+                ? ConvPlanes<T>.Split(x, own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g, threads)
+                : ConvPlanes<T>.Direct(x, g);
+            for (int gi = 0; gi < g.Groups; gi++)
+                CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, false), kg, taps, wp + gi * packedPerGroup);
+            long work = (long)kg * cols * taps * g.Groups;
+            var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threads);
+            int perGroup = chunks * rowBlocks;
+            nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp;
+            CpuGemm.RunTasks(perGroup * g.Groups, threads, (t, s) =>
+            {
+                int gi = t / perGroup, ci = t % perGroup / rowBlocks, mi = t % rowBlocks;
+                var (j0, j1) = CpuGemm.ChunkRange(cols, NR, chunks, ci);
+                var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
+                int nc = j1 - j0;
+                if (nc <= 0 || m1 <= m0) return;
+                T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR));
+                var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
+                var pb = new Im2ColB<T>(planes, g, gi);
+                int n = j0 / pq;
+                T* yt = (T*)yp, bt = (T*)bp;
+                if ((j1 - 1) / pq == n)
+                {
+                    // The chunk lies inside one image: write the output in place.
+                    T* c = yt + ((long)n * g.K + gi * kg) * pq + (j0 - (long)n * pq);
+                    CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, c, pq, T.One, T.Zero, null, bufB);
+                    if (bt != null)
+                        for (int k = m0; k < m1; k++)
+                        {
+                            var row = new Span<T>(c + (long)k * pq, nc);
+                            TensorPrimitives.Add(row, bt[gi * kg + k], row);
+                        }
+                }
+                else
+                {
+                    T* cb = s.Get<T>(CpuScratch.SlotC, (long)(m1 - m0) * nc);
+                    CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, cb - (long)m0 * nc, nc, T.One, T.Zero, null, bufB);
+                    ScatterColumns(yt, cb, nc, g, gi, m0, m1, j0, nc, bt);
+                }
+            });
+        }
+        finally { CpuScratch.Return(own); }
+    }
+
+    /// <summary>Copies rows [m0, m1) of a (K/groups x columns) block into the NCHW output, adding the bias.</summary>
+    private static void ScatterColumns<T>(T* y, T* cb, int ld, in ConvGeom g, int gi, int m0, int m1, long j0, int count, T* bias)
+        where T : unmanaged, INumber<T>
+    {
+        int pq = g.PQ;
+        int off = 0;
+        long j = j0;
+        while (off < count)
+        {
+            int n = (int)(j / pq), at = (int)(j % pq);
+            int len = Math.Min(count - off, pq - at);
+            for (int k = m0; k < m1; k++)
+            {
+                var src = new ReadOnlySpan<T>(cb + (long)(k - m0) * ld + off, len);
+                var dst = new Span<T>(y + ((long)n * g.K + gi * g.Kg + k) * pq + at, len);
+                if (bias != null) TensorPrimitives.Add(src, bias[gi * g.Kg + k], dst);
+                else src.CopyTo(dst);
+            }
+            off += len;
+            j += len;
+        }
+    }
+
+    public static void BackwardData<T>(T* dx, T* dy, T* w, ConvGeom g, int threads) where T : unmanaged, INumber<T>
+    {
+        if (g.Cols == 0 || g.C == 0) return;
+        int padH = g.DilH * (g.R - 1) - g.PadH, padW = g.DilW * (g.S - 1) - g.PadW;
+        if (g.StrideH == 1 && g.StrideW == 1 && padH >= 0 && padW >= 0)
+        {
+            // dX = conv(dY, W') with W'[g*Cg + c, k, r, s] = W[g*Kg + k, c, R-1-r, S-1-s].
+            int kg = g.Kg, cg = g.Cg, rs = g.R * g.S;
+            var own = CpuScratch.Rent();
+            try
+            {
+                T* wt = own.Get<T>(CpuScratch.SlotA, (long)g.C * kg * rs);
+                for (int gi = 0; gi < g.Groups; gi++)
+                    for (int k = 0; k < kg; k++)
+                        for (int c = 0; c < cg; c++)
+                        {
+                            T* src = w + ((long)(gi * kg + k) * cg + c) * rs;
+                            T* dst = wt + ((long)(gi * cg + c) * kg + k) * rs;
+                            for (int i = 0; i < rs; i++) dst[i] = src[rs - 1 - i];
+                        }
+                var t = new ConvGeom(g.N, g.K, g.P, g.Q, g.C, g.R, g.S, g.H, g.W, 1, 1, padH, padW, g.DilH, g.DilW, g.Groups);
+                Forward(dx, dy, wt, null, t, threads);
+            }
+            finally { CpuScratch.Return(own); }
+            return;
+        }
+        BackwardDataCol2Im(dx, dy, w, g, threads);
+    }
+
+    /// <summary>
+    /// Strided backward data: per image and group, dcol = W_g^T dY_g in column chunks, added onto
+    /// the phase planes of dX (contiguous runs), which are then interleaved back into dX.
+    /// </summary>
+    private static void BackwardDataCol2Im<T>(T* dx, T* dy, T* w, ConvGeom g, int threads) where T : unmanaged, INumber<T>
+    {
+        var isa = CpuGemm.Isa;
+        var (MR, NR) = GemmKernels.TileShape<T>(isa);
+        int kg = g.Kg, taps = g.Taps, pq = g.PQ;
+        int KCb = CpuGemm.KC<T>();
+        int ncMax = CpuGemm.NCMax<T>();
+        int rowBlock = Math.Max(MR, 256 / MR * MR);
+        var own = CpuScratch.Rent();
+        try
+        {
+            var planes = g.Strided ? new ConvPlanes<T>(own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g) : ConvPlanes<T>.Direct(dx, g);
+            nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)w;
+            long work = (long)g.N * g.Groups * kg * taps * pq;
+            if (work < CpuGemm.SerialWork) threads = 1;
+            // Tasks own whole images (times groups), so their regions of dX are disjoint and the
+            // scatter needs no locks; small images are batched so that the GEMM columns stay wide.
+            int perTask = pq >= ncMax ? 1 : Math.Clamp(ncMax / pq, 1, Math.Max(1, (g.N + threads - 1) / threads));
+            int imageTasks = (g.N + perTask - 1) / perTask;
+            int ncAlloc = Math.Min(ncMax, perTask * pq);
+            CpuGemm.RunTasks(imageTasks * g.Groups, threads, (t, s) =>
+            {
+                int n0 = t / g.Groups * perTask, n1 = Math.Min(g.N, n0 + perTask), gi = t % g.Groups;
+                for (int n = n0; n < n1; n++) planes.Clear(g, n, gi * g.Cg, (gi + 1) * g.Cg);
+                var pa = new DenseA<T>((T*)wpp + (long)gi * kg * taps, taps, true);
+                var pb = new ImageColumnsB<T>((T*)dyp, g, gi);
+                T* bufA = s.Get<T>(CpuScratch.SlotA, (long)KCb * MR);
+                T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((ncAlloc + NR - 1) / NR * NR));
+                T* cb = s.Get<T>(CpuScratch.SlotC, (long)rowBlock * ncAlloc);
+                int count = (n1 - n0) * pq;
+                int chunks = (count + ncMax - 1) / ncMax;
+                for (int ci = 0; ci < chunks; ci++)
+                {
+                    var (c0, c1) = CpuGemm.ChunkRange(count, NR, chunks, ci);
+                    int nc = c1 - c0;
+                    if (nc <= 0) continue;
+                    long j0 = (long)n0 * pq + c0;
+                    for (int m0 = 0; m0 < taps; m0 += rowBlock)
+                    {
+                        int m1 = Math.Min(taps, m0 + rowBlock);
+                        CpuGemm.Block(isa, pa, pb, m0, m1, (int)j0, nc, kg, cb - (long)m0 * nc, nc, T.One, T.Zero, bufA, bufB);
+                        Im2Col.AddRows(planes, cb, nc, g, gi, m0, m1, j0, nc);
+                    }
+                }
+                if (g.Strided)
+                    for (int n = n0; n < n1; n++) planes.Merge((T*)dxp, g, n, gi * g.Cg, (gi + 1) * g.Cg);
+            });
+        }
+        finally { CpuScratch.Return(own); }
+    }
 }

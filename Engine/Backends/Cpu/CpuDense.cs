@@ -1,10 +1,73 @@
-// GEMM and row-vector helpers on the CPU.
-// STUB: to be implemented (multi-threaded, SIMD, F32 and F64).
+// GEMM and row-vector helpers on the CPU (Linear layers and anything else dense). Gemm hands
+// off to the blocked, threaded kernel in CpuGemm.cs; the row helpers use TensorPrimitives.
+using System.Numerics.Tensors;
+
 namespace ResidualEngine.Backends.Cpu;
 
-public sealed partial class CpuBackend
+public sealed unsafe partial class CpuBackend
 {
-    public void Gemm(Tensor c, Tensor a, Tensor b, bool transA, bool transB, double alpha, double beta) => throw new NotImplementedException();
-    public void AddRowVector(Tensor y, Tensor bias) => throw new NotImplementedException();
-    public void SumRows(Tensor y, Tensor x) => throw new NotImplementedException();
+    public void Gemm(Tensor c, Tensor a, Tensor b, bool transA, bool transB, double alpha, double beta)
+    {
+        RequireFloat(c, "Gemm");
+        if (a.Rank != 2 || b.Rank != 2 || c.Rank != 2)
+            throw new ArgumentException($"Gemm: expected 2-d tensors, got a {a.Describe()}, b {b.Describe()}, c {c.Describe()}");
+        if (a.DType != c.DType || b.DType != c.DType)
+            throw new ArgumentException($"Gemm: dtypes differ: a {a.DType}, b {b.DType}, c {c.DType}");
+        int m = transA ? a.Shape[1] : a.Shape[0], k = transA ? a.Shape[0] : a.Shape[1];
+        int kb = transB ? b.Shape[1] : b.Shape[0], n = transB ? b.Shape[0] : b.Shape[1];
+        if (k != kb || c.Shape[0] != m || c.Shape[1] != n)
+            throw new ArgumentException(
+                $"Gemm: op(a) is {m}x{k} and op(b) is {kb}x{n} (transA {transA}, transB {transB}), which cannot produce c of shape {c.Shape}");
+        int lda = a.Shape[1], ldb = b.Shape[1];
+        if (c.DType == DType.F32)
+            CpuGemm.Gemm(m, n, k, (float*)a.Pointer, lda, transA, (float*)b.Pointer, ldb, transB, (float*)c.Pointer, n, (float)alpha, (float)beta, Threads);
+        else
+            CpuGemm.Gemm(m, n, k, (double*)a.Pointer, lda, transA, (double*)b.Pointer, ldb, transB, (double*)c.Pointer, n, alpha, beta, Threads);
+    }
+
+    public void AddRowVector(Tensor y, Tensor bias)
+    {
+        RequireFloat(y, "AddRowVector");
+        if (y.Rank != 2 || bias.Numel != y.Shape[1] || bias.DType != y.DType)
+            throw new ArgumentException($"AddRowVector: bias {bias.Describe()} does not match the rows of {y.Describe()}");
+        int m = y.Shape[0], n = y.Shape[1];
+        if (y.DType == DType.F32)
+        {
+            var ys = S<float>(y); var bs = S<float>(bias);
+            for (int i = 0; i < m; i++) { var row = ys.Slice(i * n, n); TensorPrimitives.Add(row, bs, row); }
+        }
+        else
+        {
+            var ys = S<double>(y); var bs = S<double>(bias);
+            for (int i = 0; i < m; i++) { var row = ys.Slice(i * n, n); TensorPrimitives.Add(row, bs, row); }
+        }
+    }
+
+    public void SumRows(Tensor y, Tensor x)
+    {
+        RequireFloat(x, "SumRows");
+        if (x.Rank != 2 || y.Numel != x.Shape[1] || y.DType != x.DType)
+            throw new ArgumentException($"SumRows: result {y.Describe()} does not match the columns of {x.Describe()}");
+        int m = x.Shape[0], n = x.Shape[1];
+        if (x.DType == DType.F32)
+        {
+            // Accumulate F32 rows in double: a batch gradient sums many small terms.
+            var acc = new double[n];
+            var xs = S<float>(x);
+            for (int i = 0; i < m; i++)
+            {
+                var row = xs.Slice(i * n, n);
+                for (int j = 0; j < n; j++) acc[j] += row[j];
+            }
+            var ys = S<float>(y);
+            for (int j = 0; j < n; j++) ys[j] = (float)acc[j];
+        }
+        else
+        {
+            var ys = S<double>(y);
+            ys.Clear();
+            var xs = S<double>(x);
+            for (int i = 0; i < m; i++) TensorPrimitives.Add(ys, xs.Slice(i * n, n), ys);
+        }
+    }
 }

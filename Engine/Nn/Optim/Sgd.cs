@@ -1,6 +1,196 @@
-// Stochastic gradient descent with momentum, Nesterov and weight decay, as torch.optim.SGD.
-// STUB: to be implemented on IBackend.SgdUpdate (one fused pass per parameter).
+// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay, as
+// torch.optim.SGD. Each parameter is updated by one fused backend call (IBackend.SgdUpdate) on
+// its own device, with no host synchronisation. Momentum buffers are created on a parameter's
+// first step (they start as the gradient, undamped) and belong to the optimizer (Dispose frees them).
 namespace ResidualEngine.Nn.Optim;
 
 /// <summary>A set of parameters sharing hyper-parameters (e.g. BN and bias without weight decay).</summary>
 public sealed record ParamGroup(IReadOnlyList<Tensor> Parameters, double WeightDecay);
+
+public sealed class Sgd : IDisposable
+{
+    private readonly ParamGroup[] _groups;
+    private readonly Tensor[] _params;        // every parameter, in group order
+    private readonly double[] _weightDecay;   // per parameter, from its group
+    private readonly Tensor?[] _buffers;      // momentum buffers, same order; null until the first step
+    private double _lr;
+
+    public Sgd(IEnumerable<ParamGroup> groups, double lr, double momentum = 0, double dampening = 0, bool nesterov = false)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        CheckLr(lr);
+        if (!(momentum >= 0)) throw new ArgumentException($"Sgd: invalid momentum value {momentum} (must be >= 0)");
+        if (double.IsNaN(dampening) || double.IsInfinity(dampening)) throw new ArgumentException($"Sgd: invalid dampening value {dampening}");
+        if (nesterov && (momentum <= 0 || dampening != 0))
+            throw new ArgumentException($"Sgd: Nesterov momentum requires a momentum > 0 and zero dampening (got momentum {momentum}, dampening {dampening})");
+        _groups = groups.ToArray();
+        var ps = new List<Tensor>();
+        var wds = new List<double>();
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        for (int g = 0; g < _groups.Length; g++)
+        {
+            var group = _groups[g] ?? throw new ArgumentException($"Sgd: parameter group {g} is null");
+            ArgumentNullException.ThrowIfNull(group.Parameters);
+            if (!(group.WeightDecay >= 0) || double.IsInfinity(group.WeightDecay))
+                throw new ArgumentException($"Sgd: invalid weight decay value {group.WeightDecay} in parameter group {g} (must be >= 0)");
+            foreach (var p in group.Parameters)
+            {
+                if (p is null) throw new ArgumentException($"Sgd: parameter group {g} contains a null parameter");
+                if (p.IsDisposed) throw new ArgumentException($"Sgd: parameter {p.Name ?? "?"} in group {g} was disposed");
+                if (!p.DType.IsFloat()) throw new ArgumentException($"Sgd: parameter {p.Describe()} is not floating-point");
+                if (!p.IsLeaf) throw new ArgumentException($"Sgd: can only optimise leaf tensors, {p.Describe()} is computed");
+                if (!seen.Add(p)) throw new ArgumentException($"Sgd: parameter {p.Describe()} appears more than once (in group {g})");
+                ps.Add(p);
+                wds.Add(group.WeightDecay);
+            }
+        }
+        if (ps.Count == 0) throw new ArgumentException("Sgd: optimizer got an empty parameter list");
+        _params = ps.ToArray();
+        _weightDecay = wds.ToArray();
+        _buffers = new Tensor?[_params.Length];
+        _lr = lr;
+        Momentum = momentum;
+        Dampening = dampening;
+        Nesterov = nesterov;
+    }
+
+    /// <summary>SGD over a module's parameters with the paper's defaults. With <paramref name="noBnWeightDecay"/>,
+    /// parameters of rank &lt;= 1 (BN weights and biases, every bias) form a second group without weight decay.</summary>
+    public static Sgd ForModule(Module m, double lr, double momentum = 0.9, double weightDecay = 1e-4, bool nesterov = false, bool noBnWeightDecay = false)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        var all = m.Parameters().ToList();
+        if (!noBnWeightDecay) return new Sgd([new ParamGroup(all, weightDecay)], lr, momentum, 0, nesterov);
+        var decay = all.Where(p => p.Rank > 1).ToList();
+        var noDecay = all.Where(p => p.Rank <= 1).ToList();
+        var groups = new List<ParamGroup>();
+        if (decay.Count > 0) groups.Add(new ParamGroup(decay, weightDecay));
+        if (noDecay.Count > 0) groups.Add(new ParamGroup(noDecay, 0));
+        return new Sgd(groups, lr, momentum, 0, nesterov);
+    }
+
+    public IReadOnlyList<ParamGroup> Groups => _groups;
+    public double Momentum { get; }
+    public double Dampening { get; }
+    public bool Nesterov { get; }
+
+    /// <summary>Number of Step() calls so far (restored by LoadState).</summary>
+    public long StepCount { get; private set; }
+
+    public double LearningRate
+    {
+        get => _lr;
+        set { CheckLr(value); _lr = value; }
+    }
+
+    private static void CheckLr(double lr)
+    {
+        if (!(lr >= 0) || double.IsInfinity(lr)) throw new ArgumentException($"Sgd: invalid learning rate {lr} (must be >= 0 and finite)");
+    }
+
+    /// <summary>One update of every parameter that has a gradient; parameters without one are skipped.</summary>
+    public void Step()
+    {
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var p = _params[i];
+            var g = p.Grad;
+            if (g is null) continue;
+            if (p.IsDisposed) throw new ObjectDisposedException(p.Name, $"Sgd: parameter {i} ({p.Name}) was disposed");
+            if (g.Shape != p.Shape || g.DType != p.DType || g.Device != p.Device)
+                throw new InvalidOperationException($"Sgd: gradient {g.Describe()} does not match parameter {p.Describe()}");
+            Tensor? buf = null;
+            bool first = false;
+            if (Momentum != 0)
+            {
+                buf = _buffers[i];
+                if (buf is null)
+                {
+                    buf = _buffers[i] = NewBuffer(p);
+                    first = true;
+                }
+                else if (buf.Device != p.Device) buf.MoveTo(p.Device); // the module moved since the last step
+            }
+            p.Backend.SgdUpdate(p, g, buf, _lr, Momentum, Dampening, _weightDecay[i], Nesterov, first);
+        }
+        StepCount++;
+    }
+
+    /// <summary>Drops every parameter's gradient (set to none, as PyTorch's default).</summary>
+    public void ZeroGrad()
+    {
+        foreach (var p in _params)
+        {
+            p.Grad?.Dispose();
+            p.Grad = null;
+        }
+    }
+
+    /// <summary>Momentum buffers for a checkpoint, named "momentum.{paramIndex}" (index over all groups in order);
+    /// only buffers that exist are listed. The tensors are the optimizer's own: copy them to keep them.</summary>
+    public IReadOnlyList<(string Name, Tensor Buffer)> StateTensors()
+    {
+        var list = new List<(string, Tensor)>();
+        for (int i = 0; i < _buffers.Length; i++)
+            if (_buffers[i] is { } b) list.Add(($"momentum.{i}", b));
+        return list;
+    }
+
+    /// <summary>Replaces the optimizer state with a checkpoint's: momentum buffers (copied onto each parameter's
+    /// device and dtype; parameters without an entry start afresh) and the step count.</summary>
+    public void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (stepCount < 0) throw new ArgumentException($"Sgd.LoadState: step count must not be negative, got {stepCount}");
+        var incoming = new Tensor?[_params.Length];
+        foreach (var (name, t) in state)
+        {
+            const string prefix = "momentum.";
+            if (!name.StartsWith(prefix, StringComparison.Ordinal)
+                || !int.TryParse(name.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
+                throw new ArgumentException($"Sgd.LoadState: unexpected state entry '{name}'");
+            if (i >= _params.Length)
+                throw new ArgumentException($"Sgd.LoadState: '{name}' refers to parameter {i}, but the optimizer has {_params.Length}");
+            if (t is null || t.IsDisposed) throw new ArgumentException($"Sgd.LoadState: '{name}' is null or disposed");
+            if (t.Shape != _params[i].Shape)
+                throw new ArgumentException($"Sgd.LoadState: '{name}' has shape {t.Shape} but parameter {i} ({_params[i].Name}) has {_params[i].Shape}");
+            if (!t.DType.IsFloat()) throw new ArgumentException($"Sgd.LoadState: '{name}' is {t.DType}, not floating-point");
+            if (Momentum == 0) throw new ArgumentException($"Sgd.LoadState: '{name}' is a momentum buffer but this optimizer has no momentum");
+            incoming[i] = t;
+        }
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var src = incoming[i];
+            if (src is null)
+            {
+                _buffers[i]?.Dispose();
+                _buffers[i] = null;
+                continue;
+            }
+            var p = _params[i];
+            var buf = _buffers[i] ??= NewBuffer(p);
+            if (buf.Device != p.Device) buf.MoveTo(p.Device);
+            using var scope = TensorScope.Begin();
+            var s = src.Device == p.Device ? src : src.To(p.Device);
+            if (s.DType == buf.DType) buf.Backend.Copy(buf, s); else buf.Backend.Cast(buf, s);
+        }
+        StepCount = stepCount;
+    }
+
+    private static Tensor NewBuffer(Tensor p)
+    {
+        var b = TensorScope.Detach(Tensor.EmptyLike(p));
+        b.Name = p.Name is null ? "momentum" : p.Name + ".momentum";
+        return b;
+    }
+
+    /// <summary>Frees the momentum buffers (parameters belong to their module).</summary>
+    public void Dispose()
+    {
+        for (int i = 0; i < _buffers.Length; i++)
+        {
+            _buffers[i]?.Dispose();
+            _buffers[i] = null;
+        }
+    }
+}
