@@ -67,7 +67,7 @@ public class BenchConfigTests
     public void PythonArgumentsCarryTheSameConfiguration()
     {
         var c = Parse("--model", "plain20", "--batch-size", "8", "--threads", "2", "--mode", "infer", "--seed", "3");
-        var args = c.ToPythonArgs(32, 10);
+        var args = c.ToArgs(32, 10);
         string Value(string name) => args[args.ToList().IndexOf(name) + 1];
         Assert.That(Value("--model"), Is.EqualTo("plain20"));
         Assert.That(Value("--batch-size"), Is.EqualTo("8"));
@@ -79,5 +79,9 @@ public class BenchConfigTests
         Assert.That(Value("--seed"), Is.EqualTo("3"));
         Assert.That(Value("--precision"), Is.EqualTo("fp32"));
         Assert.That(Value("--format"), Is.EqualTo("nchw"));
+        // And our own parser reads the same options back into the same configuration.
+        var back = BenchConfig.Parse(new Args(args.ToArray()), new BenchConfig());
+        Assert.That(back, Is.EqualTo(c with { ImageSize = 32, NumClasses = 10 }));
+        Assert.That(c.ToArgs(), Does.Not.Contain("--image-size"), "the model's native size is left to each side");
     }
 }

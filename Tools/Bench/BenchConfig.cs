@@ -92,17 +92,20 @@ public sealed record BenchConfig
         string.Create(CultureInfo.InvariantCulture,
             $"{Model} {ModeName} b{BatchSize} {imageSize}px {DeviceName}{(Device.Type == DeviceType.Cpu ? $" {threads}T" : "")} {Precision} {Format}");
 
-    /// <summary>The same configuration as options of Tools/bench/pytorch_baseline.py.</summary>
-    public IReadOnlyList<string> ToPythonArgs(int imageSize, int numClasses)
+    /// <summary>The configuration as command-line options, understood alike by `residual bench` and by
+    /// Tools/bench/pytorch_baseline.py; image size and classes are left out when null (the model's own).</summary>
+    public IReadOnlyList<string> ToArgs(int? imageSize = null, int? numClasses = null)
     {
         var inv = CultureInfo.InvariantCulture;
         var l = new List<string>
         {
-            "--model", Model, "--batch-size", BatchSize.ToString(inv), "--image-size", imageSize.ToString(inv),
-            "--num-classes", numClasses.ToString(inv), "--device", Device.Type == DeviceType.Cpu ? "cpu" : $"cuda:{Device.Index}",
+            "--model", Model, "--batch-size", BatchSize.ToString(inv),
+            "--device", Device.Type == DeviceType.Cpu ? "cpu" : $"cuda:{Device.Index}",
             "--mode", ModeName, "--warmup", Warmup.ToString(inv), "--steps", Steps.ToString(inv),
             "--precision", Precision, "--format", Format, "--seed", Seed.ToString(inv), "--lr", LearningRate.ToString("R", inv),
         };
+        if ((imageSize ?? ImageSize) is { } s) { l.Add("--image-size"); l.Add(s.ToString(inv)); }
+        if ((numClasses ?? NumClasses) is { } k) { l.Add("--num-classes"); l.Add(k.ToString(inv)); }
         if (Threads > 0) { l.Add("--threads"); l.Add(Threads.ToString(inv)); }
         return l;
     }

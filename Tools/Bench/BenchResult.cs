@@ -15,7 +15,7 @@ public sealed record StepTimes(double Median, double Min, double P10, double P90
 }
 
 /// <summary>One row of the --profile table: time spent in one backend op during one phase of the step.</summary>
-public sealed record ProfileRow(string Phase, string Op, long Calls, double TotalMs, double MsPerStep, double Percent);
+public sealed record ProfileRow(string Phase, string Op, long Calls, double CallsPerStep, double TotalMs, double MsPerStep, double Percent);
 
 public sealed record BenchResult
 {
@@ -44,6 +44,9 @@ public sealed record BenchResult
     /// <summary>Ours only: peak bytes held by live tensors (CPU: sampled; CUDA: exact counter).</summary>
     public long? PeakTensorBytes { get; init; }
     public long ProcessPeakRssBytes { get; init; }
+    /// <summary>Ours on CUDA: the caching allocator's peak of allocated (rounded) bytes, and what it holds from the driver at the end.</summary>
+    public long? AllocatorPeakBytes { get; init; }
+    public long? AllocatorReservedBytes { get; init; }
     public long Parameters { get; init; }
     public double GmacsPerImage { get; init; }
     public double GflopPerImage { get; init; }

@@ -78,7 +78,7 @@ public sealed class OpProfiler : IDisposable
             return _ops
                 .OrderBy(kv => Array.IndexOf(PhaseOrder, kv.Key.Phase) is var i && i < 0 ? int.MaxValue : i)
                 .ThenByDescending(kv => kv.Value.Ticks)
-                .Select(kv => new ProfileRow(kv.Key.Phase, kv.Key.Op, kv.Value.Calls, Ms(kv.Value.Ticks),
+                .Select(kv => new ProfileRow(kv.Key.Phase, kv.Key.Op, kv.Value.Calls, kv.Value.Calls / (double)steps, Ms(kv.Value.Ticks),
                     Ms(kv.Value.Ticks) / steps, total > 0 ? 100 * Ms(kv.Value.Ticks) / total : 0))
                 .ToList();
         }
@@ -92,27 +92,27 @@ public sealed class OpProfiler : IDisposable
             double total = Ms(_ops.Values.Sum(v => v.Ticks));
             int steps = Math.Max(1, Steps);
             return _details.OrderByDescending(kv => kv.Value.Ticks).Take(top)
-                .Select(kv => new ProfileRow("conv", kv.Key, kv.Value.Calls, Ms(kv.Value.Ticks), Ms(kv.Value.Ticks) / steps,
+                .Select(kv => new ProfileRow("conv", kv.Key, kv.Value.Calls, kv.Value.Calls / (double)steps, Ms(kv.Value.Ticks), Ms(kv.Value.Ticks) / steps,
                     total > 0 ? 100 * Ms(kv.Value.Ticks) / total : 0))
                 .ToList();
         }
     }
 
-    /// <summary>A text table of the rows with per-phase subtotals.</summary>
-    public static string Format(IReadOnlyList<ProfileRow> rows, string title)
+    /// <summary>A text table of the rows, with per-phase subtotals when <paramref name="subtotals"/> is set.</summary>
+    public static string Format(IReadOnlyList<ProfileRow> rows, string title, bool subtotals = true)
     {
         ArgumentNullException.ThrowIfNull(rows);
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         sb.AppendLine(title);
         int w = Math.Max(28, rows.Count == 0 ? 0 : rows.Max(r => r.Op.Length) + 2);
-        sb.AppendLine(inv, $"  {"phase",-10}{"op".PadRight(w)}{"calls",8}{"ms/step",11}{"%",7}");
+        sb.AppendLine(inv, $"  {"phase",-10}{"op".PadRight(w)}{"calls/step",11}{"ms/step",11}{"%",7}");
         foreach (var g in rows.GroupBy(r => r.Phase))
         {
             foreach (var r in g)
-                sb.AppendLine(inv, $"  {r.Phase,-10}{r.Op.PadRight(w)}{r.Calls,8}{r.MsPerStep,11:F2}{r.Percent,7:F1}");
-            if (g.Count() > 1)
-                sb.AppendLine(inv, $"  {g.Key,-10}{"(total)".PadRight(w)}{g.Sum(r => r.Calls),8}{g.Sum(r => r.MsPerStep),11:F2}{g.Sum(r => r.Percent),7:F1}");
+                sb.AppendLine(inv, $"  {r.Phase,-10}{r.Op.PadRight(w)}{r.CallsPerStep,11:0.##}{r.MsPerStep,11:F2}{r.Percent,7:F1}");
+            if (subtotals && g.Count() > 1)
+                sb.AppendLine(inv, $"  {g.Key,-10}{"(total)".PadRight(w)}{g.Sum(r => r.CallsPerStep),11:0.##}{g.Sum(r => r.MsPerStep),11:F2}{g.Sum(r => r.Percent),7:F1}");
         }
         return sb.ToString();
     }
