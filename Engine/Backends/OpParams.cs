@@ -13,8 +13,12 @@ public readonly record struct Conv2dParams(
 
     /// <summary>Output height and width for an input of H x W and a filter of R x S.</summary>
     public (int P, int Q) OutputSize(int h, int w, int r, int s) =>
-        ((h + 2 * PadH - DilationH * (r - 1) - 1) / StrideH + 1,
-         (w + 2 * PadW - DilationW * (s - 1) - 1) / StrideW + 1);
+        (FloorDiv(h + 2 * PadH - DilationH * (r - 1) - 1, StrideH) + 1,
+         FloorDiv(w + 2 * PadW - DilationW * (s - 1) - 1, StrideW) + 1);
+
+    /// <summary>Division rounding towards negative infinity, so a window larger than the padded
+    /// input gives an output size of 0 or less (rejected by the ops) rather than 1.</summary>
+    internal static int FloorDiv(int a, int b) => (int)Math.Floor((double)a / b);
 }
 
 public readonly record struct Pool2dParams(
@@ -32,7 +36,7 @@ public readonly record struct Pool2dParams(
     private int Out(int n, int k, int s, int p)
     {
         int span = n + 2 * p - k;
-        int o = (CeilMode ? (span + s - 1) / s : span / s) + 1;
+        int o = (CeilMode ? -Conv2dParams.FloorDiv(-span, s) : Conv2dParams.FloorDiv(span, s)) + 1;
         // As PyTorch: in ceil mode the last window must start inside the input or left padding.
         if (CeilMode && (o - 1) * s >= n + p) o--;
         return o;

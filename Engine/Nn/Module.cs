@@ -2,14 +2,17 @@
 // name in order, so names compose as in PyTorch's state_dict ("layer1.0.conv1.weight").
 // Parameters are leaf tensors with RequiresGrad; buffers (running stats) are not trained.
 // A module owns its tensors: Dispose frees them.
+// Tensors live in named slots: ToDType replaces a slot's tensor with a converted one, so a
+// module that needs its tensors at Forward time reads them through GetParameter/GetBuffer
+// (a lookup in a list of a few entries) instead of caching the object in a field.
 using ResidualEngine.Autograd;
 
 namespace ResidualEngine.Nn;
 
 public abstract class Module : IDisposable
 {
-    private readonly List<(string Name, Tensor Tensor)> _params = new();
-    private readonly List<(string Name, Tensor Tensor)> _buffers = new();
+    private readonly List<Slot> _params = new();
+    private readonly List<Slot> _buffers = new();
     private readonly List<(string Name, Module Module)> _children = new();
 
     public bool Training { get; private set; } = true;
@@ -33,7 +36,7 @@ public abstract class Module : IDisposable
         TensorScope.Detach(t);
         t.RequiresGrad = true;
         t.Name ??= name;
-        _params.Add((name, t));
+        _params.Add(new Slot(name, t));
         return t;
     }
 
@@ -44,8 +47,20 @@ public abstract class Module : IDisposable
         CheckName(name);
         TensorScope.Detach(t);
         t.Name ??= name;
-        _buffers.Add((name, t));
+        _buffers.Add(new Slot(name, t));
         return t;
+    }
+
+    /// <summary>The current tensor of this module's own parameter <paramref name="name"/>.</summary>
+    protected Tensor GetParameter(string name) => Find(_params, name, "parameter");
+
+    /// <summary>The current tensor of this module's own buffer <paramref name="name"/>.</summary>
+    protected Tensor GetBuffer(string name) => Find(_buffers, name, "buffer");
+
+    private Tensor Find(List<Slot> slots, string name, string what)
+    {
+        foreach (var s in slots) if (s.Name == name) return s.Tensor;
+        throw new ArgumentException($"{GetType().Name} has no {what} named '{name}'");
     }
 
     private void CheckName(string name)
@@ -68,14 +83,14 @@ public abstract class Module : IDisposable
 
     public IEnumerable<(string Name, Tensor Tensor)> NamedParameters(string prefix = "")
     {
-        foreach (var (n, t) in _params) yield return (Join(prefix, n), t);
+        foreach (var p in _params) yield return (Join(prefix, p.Name), p.Tensor);
         foreach (var (n, m) in _children)
             foreach (var x in m.NamedParameters(Join(prefix, n))) yield return x;
     }
 
     public IEnumerable<(string Name, Tensor Tensor)> NamedBuffers(string prefix = "")
     {
-        foreach (var (n, t) in _buffers) yield return (Join(prefix, n), t);
+        foreach (var b in _buffers) yield return (Join(prefix, b.Name), b.Tensor);
         foreach (var (n, m) in _children)
             foreach (var x in m.NamedBuffers(Join(prefix, n))) yield return x;
     }
@@ -96,8 +111,8 @@ public abstract class Module : IDisposable
 
     private void AddState(OrderedDictionary<string, Tensor> d, string prefix)
     {
-        foreach (var (n, t) in _params) d.Add(Join(prefix, n), t);
-        foreach (var (n, t) in _buffers) d.Add(Join(prefix, n), t);
+        foreach (var p in _params) d.Add(Join(prefix, p.Name), p.Tensor);
+        foreach (var b in _buffers) d.Add(Join(prefix, b.Name), b.Tensor);
         foreach (var (n, m) in _children) m.AddState(d, Join(prefix, n));
     }
 
@@ -110,7 +125,9 @@ public abstract class Module : IDisposable
     {
         ArgumentNullException.ThrowIfNull(state);
         var own = StateDict();
-        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
+        // BN's batch counter may be absent: checkpoints from before PyTorch 0.4.1 (such as the
+        // original torchvision ResNet weights) lack it, and PyTorch loads them strictly too.
+        var missing = own.Keys.Where(k => !state.ContainsKey(k) && !IsOptionalKey(k)).ToList();
         var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).ToList();
         var mismatched = new List<string>();
         foreach (var (k, t) in own)
@@ -122,9 +139,10 @@ public abstract class Module : IDisposable
         }
         if (mismatched.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
         {
+            // Lenient loads fail on mismatches only, so only those are the error's message.
             var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing keys ({missing.Count}): {string.Join(", ", missing)}");
-            if (unexpected.Count > 0) parts.Add($"unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
+            if (missing.Count > 0 && strict) parts.Add($"missing keys ({missing.Count}): {string.Join(", ", missing)}");
+            if (unexpected.Count > 0 && strict) parts.Add($"unexpected keys ({unexpected.Count}): {string.Join(", ", unexpected)}");
             if (mismatched.Count > 0) parts.Add($"mismatched entries ({mismatched.Count}): {string.Join("; ", mismatched)}");
             throw new StateDictException($"cannot load state dict into {GetType().Name}: " + string.Join(" | ", parts), missing, unexpected, mismatched);
         }
@@ -136,7 +154,11 @@ public abstract class Module : IDisposable
             var s = src.Device == t.Device ? src : src.To(t.Device);
             if (s.DType == t.DType) t.Backend.Copy(t, s); else t.Backend.Cast(t, s);
         }
+        NotifyStateChanged();
     }
+
+    private static bool IsOptionalKey(string key) =>
+        key == "num_batches_tracked" || key.EndsWith(".num_batches_tracked", StringComparison.Ordinal);
 
     /// <summary>Switches this module and its descendants to training (true) or evaluation mode.</summary>
     public Module Train(bool on = true)
@@ -152,8 +174,50 @@ public abstract class Module : IDisposable
     {
         foreach (var (_, t) in NamedParameters()) t.MoveTo(device);
         foreach (var (_, t) in NamedBuffers()) t.MoveTo(device);
+        NotifyStateChanged();
         return this;
     }
+
+    /// <summary>
+    /// Converts every floating-point parameter and buffer to <paramref name="dtype"/> (integer
+    /// buffers such as BN's num_batches_tracked keep theirs), e.g. F64 for gradient checks.
+    /// The converted tensors are new objects that replace the old ones (which are disposed), so
+    /// convert before handing parameters to an optimizer.
+    /// </summary>
+    public Module ToDType(DType dtype)
+    {
+        if (!dtype.IsFloat()) throw new ArgumentException($"ToDType: {dtype} is not a floating-point dtype", nameof(dtype));
+        foreach (var (_, m) in NamedModules())
+        {
+            foreach (var s in m._params) s.Convert(dtype, trainable: true);
+            foreach (var s in m._buffers) s.Convert(dtype, trainable: false);
+        }
+        NotifyStateChanged();
+        return this;
+    }
+
+    /// <summary>The dtype of the first floating-point parameter (F32 for a module without any).</summary>
+    public DType ParameterDType => Parameters().Select(p => p.DType).DefaultIfEmpty(DType.F32).First();
+
+    /// <summary>The device of the first parameter or buffer (the CPU for a module without any).</summary>
+    public Device Device => NamedParameters().Concat(NamedBuffers()).Select(p => p.Tensor.Device).DefaultIfEmpty(Device.Cpu).First();
+
+    /// <summary>Called on every module of the tree after its tensors were loaded, moved or converted,
+    /// so a module that mirrors state on the host (BN's batch counter) can refresh it.</summary>
+    protected virtual void OnStateChanged() { }
+
+    private void NotifyStateChanged()
+    {
+        foreach (var (_, m) in NamedModules()) m.OnStateChanged();
+    }
+
+    /// <summary>
+    /// Propagates an input shape through the module without computing anything and adds the
+    /// multiply-accumulates of its convolutions and linear layers to <paramref name="trace"/>
+    /// (the convention behind the usual "GMACs" figures). Used for model summaries.
+    /// </summary>
+    public virtual Shape Trace(Shape input, ShapeTrace trace) =>
+        throw new NotSupportedException($"{GetType().Name} does not support shape tracing");
 
     /// <summary>Drops every parameter's gradient (set to none, as PyTorch's default).</summary>
     public void ZeroGrad()
@@ -165,10 +229,41 @@ public abstract class Module : IDisposable
 
     public virtual void Dispose()
     {
-        foreach (var (_, t) in _params) t.Dispose();
-        foreach (var (_, t) in _buffers) t.Dispose();
+        foreach (var p in _params) p.Tensor.Dispose();
+        foreach (var b in _buffers) b.Tensor.Dispose();
         foreach (var (_, m) in _children) m.Dispose();
         GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>A registered parameter or buffer: a name and the tensor that currently fills it.</summary>
+internal sealed class Slot(string name, Tensor tensor)
+{
+    public string Name { get; } = name;
+    public Tensor Tensor { get; private set; } = tensor;
+
+    public void Convert(DType dtype, bool trainable)
+    {
+        var old = Tensor;
+        if (!old.DType.IsFloat() || old.DType == dtype) return;
+        Tensor converted;
+        using (GradMode.NoGrad()) converted = TensorScope.Detach(old.To(dtype));
+        converted.Name = old.Name;
+        if (trainable) converted.RequiresGrad = old.RequiresGrad;
+        Tensor = converted;
+        old.Dispose();
+    }
+}
+
+/// <summary>Accumulates multiply-accumulate counts during <see cref="Module.Trace"/>.</summary>
+public sealed class ShapeTrace
+{
+    public long Macs { get; private set; }
+
+    public void AddMacs(long macs)
+    {
+        if (macs < 0) throw new ArgumentOutOfRangeException(nameof(macs), macs, "MAC counts cannot be negative");
+        Macs = checked(Macs + macs);
     }
 }
 

@@ -67,6 +67,9 @@ public static partial class Ops
             throw new ArgumentException($"{op}: padding should be at most half of the kernel size, got padding {p.PadH}x{p.PadW} for kernel {p.KernelH}x{p.KernelW}");
         int h = x.Shape[2], w = x.Shape[3];
         var (pp, q) = p.OutputSize(h, w);
+        // A window larger than the padded input gives no output (OutputSize's integer division truncates towards zero).
+        if (h + 2 * p.PadH < p.KernelH) pp = 0;
+        if (w + 2 * p.PadW < p.KernelW) q = 0;
         if (pp <= 0 || q <= 0)
             throw new ArgumentException($"{op}: output size is too small ({pp}x{q}) for input {h}x{w} with kernel {p.KernelH}x{p.KernelW}, stride {p.StrideH}x{p.StrideW}, padding {p.PadH}x{p.PadW}");
         return (x.Shape[0], x.Shape[1], pp, q);

@@ -175,8 +175,8 @@ public class PyTorchParityTests
         var ps = new List<Tensor>();
         for (int j = 0; f.Tensors.ContainsKey($"p{j}"); j++) ps.Add(In(f, $"p{j}", true));
         Assert.That(ps, Has.Count.GreaterThan(1), "fixture parameters");
-        using var opt = NewSgd(new[] { new ParamGroup(ps, Real(f, "weight_decay")) }, Real(f, "lr"),
-            Real(f, "momentum"), Real(f, "dampening"), Flag(f, "nesterov"));
+        using var opt = Run("Sgd", () => new Sgd(new[] { new ParamGroup(ps, Real(f, "weight_decay")) }, Real(f, "lr"),
+            Real(f, "momentum"), Real(f, "dampening"), Flag(f, "nesterov")));
         for (int s = 1; s <= Int(f, "steps"); s++)
         {
             for (int j = 0; j < ps.Count; j++)
@@ -184,34 +184,9 @@ public class PyTorchParityTests
                 ps[j].Grad?.Dispose();
                 ps[j].Grad = TensorScope.Detach(In(f, $"grad{s}.p{j}"));
             }
-            Run("Sgd.Step", () => { Step(opt); return 0; });
+            Run("Sgd.Step", () => { opt.Step(); return 0; });
             for (int j = 0; j < ps.Count; j++)
-                Same(ps[j], f, $"step{s}.p{j}", fixture, atol: 1e-6, rtol: 1e-5);
-        }
-    }
-
-    // TEMPORARY: the Sgd class is not on this branch yet; reached by reflection until it lands on main.
-    private static IDisposable NewSgd(ParamGroup[] groups, double lr, double momentum, double dampening, bool nesterov)
-    {
-        var type = typeof(ParamGroup).Assembly.GetType("ResidualEngine.Nn.Optim.Sgd");
-        if (type is null) Assert.Ignore("Sgd is not implemented yet on this branch");
-        try
-        {
-            return (IDisposable)Activator.CreateInstance(type!, groups, lr, momentum, dampening, nesterov)!;
-        }
-        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is NotImplementedException)
-        {
-            Assert.Ignore("Sgd is not implemented yet on this branch");
-            throw;
-        }
-    }
-
-    private static void Step(IDisposable opt)
-    {
-        try { opt.GetType().GetMethod("Step", Type.EmptyTypes)!.Invoke(opt, null); }
-        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+                Same(ps[j], f, $"step{s}.p{j}", fixture, atol: 1e-6, rtol: 1e-6);
         }
     }
 

@@ -1,7 +1,9 @@
 // Small SIMD loops and a work-size-aware parallel loop shared by the CPU batch-norm, pooling,
 // loss, shortcut and SGD kernels. Reductions over F32 data widen to double lanes, so channel
-// statistics over millions of elements stay accurate (the CPU backend is the reference).
+// statistics over millions of elements stay accurate (the CPU backend is the reference). The
+// loops are compiled fully optimised at once (no tier-0 pass), since each call is a long loop.
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace ResidualEngine.Backends.Cpu;
@@ -55,6 +57,7 @@ internal static class CpuVec
         return DotDiff(MemoryMarshal.Cast<T, double>(a), MemoryMarshal.Cast<T, double>(b), m);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double Sum(ReadOnlySpan<float> v)
     {
         var a0 = Vector<double>.Zero;
@@ -71,6 +74,7 @@ internal static class CpuVec
         return s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double Sum(ReadOnlySpan<double> v)
     {
         var a0 = Vector<double>.Zero;
@@ -81,6 +85,7 @@ internal static class CpuVec
         return s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double SumSqDiff(ReadOnlySpan<float> v, double m)
     {
         var a0 = Vector<double>.Zero;
@@ -100,6 +105,7 @@ internal static class CpuVec
         return s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double SumSqDiff(ReadOnlySpan<double> v, double m)
     {
         var a0 = Vector<double>.Zero;
@@ -115,6 +121,7 @@ internal static class CpuVec
         return s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double DotDiff(ReadOnlySpan<float> a, ReadOnlySpan<float> b, double m)
     {
         var a0 = Vector<double>.Zero;
@@ -133,6 +140,7 @@ internal static class CpuVec
         return s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double DotDiff(ReadOnlySpan<double> a, ReadOnlySpan<double> b, double m)
     {
         var a0 = Vector<double>.Zero;
@@ -145,6 +153,7 @@ internal static class CpuVec
     }
 
     /// <summary>y = x * a + b (y may alias x).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Affine<T>(ReadOnlySpan<T> x, T a, T b, Span<T> y) where T : unmanaged, INumber<T>
     {
         var va = new Vector<T>(a);
@@ -155,6 +164,7 @@ internal static class CpuVec
     }
 
     /// <summary>y = dy * a + (x - m) * b + c: the batch-norm input gradient for one plane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BnGrad<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, T a, T m, T b, T c, Span<T> y) where T : unmanaged, INumber<T>
     {
         var va = new Vector<T>(a);

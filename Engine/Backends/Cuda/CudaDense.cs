@@ -1,0 +1,64 @@
+// Dense ops on CUDA: GEMM through cuBLAS, bias broadcast and column sums through Kernels/reduce.cu.
+// cuBLAS is column-major. A row-major (r x c) matrix is, read column-major, its transpose (c x r)
+// with leading dimension c, so C = op(A) op(B) in row-major is C^T = op(B)^T op(A)^T in column-major:
+// we call GEMM with B and A swapped and m = N, n = M. TF32 stays off unless AllowTf32 is set.
+using ResidualEngine.Native;
+
+namespace ResidualEngine.Backends.Cuda;
+
+public sealed unsafe partial class CudaBackend
+{
+    public void Gemm(Tensor c, Tensor a, Tensor b, bool transA, bool transB, double alpha, double beta)
+    {
+        RequireFloat(c, "Gemm");
+        if (a.Rank != 2 || b.Rank != 2 || c.Rank != 2)
+            throw new ArgumentException($"Gemm needs 2-d tensors, got {a.Shape}, {b.Shape} -> {c.Shape}");
+        int m = transA ? a.Shape[1] : a.Shape[0], k = transA ? a.Shape[0] : a.Shape[1];
+        int n = transB ? b.Shape[0] : b.Shape[1];
+        int kb = transB ? b.Shape[1] : b.Shape[0];
+        if (kb != k || c.Shape[0] != m || c.Shape[1] != n)
+            throw new ArgumentException($"Gemm shapes do not agree: op(A) {m}x{k}, op(B) {kb}x{n}, C {c.Shape}");
+        if (m == 0 || n == 0) return;
+        Enter();
+        int lda = a.Shape[1], ldb = b.Shape[1], ldc = n;
+        var opA = transA ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
+        var opB = transB ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
+        lock (_libLock)
+        {
+            var h = Blas(AllowTf32 && c.DType == DType.F32);
+            if (c.DType == DType.F32)
+            {
+                float fa = (float)alpha, fb = (float)beta;
+                Cublas.ThrowIfFailed(Cublas.cublasSgemm_v2(h, opB, opA, n, m, k, &fa, b.Pointer, Math.Max(1, ldb), a.Pointer,
+                    Math.Max(1, lda), &fb, c.Pointer, ldc));
+            }
+            else
+            {
+                double da = alpha, db = beta;
+                Cublas.ThrowIfFailed(Cublas.cublasDgemm_v2(h, opB, opA, n, m, k, &da, b.Pointer, Math.Max(1, ldb), a.Pointer,
+                    Math.Max(1, lda), &db, c.Pointer, ldc));
+            }
+        }
+    }
+
+    public void AddRowVector(Tensor y, Tensor bias)
+    {
+        Enter();
+        var name = CudaKernels.AddRowVector.For(y.DType, "AddRowVector");
+        int cols = checked((int)bias.Numel);
+        long rows = cols == 0 ? 0 : y.Numel / cols;
+        nint py = y.Pointer, pb = bias.Pointer;
+        void** a = stackalloc void*[] { &py, &pb, &rows, &cols };
+        Launch1D(CudaKernels.AddRowVector.File, name, rows * cols, a);
+    }
+
+    public void SumRows(Tensor y, Tensor x)
+    {
+        Enter();
+        var name = CudaKernels.SumRows.For(x.DType, "SumRows");
+        int cols = checked((int)y.Numel), rows = cols == 0 ? 0 : checked((int)(x.Numel / cols));
+        nint py = y.Pointer, px = x.Pointer;
+        void** a = stackalloc void*[] { &py, &px, &rows, &cols };
+        if (cols > 0) Launch(CudaKernels.SumRows.File, name, ((uint)((cols + 31) / 32), 1, 1), (32, 8, 1), a);
+    }
+}

@@ -1,0 +1,71 @@
+// Batch normalisation over (N, H, W) per channel. Parameters weight (gamma, 1) and bias
+// (beta, 0); buffers running_mean (0), running_var (1) and num_batches_tracked (an I64 scalar,
+// counted up by one per training forward), named as torch.nn.BatchNorm2d so torchvision
+// checkpoints load unchanged. The counter is only bookkeeping (momentum is fixed), so on the
+// CPU it is bumped in place and on a device it is refilled from a host mirror: no device read
+// in the training step.
+namespace ResidualEngine.Nn;
+
+public sealed class BatchNorm2d : Module
+{
+    private long? _trackedHost; // host mirror of num_batches_tracked; null = read it again
+
+    public BatchNorm2d(int numFeatures, double eps = 1e-5, double momentum = 0.1, DType dtype = DType.F32)
+    {
+        Conv2d.Positive(numFeatures, nameof(numFeatures));
+        if (!(eps > 0)) throw new ArgumentException($"BatchNorm2d: eps must be positive, got {eps}", nameof(eps));
+        if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentException($"BatchNorm2d: momentum must be in [0, 1], got {momentum}", nameof(momentum));
+        NumFeatures = numFeatures;
+        Eps = eps;
+        Momentum = momentum;
+        var c = new Shape(numFeatures);
+        RegisterParameter("weight", Init.Constant(c, 1, dtype));
+        RegisterParameter("bias", Init.Constant(c, 0, dtype));
+        RegisterBuffer("running_mean", Init.Constant(c, 0, dtype));
+        RegisterBuffer("running_var", Init.Constant(c, 1, dtype));
+        RegisterBuffer("num_batches_tracked", Tensor.Zeros(Shape.Scalar, DType.I64));
+    }
+
+    public int NumFeatures { get; }
+    public double Eps { get; }
+    public double Momentum { get; }
+
+    public Tensor Weight => GetParameter("weight");
+    public Tensor Bias => GetParameter("bias");
+    public Tensor RunningMean => GetBuffer("running_mean");
+    public Tensor RunningVar => GetBuffer("running_var");
+    public Tensor NumBatchesTracked => GetBuffer("num_batches_tracked");
+
+    public override Tensor Forward(Tensor x)
+    {
+        var y = Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
+        if (Training) CountBatch();
+        return y;
+    }
+
+    private void CountBatch()
+    {
+        var t = NumBatchesTracked;
+        if (t.Device.Type == DeviceType.Cpu)
+        {
+            t.Span<long>()[0]++;
+            return;
+        }
+        _trackedHost ??= (long)t.Item(); // one read after a load or move, then none
+        _trackedHost++;
+        t.Backend.Fill(t, _trackedHost.Value);
+    }
+
+    protected override void OnStateChanged() => _trackedHost = null;
+
+    public override Shape Trace(Shape input, ShapeTrace trace)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        input.RequireRank(4, "BatchNorm2d input");
+        if (input[1] != NumFeatures)
+            throw new ArgumentException($"BatchNorm2d: input has {input[1]} channels, the layer has {NumFeatures}");
+        return input;
+    }
+
+    public override string ToString() => $"BatchNorm2d({NumFeatures})";
+}

@@ -1,0 +1,122 @@
+// Shared helpers for every kernel file: integer types, the grid-stride loop, block reductions
+// and fp16/bf16 conversions. Self-contained on purpose: NVRTC compiles it with no CUDA headers
+// (only libnvrtc is needed at run time), so the types and conversions are written out here.
+#pragma once
+
+typedef long long i64;
+typedef unsigned long long u64;
+typedef unsigned int u32;
+typedef unsigned short u16;
+
+// Element-type codes, identical to the C# DType enum (Engine/Tensors/DType.cs).
+#define DT_F32 0
+#define DT_F64 1
+#define DT_F16 2
+#define DT_BF16 3
+#define DT_I64 4
+#define DT_I32 5
+#define DT_U8 6
+
+// Every float kernel exists as NAME_f32 and NAME_f64; a file defines its kernels in a macro
+// taking (suffix, type) and expands it with FOR_FLOAT_TYPES.
+#define FOR_FLOAT_TYPES(M) M(f32, float) M(f64, double)
+
+// 64-bit grid-stride loop: any grid size covers any n.
+#define GRID_STRIDE(i, n) \
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (i64)(n); i += (i64)blockDim.x * gridDim.x)
+
+__device__ __forceinline__ double neg_inf() { return __longlong_as_double((long long)0xfff0000000000000ULL); }
+__device__ __forceinline__ double quiet_nan() { return __longlong_as_double(0x7ff8000000000000LL); }
+
+__device__ __forceinline__ bool is_nan(float v) { return v != v; }
+__device__ __forceinline__ bool is_nan(double v) { return v != v; }
+
+__device__ __forceinline__ double warp_sum(double v)
+{
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
+    return v;
+}
+
+__device__ __forceinline__ double warp_max(double v)
+{
+    for (int off = 16; off > 0; off >>= 1)
+    {
+        double o = __shfl_down_sync(0xffffffffu, v, off);
+        v = (o > v || is_nan(o)) ? o : v;
+    }
+    return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
+// Deterministic: the combination order depends only on the block size.
+__device__ __forceinline__ double block_sum(double v)
+{
+    __shared__ double partial[32];
+    __shared__ double total;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads(); // the shared slots may still be read by a previous call
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0)
+    {
+        int warps = (blockDim.x + 31) >> 5;
+        double w = lane < warps ? partial[lane] : 0.0;
+        w = warp_sum(w);
+        if (lane == 0) total = w;
+    }
+    __syncthreads();
+    return total;
+}
+
+// Maximum over the block (NaN wins, as in PyTorch); every thread gets the result.
+__device__ __forceinline__ double block_max(double v)
+{
+    __shared__ double partial[32];
+    __shared__ double total;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0)
+    {
+        int warps = (blockDim.x + 31) >> 5;
+        double w = lane < warps ? partial[lane] : neg_inf();
+        w = warp_max(w);
+        if (lane == 0) total = w;
+    }
+    __syncthreads();
+    return total;
+}
+
+// ---- fp16 / bf16 ----
+
+// IEEE half <-> float with the hardware conversion (round to nearest even), via inline PTX.
+__device__ __forceinline__ float half_to_float(u16 h)
+{
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ u16 float_to_half(float f)
+{
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+// bfloat16 is the top half of a float; rounding to nearest even is done on the integer bits.
+__device__ __forceinline__ float bf16_to_float(u16 b)
+{
+    return __uint_as_float(((u32)b) << 16);
+}
+
+__device__ __forceinline__ u16 float_to_bf16(float f)
+{
+    u32 u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x0040u); // quiet NaN, sign kept
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (u16)(u >> 16);
+}

@@ -1,0 +1,67 @@
+// Reductions and broadcasts: the sum of all elements (two passes, accumulated in double and
+// deterministic), column sums of a matrix (bias gradients of a linear layer), per-channel sums of an
+// NCHW tensor (bias gradients of a convolution), and the matching broadcast adds.
+// Gradient rules: add_row_vector's bias gets sum_rows(dY); add_channel_bias's bias gets bias_grad_nchw(dY).
+#include "common.cuh"
+
+#define REDUCE(sfx, T)                                                                                 \
+/* Pass 1: each block writes the sum of its grid-stride share of x to partials[blockIdx.x]. */        \
+extern "C" __global__ void sum_partial_##sfx(double* partials, const T* x, i64 n)                     \
+{                                                                                                      \
+    double acc = 0.0;                                                                                  \
+    GRID_STRIDE(i, n) acc += (double)x[i];                                                             \
+    double total = block_sum(acc);                                                                     \
+    if (threadIdx.x == 0) partials[blockIdx.x] = total;                                                \
+}                                                                                                      \
+/* Pass 2 (one block): y[0] = scale * sum(partials). Also finishes the cross-entropy mean. */          \
+extern "C" __global__ void sum_finalize_##sfx(T* y, const double* partials, int count, double scale)  \
+{                                                                                                      \
+    double acc = 0.0;                                                                                  \
+    for (int i = threadIdx.x; i < count; i += blockDim.x) acc += partials[i];                         \
+    double total = block_sum(acc);                                                                     \
+    if (threadIdx.x == 0) y[0] = (T)(total * scale);                                                   \
+}                                                                                                      \
+/* y (N) = sum over the M rows of x (M, N). Block (32, 8): 32 columns, 8 row lanes. */                \
+extern "C" __global__ void sum_rows_##sfx(T* y, const T* x, int M, int N)                             \
+{                                                                                                      \
+    __shared__ double part[8][33];                                                                     \
+    int j = blockIdx.x * 32 + threadIdx.x;                                                             \
+    double acc = 0.0;                                                                                  \
+    if (j < N)                                                                                         \
+        for (int i = threadIdx.y; i < M; i += 8) acc += (double)x[(i64)i * N + j];                     \
+    part[threadIdx.y][threadIdx.x] = acc;                                                              \
+    __syncthreads();                                                                                   \
+    if (threadIdx.y == 0 && j < N)                                                                     \
+    {                                                                                                  \
+        double s = 0.0;                                                                                \
+        for (int r = 0; r < 8; r++) s += part[r][threadIdx.x];                                         \
+        y[j] = (T)s;                                                                                   \
+    }                                                                                                  \
+}                                                                                                      \
+/* y (M, N) += bias (N) on every row. */                                                              \
+extern "C" __global__ void add_row_vector_##sfx(T* y, const T* bias, i64 M, int N)                    \
+{                                                                                                      \
+    GRID_STRIDE(i, M * N) y[i] += bias[i % N];                                                         \
+}                                                                                                      \
+/* y (N, K, PQ) += bias (K) per channel. */                                                           \
+extern "C" __global__ void add_channel_bias_##sfx(T* y, const T* bias, i64 total, int K, i64 PQ)      \
+{                                                                                                      \
+    GRID_STRIDE(i, total) y[i] += bias[(i / PQ) % K];                                                  \
+}                                                                                                      \
+/* One block per channel k: db[k] = sum over n, pq of dy (N, K, PQ). */                                \
+extern "C" __global__ void bias_grad_nchw_##sfx(T* db, const T* dy, int N, int K, i64 PQ)             \
+{                                                                                                      \
+    for (int k = blockIdx.x; k < K; k += gridDim.x)                                                    \
+    {                                                                                                  \
+        double acc = 0.0;                                                                              \
+        for (int n = 0; n < N; n++)                                                                    \
+        {                                                                                              \
+            const T* plane = dy + ((i64)n * K + k) * PQ;                                               \
+            for (i64 i = threadIdx.x; i < PQ; i += blockDim.x) acc += (double)plane[i];                \
+        }                                                                                              \
+        double total = block_sum(acc);                                                                 \
+        if (threadIdx.x == 0) db[k] = (T)total;                                                        \
+    }                                                                                                  \
+}
+
+FOR_FLOAT_TYPES(REDUCE)

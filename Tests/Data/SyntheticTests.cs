@@ -1,0 +1,93 @@
+// Synthetic ImageNet-style data: same seed gives identical bytes, the layout is an ImageFolder
+// with train/val splits, a complete folder is reused, and `residual data synth` drives it.
+using NUnit.Framework;
+using ResidualEngine.Data;
+using ResidualEngine.Tools.Commands;
+
+namespace ResidualEngine.Tests.Data;
+
+public class SyntheticTests
+{
+    private static readonly SyntheticImageNet.Options Small = new(Classes: 3, TrainPerClass: 4, ValPerClass: 2, Size: 32, Seed: 11);
+
+    [Test]
+    public void SameSeedGivesIdenticalBytesAndOtherSeedsDiffer()
+    {
+        var a = SyntheticImageNet.RenderImage(Small, train: true, classIndex: 1, index: 2);
+        var b = SyntheticImageNet.RenderImage(Small, train: true, classIndex: 1, index: 2);
+        Assert.That(b, Is.EqualTo(a));
+        Assert.That(SyntheticImageNet.RenderImage(Small with { Seed = 12 }, true, 1, 2), Is.Not.EqualTo(a));
+        Assert.That(SyntheticImageNet.RenderImage(Small, false, 1, 2), Is.Not.EqualTo(a), "val differs from train");
+        Assert.That(a.AsSpan(0, 3).ToArray(), Is.EqualTo(new byte[] { 0xFF, 0xD8, 0xFF }), "a JPEG");
+    }
+
+    [Test]
+    public void GenerateWritesAnImageFolderAndReusesIt()
+    {
+        using var d = new TempDir();
+        var root = d.Sub("synth");
+        var r = SyntheticImageNet.Generate(root, Small);
+        Assert.That((r.TrainImages, r.ValImages, r.Reused), Is.EqualTo((12, 6, false)));
+        Assert.That(File.Exists(Path.Combine(root, "README.txt")), Is.True);
+        Assert.That(File.ReadAllText(Path.Combine(root, "README.txt")), Does.Contain("seed 11"));
+
+        var (train, val) = ImageFolder.OpenSplits(root);
+        Assert.That(train.Classes, Is.EqualTo(new[] { "n0000_circles", "n0001_squares", "n0002_triangles" }));
+        Assert.That(train.CountsPerClass(), Is.EqualTo(new[] { 4, 4, 4 }));
+        Assert.That(val.CountsPerClass(), Is.EqualTo(new[] { 2, 2, 2 }));
+        var img = ImageDecoder.Decode(train.Samples[5].Path);
+        Assert.That((img.Width, img.Height), Is.EqualTo((32, 32)));
+        // The file is exactly the rendered picture (class 1, index 1 is sample 5).
+        Assert.That(File.ReadAllBytes(train.Samples[5].Path), Is.EqualTo(SyntheticImageNet.RenderImage(Small, true, 1, 1)));
+
+        var stamp = File.GetLastWriteTimeUtc(train.Samples[0].Path);
+        var again = SyntheticImageNet.Generate(root, Small);
+        Assert.That(again.Reused, Is.True);
+        Assert.That(File.GetLastWriteTimeUtc(train.Samples[0].Path), Is.EqualTo(stamp));
+
+        // A missing file or other parameters: regenerated.
+        File.Delete(val.Samples[0].Path);
+        Assert.That(SyntheticImageNet.IsComplete(root, Small), Is.False);
+        Assert.That(SyntheticImageNet.Generate(root, Small).Reused, Is.False);
+        Assert.That(SyntheticImageNet.IsComplete(root, Small), Is.True);
+        var bigger = Small with { Classes = 4, ValPerClass = 1 };
+        Assert.That(SyntheticImageNet.Generate(root, bigger).Reused, Is.False);
+        Assert.That(ImageFolder.OpenSplits(root).Val.CountsPerClass(), Is.EqualTo(new[] { 1, 1, 1, 1 }));
+    }
+
+    [Test]
+    public void GenerateRefusesAFolderItDidNotMake()
+    {
+        using var d = new TempDir();
+        d.Write("precious.txt", "keep me"u8.ToArray());
+        var e = Assert.Throws<IOException>(() => SyntheticImageNet.Generate(d.Path, Small));
+        Assert.That(e!.Message, Does.Contain("not empty"));
+        Assert.That(File.Exists(d.Sub("precious.txt")), Is.True);
+    }
+
+    [Test]
+    public void ClassNamesSortInClassOrder()
+    {
+        var names = Enumerable.Range(0, 25).Select(SyntheticImageNet.ClassName).ToArray();
+        Assert.That(names[0], Is.EqualTo("n0000_circles"));
+        Assert.That(names.Order(StringComparer.Ordinal), Is.EqualTo(names));
+        Assert.That(names.Distinct().Count(), Is.EqualTo(25));
+    }
+
+    [Test]
+    public void DataCommandWritesTheDataset()
+    {
+        using var d = new TempDir();
+        var root = d.Sub("cmd");
+        int rc = DataCommand.Run(["synth", "--out", root, "--classes", "2", "--train-per-class", "3", "--val-per-class", "1", "--size", "16", "--seed", "5"]);
+        Assert.That(rc, Is.Zero);
+        var (train, val) = ImageFolder.OpenSplits(root);
+        Assert.That((train.Count, val.Count), Is.EqualTo((6, 2)));
+        Assert.That(File.ReadAllBytes(train.Samples[0].Path),
+            Is.EqualTo(SyntheticImageNet.RenderImage(new(2, 3, 1, 16, 5), true, 0, 0)));
+        Assert.That(DataCommand.Run(["check", "--root", root]), Is.Zero);
+        var e = Assert.Throws<ArgumentException>(() => DataCommand.Run(["synth", "--out", root, "--colour", "red"]));
+        Assert.That(e!.Message, Does.Contain("--colour"));
+        Assert.Throws<ArgumentException>(() => DataCommand.Run(["synth", "--classes", "3"]));
+    }
+}

@@ -1,0 +1,134 @@
+// `residual train` options: defaults, the three layers (resumed run config < --config file <
+// command line), flags, bare --resume, and validation errors that name the offending option.
+using NUnit.Framework;
+using ResidualEngine.Tools.Training;
+
+namespace ResidualEngine.Tests.Tools;
+
+public class TrainOptionsTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void SetUp() => _dir = Directory.CreateTempSubdirectory("trainopts-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    private string Json(string name, string text)
+    {
+        var p = Path.Combine(_dir, name);
+        File.WriteAllText(p, text);
+        return p;
+    }
+
+    [Test]
+    public void DefaultsAreSyntheticAndValid()
+    {
+        var o = TrainOptionsParser.Parse([]);
+        Assert.That(o.Synthetic, Is.True);
+        Assert.That(o.Momentum, Is.EqualTo(0.9));
+        Assert.That(o.WeightDecay, Is.EqualTo(1e-4));
+        Assert.That(o.Device, Is.EqualTo("auto"));
+        Assert.That(o.Resume, Is.Null);
+        Assert.That(o.SyntheticDir(), Does.Contain("synthetic-c10-").And.Contain("-s64-"));
+    }
+
+    [Test]
+    public void CommandLineValuesAndFlagsAreRead()
+    {
+        var o = TrainOptionsParser.Parse(["--model", "resnet18", "--epochs=9", "--batch-size", "16", "--lr", "0.05", "--nesterov",
+            "--no-bn-weight-decay", "--schedule", "step", "--lr-steps", "3,6", "--label-smoothing", "0.1", "--device", "cpu", "--seed", "7"]);
+        Assert.That(o.Model, Is.EqualTo("resnet18"));
+        Assert.That(o.Epochs, Is.EqualTo(9));
+        Assert.That(o.BatchSize, Is.EqualTo(16));
+        Assert.That(o.Lr, Is.EqualTo(0.05));
+        Assert.That(o.Nesterov && o.NoBnWeightDecay, Is.True);
+        Assert.That(o.LrSteps, Is.EqualTo(new[] { 3, 6 }));
+        Assert.That(o.LabelSmoothing, Is.EqualTo(0.1));
+        Assert.That(o.Seed, Is.EqualTo(7));
+    }
+
+    [Test]
+    public void ConfigFileIsOverriddenByTheCommandLine()
+    {
+        var cfg = Json("c.json", """{ "epochs": 12, "batch-size": 8, "lr-steps": [4, 8], "schedule": "step", "nesterov": true, "lr": 0.2 }""");
+        var o = TrainOptionsParser.Parse(["--config", cfg, "--batch-size", "32", "--nesterov=false"]);
+        Assert.That(o.Epochs, Is.EqualTo(12), "from the file");
+        Assert.That(o.LrSteps, Is.EqualTo(new[] { 4, 8 }), "array form");
+        Assert.That(o.BatchSize, Is.EqualTo(32), "command line wins");
+        Assert.That(o.Nesterov, Is.False, "a switch can be turned off on the command line");
+        Assert.That(o.Lr, Is.EqualTo(0.2));
+    }
+
+    [Test]
+    public void WrittenConfigReadsBackToTheSameOptions()
+    {
+        var o = TrainOptionsParser.Parse(["--epochs", "5", "--lr", "0.0375", "--schedule", "plateau", "--nesterov", "--image-size", "48"]);
+        var p = Json("config.json", o.ToJsonText());
+        var back = TrainOptionsParser.Parse(["--config", p]);
+        Assert.That(back.ToJsonText(), Is.EqualTo(o.ToJsonText()));
+    }
+
+    [Test]
+    public void ResumedRunConfigIsTheBottomLayer()
+    {
+        var run = Json("run.json", TrainOptionsParser.Parse(["--epochs", "3", "--batch-size", "12", "--model", "resnet32"]).ToJsonText());
+        var o = TrainOptionsParser.Parse(["--resume", "--epochs", "6"], runConfig: run);
+        Assert.That(o.Resume, Is.EqualTo(""), "bare --resume");
+        Assert.That(o.Epochs, Is.EqualTo(6));
+        Assert.That(o.BatchSize, Is.EqualTo(12));
+        Assert.That(o.Model, Is.EqualTo("resnet32"));
+        Assert.That(TrainOptionsParser.Parse(["--epochs", "4", "--resume"]).Resume, Is.EqualTo(""), "bare --resume as the last word");
+        Assert.That(TrainOptionsParser.Parse(["--resume", "runs/x"]).Resume, Is.EqualTo("runs/x"));
+    }
+
+    [TestCase(new[] { "--batch-size", "0" }, "--batch-size")]
+    [TestCase(new[] { "--batch-size", "many" }, "--batch-size")]
+    [TestCase(new[] { "--epochs", "0" }, "--epochs")]
+    [TestCase(new[] { "--lr", "-1" }, "--lr")]
+    [TestCase(new[] { "--momentum", "1.5" }, "--momentum")]
+    [TestCase(new[] { "--schedule", "linear" }, "--schedule")]
+    [TestCase(new[] { "--schedule", "step", "--lr-steps", "6,3" }, "--lr-steps")]
+    [TestCase(new[] { "--schedule", "cosine", "--lr-steps", "3" }, "--lr-steps")]
+    [TestCase(new[] { "--warmup-epochs", "8", "--epochs", "5" }, "--warmup-epochs")]
+    [TestCase(new[] { "--label-smoothing", "1" }, "--label-smoothing")]
+    [TestCase(new[] { "--device", "tpu" }, "--device")]
+    [TestCase(new[] { "--data", "/no/such/dir/anywhere" }, "does not exist")]
+    [TestCase(new[] { "--colour", "blue" }, "unknown option: --colour")]
+    [TestCase(new[] { "--epochs" }, "--epochs needs a value")]
+    [TestCase(new[] { "stray" }, "unexpected argument")]
+    [TestCase(new[] { "--nesterov", "--momentum", "0" }, "--nesterov")]
+    [TestCase(new[] { "--config", "/no/such/config.json" }, "--config")]
+    public void BadOptionsGiveErrorsNamingTheOption(string[] args, string expected)
+    {
+        Assert.That(() => TrainOptionsParser.Parse(args), Throws.ArgumentException.With.Message.Contains(expected));
+    }
+
+    [Test]
+    public void DataAndSyntheticExcludeEachOther()
+    {
+        Assert.That(() => TrainOptionsParser.Parse(["--data", _dir, "--synthetic"]), Throws.ArgumentException.With.Message.Contains("--synthetic"));
+    }
+
+    [Test]
+    public void DataDirWithoutSplitsIsExplained()
+    {
+        Assert.That(() => TrainOptionsParser.Parse(["--data", _dir]), Throws.ArgumentException.With.Message.Contains("val/"));
+        Directory.CreateDirectory(Path.Combine(_dir, "val"));
+        Assert.That(() => TrainOptionsParser.Parse(["--data", _dir]), Throws.ArgumentException.With.Message.Contains("train/"));
+        Assert.That(TrainOptionsParser.Parse(["--data", _dir, "--eval-only"]).Data, Is.EqualTo(_dir), "eval only needs val/ alone");
+    }
+
+    [Test]
+    public void BadConfigFilesAreExplained()
+    {
+        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("a.json", "{ nope")]), Throws.ArgumentException.With.Message.Contains("not valid JSON"));
+        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("b.json", "[1]")]), Throws.ArgumentException.With.Message.Contains("JSON object"));
+        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("c.json", """{"epoch": 3}""")]), Throws.ArgumentException.With.Message.Contains("unknown key 'epoch'"));
+        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("d.json", """{"nesterov": 1}""")]), Throws.ArgumentException.With.Message.Contains("true or false"));
+        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("e.json", """{"epochs": true}""")]), Throws.ArgumentException.With.Message.Contains("takes a value"));
+        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("f.json", """{"resume": "x"}""")]), Throws.ArgumentException.With.Message.Contains("command line"));
+        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("g.json", """{"batch-size": 0}""")]), Throws.ArgumentException.With.Message.Contains("--batch-size"));
+    }
+}

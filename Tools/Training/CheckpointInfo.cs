@@ -1,0 +1,83 @@
+// The JSON half of a checkpoint: everything needed to continue a run exactly that is not a
+// tensor — where in training we are, the optimizer step count, the LR schedule's state, the
+// history of finished epochs (for the tables and plots), the partial sums of an epoch that was
+// interrupted, and the size and SHA-256 of the safetensors half, so a torn pair is detected.
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ResidualEngine.Tools.Training;
+
+/// <summary>One finished epoch, as in epochs.csv.</summary>
+public sealed record EpochRow(int Epoch, double TrainLoss, double TrainTop1, double ValLoss, double ValTop1, double ValTop5, double Lr, double Seconds);
+
+/// <summary>Running sums of the training metrics within an epoch (so an interrupted epoch resumes its averages).</summary>
+public sealed class EpochSums
+{
+    public double LossSum { get; set; }
+    public long Correct { get; set; }
+    public long Samples { get; set; }
+    [JsonIgnore] public double MeanLoss => Samples == 0 ? double.NaN : LossSum / Samples;
+    [JsonIgnore] public double Top1 => Samples == 0 ? double.NaN : (double)Correct / Samples;
+    public EpochSums Clone() => new() { LossSum = LossSum, Correct = Correct, Samples = Samples };
+}
+
+public sealed class CheckpointInfo
+{
+    public const string CurrentFormat = "residual-checkpoint/1";
+
+    public string Format { get; set; } = CurrentFormat;
+    public string Model { get; set; } = "";
+    public int NumClasses { get; set; }
+    public int ImageSize { get; set; }
+    public int Seed { get; set; }
+    /// <summary>Class folder names in label order, so evaluation can check it reads the same classes.</summary>
+    public List<string> Classes { get; set; } = new();
+    /// <summary>The epoch being worked on (1-based). A checkpoint at an epoch's end has StepInEpoch = 0 and Epoch = the next epoch.</summary>
+    public int Epoch { get; set; } = 1;
+    /// <summary>Optimizer steps already taken in <see cref="Epoch"/> (non-zero only for an interrupted epoch).</summary>
+    public int StepInEpoch { get; set; }
+    public long GlobalStep { get; set; }
+    public long OptimizerSteps { get; set; }
+    public string ScheduleKind { get; set; } = "";
+    public Dictionary<string, double>? Schedule { get; set; }
+    /// <summary>Extra generator state of the model (e.g. drop-path), by name; the data order is a pure function of (seed, epoch).</summary>
+    public Dictionary<string, string> Rng { get; set; } = new();
+    public double BestValTop1 { get; set; } = double.NegativeInfinity;
+    public int BestEpoch { get; set; }
+    public List<EpochRow> History { get; set; } = new();
+    public EpochSums? Partial { get; set; }
+    /// <summary>Sums of the logging window that was open when the run stopped, and its step count.</summary>
+    public EpochSums? Window { get; set; }
+    public int WindowSteps { get; set; }
+    /// <summary>Seconds spent in the interrupted epoch so far.</summary>
+    public double PartialSeconds { get; set; }
+    /// <summary>"epoch" (end of an epoch), "interrupt" (Ctrl-C / SIGTERM) or "eval".</summary>
+    public string Reason { get; set; } = "epoch";
+    public DateTimeOffset SavedAt { get; set; }
+    public string TensorsFile { get; set; } = "";
+    public long TensorsBytes { get; set; }
+    public string TensorsSha256 { get; set; } = "";
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public string ToJsonText() => JsonSerializer.Serialize(this, Json);
+
+    public static CheckpointInfo FromJsonText(string text, string path)
+    {
+        CheckpointInfo? info;
+        try { info = JsonSerializer.Deserialize<CheckpointInfo>(text, Json); }
+        catch (JsonException e) { throw new CheckpointException($"checkpoint description '{path}' is not valid: {e.Message}"); }
+        if (info is null) throw new CheckpointException($"checkpoint description '{path}' is empty");
+        if (info.Format != CurrentFormat)
+            throw new CheckpointException($"checkpoint description '{path}' has format '{info.Format}', expected '{CurrentFormat}'");
+        return info;
+    }
+}
+
+/// <summary>A checkpoint that cannot be used: missing, torn (the two halves do not match), or malformed.</summary>
+public sealed class CheckpointException(string message) : IOException(message);

@@ -1,0 +1,172 @@
+// What one training run holds while it runs, and how it is built: device, data and loaders,
+// model, optimizer, schedule, run directory files and checkpoint store; for a resumed run, the
+// checkpoint is verified, checked against the options (same model, classes) and restored.
+using ResidualEngine.Data;
+using ResidualEngine.Models;
+using ResidualEngine.Nn.Optim;
+
+namespace ResidualEngine.Tools.Training;
+
+public sealed partial class Trainer
+{
+    private sealed class RunState : IDisposable
+    {
+        public required Device Device { get; init; }
+        public required string ModelName { get; init; }
+        public required ResNet Model { get; init; }
+        public required Sgd Optimizer { get; init; }
+        public required LrSchedule Schedule { get; init; }
+        public required DataLoader TrainLoader { get; init; }
+        public required DataLoader ValLoader { get; init; }
+        public required IReadOnlyList<string> Classes { get; init; }
+        public required int NumClasses { get; init; }
+        public required int ImageSize { get; init; }
+        public required int StepsPerEpoch { get; init; }
+        public required RunFiles Files { get; init; }
+        public required CheckpointStore Store { get; init; }
+        public StepMeter Meter { get; } = new();
+        public CheckpointInfo? Resumed { get; init; }
+        public int StartEpoch { get; init; } = 1;
+        public int StartStep { get; init; }
+        public long GlobalStep { get; set; }
+        public double BestValTop1 { get; set; } = double.NegativeInfinity;
+        public double LastEvalSeconds { get; set; }
+
+        public static RunState Open(Trainer t)
+        {
+            var o = t._o;
+            var log = t._log;
+            string modelName = TrainingSetup.CanonicalModel(o.Model);
+            var device = TrainingSetup.ResolveDevice(o.Device);
+            var root = TrainingSetup.EnsureData(o, log, t.SyntheticRoot);
+            var val = TrainingSetup.OpenVal(root);
+            ImageFolder? train = null;
+            if (!o.EvalOnly)
+            {
+                train = ImageFolder.Open(Path.Combine(root, "train"));
+                TrainingSetup.CheckSameClasses(train.Classes, val.Classes, $"data '{root}' train/ and val/");
+            }
+            var classes = (train ?? val).Classes;
+            int imageSize = TrainingSetup.ResolveImageSize(o.ImageSize, modelName, o.Synthetic ? o.SynthSize : null);
+            o.ImageSize = imageSize;
+
+            // Resume: read and verify the checkpoint before anything is written to the run directory.
+            CheckpointInfo? info = null;
+            Serialization.SafeTensorsFile? ckpt = null;
+            if (t.ResumeFrom is { } from)
+            {
+                (info, ckpt) = CheckpointStore.Load(from);
+                if (info is null)
+                {
+                    ckpt.Dispose();
+                    throw new CheckpointException($"'{from}' has no .json beside it, so it holds weights only and cannot be resumed (use `residual eval` to evaluate it)");
+                }
+                if (!string.Equals(info.Model, modelName, StringComparison.Ordinal) || info.NumClasses != classes.Count)
+                {
+                    ckpt.Dispose();
+                    throw new ArgumentException($"option --resume: the checkpoint is for {info.Model} with {info.NumClasses} classes, but this run is {modelName} with {classes.Count} classes");
+                }
+                if (info.Classes.Count > 0 && !info.Classes.SequenceEqual(classes, StringComparer.Ordinal))
+                {
+                    ckpt.Dispose();
+                    throw new ArgumentException("option --resume: the checkpoint was trained on other class folders than this data set's");
+                }
+            }
+
+            var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed);
+            Sgd? opt = null;
+            DataLoader? trainLoader = null, valLoader = null;
+            try
+            {
+                model.To(device);
+                opt = Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay);
+                var schedule = LrSchedule.Create(o.Schedule, o.Lr, o.Epochs, o.LrSteps.Length > 0 ? o.LrSteps : null, o.WarmupEpochs);
+                if (schedule is StepLr step) o.LrSteps = step.Milestones.ToArray();
+                if (info is not null && ckpt is not null)
+                {
+                    var modelState = ckpt.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
+                        .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+                    var optState = ckpt.Tensors.Where(kv => kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
+                        .ToDictionary(kv => kv.Key[CheckpointStore.OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+                    model.LoadStateDict(modelState);
+                    opt.LoadState(optState, info.OptimizerSteps);
+                    if (info.Schedule is { Count: > 0 } st && info.ScheduleKind == schedule.Kind) schedule.LoadState(st);
+                }
+
+                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize), o.BatchSize, train: false, o.Seed, o.Workers, device);
+                // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
+                trainLoader = train is null ? valLoader
+                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale), o.BatchSize, train: true, o.Seed, o.Workers, device);
+                int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
+
+                t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
+                var files = new RunFiles(t.RunDir);
+                var store = new CheckpointStore(t.RunDir, t.CheckpointWriter);
+                if (info is null && !o.EvalOnly && (store.Exists(CheckpointStore.Last) || File.Exists(files.MetricsPath)))
+                    throw new ArgumentException($"option --out: '{t.RunDir}' already holds a run; continue it with --resume {t.RunDir}, or choose another --out");
+
+                var state = new RunState
+                {
+                    Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
+                    TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
+                    ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info,
+                    StartEpoch = info?.Epoch ?? 1, StartStep = info?.StepInEpoch ?? 0, GlobalStep = info?.GlobalStep ?? 0,
+                    BestValTop1 = info?.BestValTop1 ?? double.NegativeInfinity,
+                };
+                if (info is not null)
+                {
+                    t.History.AddRange(info.History.Where(r => r.Epoch < state.StartEpoch));
+                    t.BestEpoch = info.BestEpoch;
+                    state.LastEvalSeconds = 0;
+                    if (!o.EvalOnly)
+                    {
+                        files.TruncateSteps(info.GlobalStep);
+                        files.WriteEpochs(t.History);
+                    }
+                    log.WriteLine($"resuming {modelName} from {t.ResumeFrom} at epoch {state.StartEpoch}" +
+                        (state.StartStep > 0 ? $" step {state.StartStep}" : "") + $" (global step {state.GlobalStep})");
+                }
+                if (!o.EvalOnly) files.WriteConfig(RunConfig(o, state, root));
+                return state;
+            }
+            catch
+            {
+                if (!ReferenceEquals(trainLoader, valLoader)) trainLoader?.Dispose();
+                valLoader?.Dispose();
+                opt?.Dispose();
+                model.Dispose();
+                throw;
+            }
+            finally
+            {
+                ckpt?.Dispose();
+            }
+        }
+
+        private static System.Text.Json.Nodes.JsonObject RunConfig(TrainOptions o, RunState s, string root)
+        {
+            var j = o.ToJson();
+            j["_run"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["device"] = s.Device.ToString(),
+                ["data_root"] = Path.GetFullPath(root),
+                ["classes"] = s.NumClasses,
+                ["train_images"] = s.TrainLoader.Dataset.Count,
+                ["val_images"] = s.ValLoader.Dataset.Count,
+                ["steps_per_epoch"] = s.StepsPerEpoch,
+                ["parameters"] = s.Model.ParameterCount(),
+                ["min_crop_scale"] = o.ResolvedMinCropScale,
+            };
+            return j;
+        }
+
+        public void Dispose()
+        {
+            Meter.Dispose();
+            if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
+            ValLoader.Dispose();
+            Optimizer.Dispose();
+            Model.Dispose();
+        }
+    }
+}

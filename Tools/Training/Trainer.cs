@@ -1,0 +1,273 @@
+// The training loop of `residual train`. Per step: set the scheduled LR, forward, softmax
+// cross-entropy, backward, SGD step, and hand the loss and logits to the StepMeter (read back
+// every --log-every steps, not every step). Per epoch: validation, LR-schedule feedback, the
+// table row, the files of the run directory, and a checkpoint (`last`, copied to `best` when
+// val top-1 improves). Resuming restores weights, BN statistics, momentum buffers, step count,
+// schedule state, epoch sums and position; the data order is a pure function of (seed, epoch),
+// so on the CPU a resumed run is bitwise identical to an uninterrupted one. A stop request
+// (Ctrl-C, SIGTERM) finishes the step and checkpoints; a non-finite loss stops without saving,
+// so the last good checkpoint stays as it was.
+using System.Diagnostics;
+using ResidualEngine.Data;
+using ResidualEngine.Models;
+using ResidualEngine.Nn.Optim;
+
+namespace ResidualEngine.Tools.Training;
+
+public enum TrainOutcome
+{
+    Completed = 0,
+    Diverged = 1,
+    Interrupted = 130,
+}
+
+public sealed partial class Trainer
+{
+    private readonly TrainOptions _o;
+    private readonly TextWriter _log;
+    private readonly ProgressDisplay _progress;
+    private readonly StopSignal _stop;
+
+    public Trainer(TrainOptions options, TextWriter log, ProgressDisplay progress, StopSignal stop)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(log);
+        ArgumentNullException.ThrowIfNull(progress);
+        ArgumentNullException.ThrowIfNull(stop);
+        _o = options;
+        _log = log;
+        _progress = progress;
+        _stop = stop;
+    }
+
+    /// <summary>Called after every optimizer step with (epoch, step in epoch); tests use it to interrupt.</summary>
+    public Action<int, int>? AfterStep { get; set; }
+    /// <summary>Serializer for checkpoints (tests inject failing ones); SafeTensors.Write by default.</summary>
+    public TensorWriter? CheckpointWriter { get; set; }
+    /// <summary>The checkpoint to resume from (set by the command after locating it), or null for a fresh run.</summary>
+    public string? ResumeFrom { get; set; }
+    /// <summary>Where the synthetic data set lives (its parent folder); "data" by default.</summary>
+    public string SyntheticRoot { get; set; } = "data";
+
+    public TrainOptions Options => _o;
+    public string RunDir { get; private set; } = "";
+    public List<EpochRow> History { get; } = new();
+    public int BestEpoch { get; private set; }
+    public EvalResult? LastEval { get; private set; }
+    public string? DivergenceMessage { get; private set; }
+
+    public TrainOutcome Run()
+    {
+        var total = Stopwatch.StartNew();
+        using var run = RunState.Open(this);
+        var s = run;
+        if (_o.EvalOnly)
+        {
+            _log.WriteLine($"evaluating {s.ModelName} on {s.ValLoader.Dataset.Count} val images...");
+            LastEval = Evaluator.Evaluate(s.Model, s.ValLoader);
+            PrintEval(_log, LastEval);
+            return TrainOutcome.Completed;
+        }
+        if (s.StartEpoch > _o.Epochs)
+        {
+            _log.WriteLine($"the run in {RunDir} has already finished {s.StartEpoch - 1} epochs; pass --epochs N (N > {s.StartEpoch - 1}) to train further");
+            return TrainOutcome.Completed;
+        }
+        _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
+            $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
+            $"{s.StepsPerEpoch} steps of {_o.BatchSize} per epoch, {_o.Epochs} epochs, {s.Schedule}");
+        _log.WriteLine($"run directory: {RunDir}");
+
+        for (int epoch = s.StartEpoch; epoch <= _o.Epochs; epoch++)
+        {
+            var outcome = TrainEpoch(s, epoch, epoch == s.StartEpoch ? s.StartStep : 0);
+            if (outcome is not null) return outcome.Value;
+            if (_stop.IsRequested)
+            {
+                _progress.Line($"stopped ({_stop.Reason}) after epoch {epoch}; checkpoint: {s.Store.TensorsPath(CheckpointStore.Last)}; " +
+                    $"resume with: residual train --resume {RunDir}");
+                return TrainOutcome.Interrupted;
+            }
+        }
+        var best = History.FirstOrDefault(r => r.Epoch == BestEpoch);
+        _progress.Line($"done in {ProgressDisplay.FormatSpan(total.Elapsed)}: best val top-1 {100 * (best?.ValTop1 ?? double.NaN):F2}% at epoch {BestEpoch}");
+        return TrainOutcome.Completed;
+    }
+
+    /// <summary>One epoch from <paramref name="skip"/> steps in; null to go on, or how the run ended.</summary>
+    private TrainOutcome? TrainEpoch(RunState s, int epoch, int skip)
+    {
+        var meter = s.Meter;
+        var clock = Stopwatch.StartNew();
+        double secondsBefore = 0;
+        if (skip > 0 && s.Resumed is { } info)
+        {
+            meter.Epoch = info.Partial?.Clone() ?? new EpochSums();
+            meter.Window = info.Window?.Clone() ?? new EpochSums();
+            meter.WindowSteps = info.WindowSteps;
+            secondsBefore = info.PartialSeconds;
+        }
+        else
+        {
+            meter.Epoch = new EpochSums();
+            meter.ResetWindow();
+        }
+        s.Model.Train();
+        int step = 0, stepsRun = 0, windowImages = 0;
+        double windowWaitMs = 0, lr = 0, lastLoss = double.NaN, lastTop1 = double.NaN;
+        var window = Stopwatch.StartNew();
+        if (skip >= s.StepsPerEpoch) step = skip; // resumed exactly at the end of the epoch's steps
+        else
+        {
+            foreach (var batch in s.TrainLoader.Epoch(epoch - 1))
+            {
+                using (batch)
+                {
+                    if (step < skip) { step++; continue; }
+                    lr = s.Schedule.LearningRate(epoch - 1, step, s.StepsPerEpoch);
+                    s.Optimizer.LearningRate = lr;
+                    using (var scope = TensorScope.Begin())
+                    {
+                        s.Optimizer.ZeroGrad();
+                        var logits = s.Model.Forward(batch.Images);
+                        var loss = Ops.SoftmaxCrossEntropy(logits, batch.Labels, _o.LabelSmoothing);
+                        loss.Backward();
+                        s.Optimizer.Step();
+                        meter.Add(s.GlobalStep + 1, loss, logits, batch.Labels, batch.Count);
+                    }
+                    step++;
+                    stepsRun++;
+                    s.GlobalStep++;
+                    windowImages += batch.Count;
+                    windowWaitMs += batch.WaitTime.TotalMilliseconds;
+                }
+                AfterStep?.Invoke(epoch, step);
+                bool end = step >= s.StepsPerEpoch;
+                bool log = s.GlobalStep % _o.LogEvery == 0 || end;
+                bool stop = _stop.IsRequested && !end;
+                if (log || stop)
+                {
+                    var r = meter.Flush();
+                    if (r.NonFiniteStep is { } bad)
+                        return Diverge(s, $"loss became {FormatValue(r.NonFiniteValue)} at epoch {epoch} step {bad - (s.GlobalStep - step)}");
+                    if (log)
+                    {
+                        lastLoss = meter.Window.MeanLoss;
+                        lastTop1 = meter.Window.Top1;
+                        double secs = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
+                        s.Files.AppendStep(new StepRow(epoch, s.GlobalStep, lastLoss, lastTop1, lr, windowImages / secs,
+                            windowWaitMs / Math.Max(1, meter.WindowSteps)));
+                        meter.ResetWindow();
+                    }
+                }
+                double rate = windowImages / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
+                var eta = Eta(s, epoch, step, stepsRun, clock.Elapsed);
+                _progress.Report(new ProgressInfo(epoch, _o.Epochs, step, s.StepsPerEpoch, lastLoss, lastTop1, lr, rate,
+                    windowWaitMs / Math.Max(1, stepsRun), eta), fresh: log);
+                if (log)
+                {
+                    window.Restart();
+                    windowImages = 0;
+                    windowWaitMs = 0;
+                }
+                if (stop)
+                {
+                    SaveCheckpoint(s, epoch, step, "interrupt", secondsBefore + clock.Elapsed.TotalSeconds);
+                    _progress.Line($"stopped ({_stop.Reason}) at epoch {epoch} step {step}/{s.StepsPerEpoch}; checkpoint: " +
+                        $"{s.Store.TensorsPath(CheckpointStore.Last)}; resume with: residual train --resume {RunDir}");
+                    return TrainOutcome.Interrupted;
+                }
+                if (end) break;
+            }
+        }
+        if (meter.PendingCount > 0)
+        {
+            var r = meter.Flush();
+            if (r.NonFiniteStep is { } bad) return Diverge(s, $"loss became {FormatValue(r.NonFiniteValue)} at epoch {epoch} step {bad - (s.GlobalStep - step)}");
+        }
+
+        var val = Evaluator.Evaluate(s.Model, s.ValLoader);
+        LastEval = val;
+        if (!double.IsFinite(val.Loss)) return Diverge(s, $"validation loss became {FormatValue(val.Loss)} after epoch {epoch}");
+        s.Schedule.OnValidation(val.Top1Error);
+        s.LastEvalSeconds = val.Seconds;
+        var row = new EpochRow(epoch, meter.Epoch.MeanLoss, meter.Epoch.Top1, val.Loss, val.Top1, val.Top5, lr,
+            secondsBefore + clock.Elapsed.TotalSeconds);
+        History.Add(row);
+        bool best = BestEpoch == 0 || val.Top1 > s.BestValTop1;
+        if (best)
+        {
+            BestEpoch = epoch;
+            s.BestValTop1 = val.Top1;
+        }
+        SaveCheckpoint(s, epoch + 1, 0, "epoch", 0);
+        if (best) s.Store.Copy(CheckpointStore.Last, CheckpointStore.Best);
+        s.Files.WriteEpochs(History);
+        s.Files.WritePlots(History, s.Files.ReadSteps(), s.StepsPerEpoch);
+        _progress.EpochRow(row, best);
+        return null;
+    }
+
+    private TimeSpan? Eta(RunState s, int epoch, int step, int stepsRun, TimeSpan epochElapsed)
+    {
+        if (stepsRun == 0) return null;
+        double perStep = epochElapsed.TotalSeconds / stepsRun;
+        long remaining = (s.StepsPerEpoch - step) + (long)(_o.Epochs - epoch) * s.StepsPerEpoch;
+        double evalSecs = s.LastEvalSeconds * (_o.Epochs - epoch + 1);
+        return TimeSpan.FromSeconds(perStep * remaining + evalSecs);
+    }
+
+    private TrainOutcome Diverge(RunState s, string what)
+    {
+        var last = s.Store.Exists(CheckpointStore.Last) ? s.Store.TensorsPath(CheckpointStore.Last) : "none (no epoch finished yet)";
+        DivergenceMessage = $"{what}; last good checkpoint: {last}";
+        _progress.Break();
+        Console.Error.WriteLine($"residual train: {DivergenceMessage}");
+        Console.Error.WriteLine("  the run was stopped without saving; try a lower --lr, warmup (--warmup-epochs) or --label-smoothing");
+        return TrainOutcome.Diverged;
+    }
+
+    private static string FormatValue(double v) => double.IsNaN(v) ? "NaN" : double.IsPositiveInfinity(v) ? "+Inf" : double.IsNegativeInfinity(v) ? "-Inf" : v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture);
+
+    private void SaveCheckpoint(RunState s, int epoch, int stepInEpoch, string reason, double partialSeconds)
+    {
+        var info = new CheckpointInfo
+        {
+            Model = s.ModelName,
+            NumClasses = s.NumClasses,
+            ImageSize = s.ImageSize,
+            Seed = _o.Seed,
+            Classes = s.Classes.ToList(),
+            Epoch = epoch,
+            StepInEpoch = stepInEpoch,
+            GlobalStep = s.GlobalStep,
+            OptimizerSteps = s.Optimizer.StepCount,
+            ScheduleKind = s.Schedule.Kind,
+            Schedule = s.Schedule.State().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+            BestValTop1 = s.BestValTop1,
+            BestEpoch = BestEpoch,
+            History = History.ToList(),
+            Partial = stepInEpoch > 0 ? s.Meter.Epoch.Clone() : null,
+            Window = stepInEpoch > 0 ? s.Meter.Window.Clone() : null,
+            WindowSteps = stepInEpoch > 0 ? s.Meter.WindowSteps : 0,
+            PartialSeconds = partialSeconds,
+            Reason = reason,
+        };
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["format"] = "pt",
+            ["residual.model"] = s.ModelName,
+            ["residual.num_classes"] = s.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer), info, meta);
+    }
+
+    public static void PrintEval(TextWriter w, EvalResult r)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(r);
+        w.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"val: loss {r.Loss:F4}  top-1 {100 * r.Top1:F2}% (error {100 * (1 - r.Top1):F2}%)  top-5 {100 * r.Top5:F2}% (error {100 * (1 - r.Top5):F2}%)  on {r.Samples} images in {r.Seconds:F1} s"));
+    }
+}

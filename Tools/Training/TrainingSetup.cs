@@ -1,0 +1,123 @@
+// What a run is built from, shared by `residual train` and `residual eval`: the device (auto =
+// CUDA when the backend reports a device), the data (an ImageFolder root, or the synthetic set
+// generated on first use), the transforms at the chosen crop size, the loaders, and the model
+// (a zoo name, with a clear error listing the zoo when the name is unknown).
+using ResidualEngine.Backends;
+using ResidualEngine.Backends.Cuda;
+using ResidualEngine.Data;
+using ResidualEngine.Models;
+using ResidualEngine.Nn;
+
+namespace ResidualEngine.Tools.Training;
+
+public static class TrainingSetup
+{
+    /// <summary>Resolves --device: "cpu", "cuda", "cuda:N", or "auto" (a CUDA device when one answers, else the CPU).</summary>
+    public static Device ResolveDevice(string option)
+    {
+        ArgumentNullException.ThrowIfNull(option);
+        if (option == "auto") return CudaAvailable(0, out _) ? Device.Cuda(0) : Device.Cpu;
+        var d = Device.Parse(option);
+        if (d.IsCuda && !CudaAvailable(d.Index, out var why))
+            throw new ArgumentException($"option --device {option}: no usable CUDA device ({why}); use --device cpu or auto");
+        return d;
+    }
+
+    /// <summary>True when the CUDA backend reports a device and a tensor can be made on device <paramref name="index"/>.</summary>
+    public static bool CudaAvailable(int index, out string reason)
+    {
+        if (!CudaBackend.IsAvailable(out reason)) return false;
+        try
+        {
+            BackendRegistry.Get(Device.Cuda(index));
+            using var probe = TensorScope.Detach(Tensor.Zeros(new Shape(1), DType.F32, Device.Cuda(index)));
+            reason = "";
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            reason = e.Message;
+            return false;
+        }
+    }
+
+    /// <summary>The zoo's canonical spelling of a model name; an unknown name gets an error that lists the zoo.</summary>
+    public static string CanonicalModel(string name)
+    {
+        try
+        {
+            return ModelZoo.Canonical(name);
+        }
+        catch (ArgumentException e)
+        {
+            var why = e.Message.Split(" (Parameter", 2)[0].TrimEnd('.');
+            throw new ArgumentException(why.Contains("known models", StringComparison.Ordinal)
+                ? $"option --model: {why}"
+                : $"option --model: {why} All models: {string.Join(", ", ModelZoo.Names)} (see `residual models`)");
+        }
+    }
+
+    public static ResNet CreateModel(string name, int numClasses, int seed) => ModelZoo.Create(CanonicalModel(name), numClasses, seed);
+
+    /// <summary>The crop size fed to the network: the option, or the model's native size (capped by synthetic images).</summary>
+    public static int ResolveImageSize(int option, string model, int? dataSize)
+    {
+        if (option > 0) return option;
+        int native = ModelZoo.Config(model).NativeImageSize;
+        return dataSize is { } s ? Math.Min(native, s) : native;
+    }
+
+    /// <summary>The data root: --data as given, or the synthetic set (generated now unless already there).</summary>
+    public static string EnsureData(TrainOptions o, TextWriter log, string syntheticRoot = "data")
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        ArgumentNullException.ThrowIfNull(log);
+        if (o.Data is not null) return o.Data;
+        var dir = o.SyntheticDir(syntheticRoot);
+        var spec = new SyntheticImageNet.Options(o.SynthClasses, o.SynthTrainPerClass, o.SynthValPerClass, o.SynthSize, o.SynthSeed);
+        var r = SyntheticImageNet.Generate(dir, spec);
+        log.WriteLine(r.Reused
+            ? $"data: using synthetic set {dir}"
+            : $"data: generated a synthetic ImageNet-style set in {dir} ({o.SynthClasses} classes, {o.SynthTrainPerClass} train + {o.SynthValPerClass} val images per class, {o.SynthSize} px) in {r.Elapsed.TotalSeconds:F1} s");
+        return dir;
+    }
+
+    /// <summary>The val/ folder of a data root (or the root itself when it holds class folders directly).</summary>
+    public static ImageFolder OpenVal(string root)
+    {
+        var val = Path.Combine(root, "val");
+        return ImageFolder.Open(Directory.Exists(val) ? val : root);
+    }
+
+    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale) =>
+        new ImageFolderDataset(folder, new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale });
+
+    public static IDataset EvalDataset(ImageFolder folder, int size) =>
+        new ImageFolderDataset(folder, new EvalTransform(size, Normalization.ImageNet));
+
+    public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device) =>
+        new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
+            DropLast: train && data.Count >= batchSize, Device: device));
+
+    /// <summary>Checks that train and val list the same classes (the labels would not line up otherwise).</summary>
+    public static void CheckSameClasses(IReadOnlyList<string> train, IReadOnlyList<string> val, string what)
+    {
+        if (train.SequenceEqual(val, StringComparer.Ordinal)) return;
+        var missing = train.Except(val, StringComparer.Ordinal).Take(5).ToList();
+        var extra = val.Except(train, StringComparer.Ordinal).Take(5).ToList();
+        throw new ArgumentException($"{what}: the class folders differ ({train.Count} vs {val.Count} classes" +
+            (missing.Count > 0 ? $"; missing: {string.Join(", ", missing)}" : "") +
+            (extra.Count > 0 ? $"; unexpected: {string.Join(", ", extra)}" : "") + ")");
+    }
+
+    /// <summary>Model tensors plus optimizer state under "optimizer.", in a stable order, for a checkpoint.</summary>
+    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.Sgd? optimizer)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var list = model.StateDict().Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)).ToList();
+        if (optimizer is not null)
+            foreach (var (name, t) in optimizer.StateTensors())
+                list.Add(new(CheckpointStore.OptimizerPrefix + name, t));
+        return list;
+    }
+}
