@@ -25,36 +25,48 @@ public sealed class ResNet : Module
         Config = config;
         var rng = new Random(seed);
         var dropRng = new Random(unchecked(seed * 7919 + 17));
+        try
+        {
+            (Conv1, Bn1, BnFinal, Fc, Features) = Build(config, rng, dropRng, dtype);
+        }
+        catch
+        {
+            Dispose(); // whatever was registered before the failure
+            throw;
+        }
+        if (config.Stem == StemKind.Imagenet) _maxPool = new MaxPool2d(3, 2, 1);
+    }
+
+    private (Conv2d, BatchNorm2d?, BatchNorm2d?, Linear, int) Build(ResNetConfig config, Random rng, Random dropRng, DType dtype)
+    {
         bool imagenet = config.Stem == StemKind.Imagenet;
         int stem = config.ResolvedStemWidth;
-
-        Conv1 = RegisterModule("conv1", imagenet
+        var conv1 = RegisterModule("conv1", imagenet
             ? new Conv2d(3, stem, 7, stride: 2, padding: 3, rng: rng, dtype: dtype)
             : new Conv2d(3, stem, 3, stride: 1, padding: 1, rng: rng, dtype: dtype));
-        if (!config.PreActivation) Bn1 = RegisterModule("bn1", new BatchNorm2d(stem, dtype: dtype));
-        if (imagenet) _maxPool = new MaxPool2d(3, 2, 1);
+        var bn1 = config.PreActivation ? null : RegisterModule("bn1", new BatchNorm2d(stem, dtype: dtype));
 
         int total = config.BlockCount, index = 0, inPlanes = stem;
         double scale = config.ScaleResidual ? 1.0 / Math.Sqrt(total) : 1.0;
         for (int s = 0; s < config.Layers.Count; s++)
         {
-            var stage = new Sequential();
+            var stage = RegisterModule($"layer{s + 1}", new Sequential()); // registered first: a failing block leaves nothing unowned
             int planes = config.StageWidths[s];
             for (int b = 0; b < config.Layers[s]; b++)
             {
                 int stride = s > 0 && b == 0 ? 2 : 1;
                 double drop = total > 1 ? config.DropPathRate * index / (total - 1) : 0;
                 var args = new BlockArgs(inPlanes, planes, stride, config, rng, drop, dropRng, scale, dtype);
-                var block = CreateBlock(args);
+                var block = CreateBlock(args); // a block that throws has allocated nothing
                 stage.Add(block);
                 inPlanes = block.OutChannels;
                 index++;
             }
-            _stages.Add(RegisterModule($"layer{s + 1}", stage));
+            _stages.Add(stage);
         }
-        Features = inPlanes;
-        if (config.PreActivation) BnFinal = RegisterModule("bn_final", new BatchNorm2d(inPlanes, dtype: dtype));
-        Fc = RegisterModule("fc", new Linear(inPlanes, config.NumClasses, rng: rng, dtype: dtype));
+        var bnFinal = config.PreActivation ? RegisterModule("bn_final", new BatchNorm2d(inPlanes, dtype: dtype)) : null;
+        var fc = RegisterModule("fc", new Linear(inPlanes, config.NumClasses, rng: rng, dtype: dtype));
+        return (conv1, bn1, bnFinal, fc, inPlanes);
     }
 
     /// <summary>The block type for a configuration (pre-activation or not, basic or bottleneck).</summary>

@@ -35,7 +35,7 @@ public static class GradEngine
         {
             var n = stack.Pop();
             if (n.Released)
-                throw new InvalidOperationException($"Backward through {n.Name} a second time: its saved tensors were already freed by an earlier Backward()");
+                throw new InvalidOperationException($"Backward through {n.Name} a second time: its saved tensors were already freed, by an earlier Backward() or because its output tensor was disposed");
             foreach (var input in n.Inputs)
             {
                 if (input?.GradFn is not { } p) continue;

@@ -260,7 +260,12 @@ public sealed partial class Tensor : IDisposable
     {
         var s = Interlocked.Exchange(ref _storage, null);
         if (s is null) return;
-        GradFn = null;
+        // The node that produced this tensor can no longer be reached by a backward that starts
+        // downstream without failing loudly, so free what it saved now: a graph that is dropped
+        // without Backward() (evaluation with grad on, an abandoned step) leaks nothing.
+        // GradFn stays set, so a later backward through it reports the freed node instead of
+        // silently skipping its gradient.
+        GradFn?.ReleaseSaved();
         var g = Grad;
         Grad = null;
         g?.Dispose();

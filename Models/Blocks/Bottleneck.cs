@@ -13,10 +13,7 @@ public sealed class Bottleneck : ResidualBlock
     public Bottleneck(BlockArgs args) : base(args, Expansion)
     {
         var (rng, dt, cfg) = (args.Rng, args.DType, args.Config);
-        if (cfg.Shortcut == ShortcutOption.A && !cfg.Plain)
-            throw new ArgumentException("Bottleneck: option A (zero-padding) shortcuts are defined for basic blocks only; use option B or C");
         Width = cfg.BottleneckWidth(args.Planes);
-        if (Width < cfg.Groups) throw new ArgumentException($"Bottleneck: width {Width} is smaller than groups = {cfg.Groups}");
         Conv1 = RegisterModule("conv1", new Conv2d(InChannels, Width, 1, rng: rng, dtype: dt));
         Bn1 = RegisterModule("bn1", new BatchNorm2d(Width, dtype: dt));
         Conv2 = RegisterModule("conv2", new Conv2d(Width, Width, 3, stride: Stride, padding: 1, groups: cfg.Groups, rng: rng, dtype: dt));

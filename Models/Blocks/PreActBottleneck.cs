@@ -14,10 +14,7 @@ public sealed class PreActBottleneck : ResidualBlock
     public PreActBottleneck(BlockArgs args) : base(args, Expansion)
     {
         var (rng, dt, cfg) = (args.Rng, args.DType, args.Config);
-        if (cfg.Shortcut == ShortcutOption.A && !cfg.Plain)
-            throw new ArgumentException("PreActBottleneck: option A (zero-padding) shortcuts are defined for basic blocks only; use option B or C");
         Width = cfg.BottleneckWidth(args.Planes);
-        if (Width < cfg.Groups) throw new ArgumentException($"PreActBottleneck: width {Width} is smaller than groups = {cfg.Groups}");
         Bn1 = RegisterModule("bn1", new BatchNorm2d(InChannels, dtype: dt));
         Conv1 = RegisterModule("conv1", new Conv2d(InChannels, Width, 1, rng: rng, dtype: dt));
         Bn2 = RegisterModule("bn2", new BatchNorm2d(Width, dtype: dt));

@@ -34,6 +34,14 @@ public abstract class ResidualBlock : Module
         if (a.Stride < 1) throw new ArgumentException($"{GetType().Name}: stride must be positive, got {a.Stride}");
         if (!(a.DropPathRate >= 0 && a.DropPathRate < 1)) throw new ArgumentException($"{GetType().Name}: drop-path rate must be in [0, 1), got {a.DropPathRate}");
         if (a.DropPathRate > 0 && a.Config.Plain) throw new ArgumentException($"{GetType().Name}: drop-path needs a shortcut, but the network is plain");
+        // Every check comes before the first allocation, so a rejected block leaves nothing behind.
+        var cfg = a.Config;
+        if (expansion == 1 && (cfg.Groups != 1 || cfg.WidthPerGroup != 64))
+            throw new ArgumentException($"{GetType().Name}: basic blocks support only groups = 1 and width per group = 64 (got {cfg.Groups}, {cfg.WidthPerGroup})");
+        if (expansion != 1 && cfg.Shortcut == ShortcutOption.A && !cfg.Plain)
+            throw new ArgumentException($"{GetType().Name}: option A (zero-padding) shortcuts are defined for basic blocks only; use option B or C");
+        if (expansion != 1 && cfg.BottleneckWidth(a.Planes) < Math.Max(1, cfg.Groups))
+            throw new ArgumentException($"{GetType().Name}: width {cfg.BottleneckWidth(a.Planes)} of {a.Planes} planes is smaller than groups = {cfg.Groups}");
         Args = a;
         InChannels = a.InPlanes;
         OutChannels = a.Planes * expansion;

@@ -136,3 +136,37 @@ public class AutogradTests
         GradCheck.Run(t => Ops.Reshape(Ops.Relu(t[0]), 5, -1), [a]);
     }
 }
+
+public class GraphLifetimeTests
+{
+    [Test]
+    public void DroppedGraphFreesSavedTensorsWhenItsOutputsAreDisposed()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        long t0 = TensorStats.LiveTensors, b0 = TensorStats.LiveBytes(DeviceType.Cpu);
+        var x = Tensor.FromArray(new float[] { 1, -2, 3, 4 }, 4);
+        x.RequiresGrad = true;
+        using (TensorScope.Begin())
+        {
+            // Forward with grad on, never backward: the scope's end must free what the nodes saved.
+            _ = Ops.Sigmoid(Ops.Mul(Ops.Relu(x), x));
+        }
+        x.Dispose();
+        Assert.That(TensorStats.LiveTensors, Is.EqualTo(t0));
+        Assert.That(TensorStats.LiveBytes(DeviceType.Cpu), Is.EqualTo(b0));
+    }
+
+    [Test]
+    public void BackwardThroughADisposedIntermediateFailsLoudly()
+    {
+        using var scope = TensorScope.Begin();
+        var x = Tensor.FromArray(new double[] { 1, 2 }, 2);
+        x.RequiresGrad = true;
+        var h = Ops.Mul(x, x);
+        var y = Ops.Sum(Ops.Relu(h));
+        h.Dispose();
+        var e = Assert.Throws<InvalidOperationException>(() => y.Backward());
+        Assert.That(e!.Message, Does.Contain("disposed"));
+    }
+}

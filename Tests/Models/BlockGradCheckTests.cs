@@ -3,6 +3,7 @@
 // SE, grouped convs, shortcut options A/B/C and plain blocks, with and without stride.
 // Blocks are built in F32 (as a model would be) and converted with Module.ToDType(F64).
 using NUnit.Framework;
+using ResidualEngine.Autograd;
 using ResidualEngine.Models;
 using ResidualEngine.Nn;
 
@@ -56,6 +57,7 @@ public class BlockGradCheckTests
     {
         using var scope = TensorScope.Begin();
         using var block = ResNet.CreateBlock(new BlockArgs(inPlanes, planes, stride, cfg, new Random(11)));
+        using var ng = GradMode.NoGrad(); // no graph: a graph dropped without backward keeps its saved tensors
         var y = block.Forward(Tensor.Randn(new Shape(2, inPlanes, 5, 5), new Random(1)));
         var expected = block.Trace(new Shape(2, inPlanes, 5, 5), new ShapeTrace());
         Assert.That(y.Shape, Is.EqualTo(expected));
@@ -70,6 +72,7 @@ public class BlockGradCheckTests
         using var scope = TensorScope.Begin();
         using var plainBlock = ResNet.CreateBlock(new BlockArgs(4, 4, 1, cfg, new Random(3)));
         using var dropBlock = ResNet.CreateBlock(new BlockArgs(4, 4, 1, cfg, new Random(3), DropPathRate: 0.5, DropPathRng: new Random(8)));
+        using var ng = GradMode.NoGrad();
         const int n = 40;
         var x = Tensor.Randn(new Shape(n, 4, 3, 3), new Random(2));
         var full = Ops.Add(plainBlock.Forward(x), Ops.Scale(x, -1)).ToDoubles();

@@ -37,11 +37,11 @@ public class ResNetConfigTests
         Throws(Tiny() with { Shortcut = ShortcutOption.A, Widths = [8, 4] }, "cannot reduce channels");
     }
 
-    private static ResidualBlock[] Blocks(ResNetConfig c)
+    private static ResidualBlock.ShortcutKind[] Shortcuts(ResNetConfig c)
     {
         using var skip = Init.SkipInitialization();
-        var m = new ResNet(c);
-        return m.Blocks.ToArray();
+        using var m = new ResNet(c);
+        return m.Blocks.Select(b => b.Shortcut).ToArray();
     }
 
     [Test]
@@ -49,13 +49,13 @@ public class ResNetConfigTests
     {
         // Blocks: stage 1 (4 -> 4, stride 1), stage 2 (4 -> 8 stride 2, then 8 -> 8).
         var k = ResidualBlock.ShortcutKind.Identity;
-        Assert.That(Blocks(Tiny() with { Shortcut = ShortcutOption.A }).Select(b => b.Shortcut),
+        Assert.That(Shortcuts(Tiny() with { Shortcut = ShortcutOption.A }),
             Is.EqualTo(new[] { k, ResidualBlock.ShortcutKind.ZeroPad, k }));
-        Assert.That(Blocks(Tiny()).Select(b => b.Shortcut),
+        Assert.That(Shortcuts(Tiny()),
             Is.EqualTo(new[] { k, ResidualBlock.ShortcutKind.Projection, k }));
-        Assert.That(Blocks(Tiny() with { Shortcut = ShortcutOption.C }).Select(b => b.Shortcut),
+        Assert.That(Shortcuts(Tiny() with { Shortcut = ShortcutOption.C }),
             Is.All.EqualTo(ResidualBlock.ShortcutKind.Projection));
-        Assert.That(Blocks(Tiny() with { Plain = true }).Select(b => b.Shortcut), Is.All.EqualTo(ResidualBlock.ShortcutKind.None));
+        Assert.That(Shortcuts(Tiny() with { Plain = true }), Is.All.EqualTo(ResidualBlock.ShortcutKind.None));
     }
 
     [Test]
@@ -138,5 +138,17 @@ public class ResNetConfigTests
     {
         var d = (Tiny() with { SqueezeExcitation = true, Shortcut = ShortcutOption.C }).Describe();
         Assert.That(d, Does.Contain("shortcut C").And.Contain("SE 1/16").And.Contain("[1, 2]"));
+    }
+
+    [Test]
+    public void RejectedBlocksAndNetworksLeaveNoTensorsBehind()
+    {
+        long live = TensorStats.LiveTensors;
+        var bottleneckA = Tiny(BlockKind.Bottleneck) with { Shortcut = ShortcutOption.A, SqueezeExcitation = true };
+        Assert.Throws<ArgumentException>(() => ResNet.CreateBlock(new BlockArgs(4, 2, 2, bottleneckA, new Random(0))));
+        var groupedBasic = Tiny() with { Groups = 2 };
+        Assert.Throws<ArgumentException>(() => ResNet.CreateBlock(new BlockArgs(4, 4, 1, groupedBasic, new Random(0))));
+        Assert.Throws<ArgumentException>(() => ResNet.CreateBlock(new BlockArgs(4, 4, 1, Tiny(), new Random(0), DropPathRate: 0.1)));
+        Assert.That(TensorStats.LiveTensors, Is.EqualTo(live));
     }
 }

@@ -15,6 +15,7 @@ public class LayerForwardTests
     {
         using var scope = TensorScope.Begin();
         using var bn = new BatchNorm2d(3);
+        using var ng = GradMode.NoGrad(); // counting does not depend on autograd
         var x = Tensor.Randn(new Shape(4, 3, 2, 2), new Random(1), std: 2);
         bn.Forward(x);
         bn.Forward(x);

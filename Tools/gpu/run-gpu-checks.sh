@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # GPU checks for ResidualEngine, run on a GPU machine from the published bundle (no .NET needed there).
-# Build the bundle first (on a machine with .NET):   ./build.sh publish   -> .gpu/app.tgz
+# Build the bundle first (on a machine with .NET):   ./build.sh publish   -> .gpu/app.tgz (app/ and tests/)
 # Then on the GPU machine, from the repository root: Tools/gpu/run-gpu-checks.sh [.gpu/app.tgz]
+# A tests-only tarball (tar czf .gpu/tests.tgz -C .gpu tests, ~45 MB instead of ~80) works too: the
+# info and kernel-check steps then come from the CudaDeviceReportTests (same commands, in-process).
 #
 # Steps (each logged to $OUT, default ./gpu-out):
 #   1. nvidia-smi                                   -> nvidia-smi.txt
@@ -23,8 +25,10 @@ if [ ! -f "$BUNDLE" ]; then
   echo "run-gpu-checks: bundle $BUNDLE not found (build it with ./build.sh publish)" | tee "$OUT/run.log" >&2
   exit 2
 fi
+mkdir -p "$WORK"
 rm -rf "$WORK/app" "$WORK/tests"
-tar xzf "$BUNDLE" -C "$WORK"
+tar xzf "$BUNDLE" -C "$WORK" || { echo "run-gpu-checks: cannot extract $BUNDLE into $WORK" | tee -a "$OUT/run.log" >&2; exit 2; }
+[ -x "$WORK/tests/ResidualEngine.Tests" ] || { echo "run-gpu-checks: $BUNDLE has no tests/ResidualEngine.Tests" | tee -a "$OUT/run.log" >&2; exit 2; }
 APP="$WORK/app/residual"
 TESTS="$WORK/tests/ResidualEngine.Tests"
 # Kernel cache inside $OUT so that a second run shows the cache working, and nothing lands in $HOME.
@@ -33,15 +37,21 @@ export RESIDUAL_KERNEL_CACHE="$OUT/kernel-cache"
 log "nvidia-smi"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed or missing" >> "$OUT/nvidia-smi.txt"
 
-log "residual info --verbose"
-"$APP" info --verbose > "$OUT/info.txt" 2>&1
-info_rc=$?
-cat "$OUT/info.txt"
-
-log "residual kernels check"
-"$APP" kernels check > "$OUT/kernels.txt" 2>&1
-kernels_rc=$?
-cat "$OUT/kernels.txt"
+if [ -x "$APP" ]; then
+  log "residual info --verbose"
+  "$APP" info --verbose > "$OUT/info.txt" 2>&1
+  info_rc=$?
+  log "residual kernels check"
+  "$APP" kernels check > "$OUT/kernels.txt" 2>&1
+  kernels_rc=$?
+else
+  log "no residual app in the bundle: info and kernel check through CudaDeviceReportTests"
+  "$TESTS" --filter "FullyQualifiedName~CudaDeviceReportTests.InfoDescribesTheDevice" --output Detailed --no-ansi > "$OUT/info.txt" 2>&1
+  info_rc=$?
+  "$TESTS" --filter "FullyQualifiedName~CudaDeviceReportTests.KernelsCompile" --output Detailed --no-ansi > "$OUT/kernels.txt" 2>&1
+  kernels_rc=$?
+fi
+cat "$OUT/info.txt" "$OUT/kernels.txt"
 
 log "GPU tests (TestCategory=Gpu)"
 # strict: a run where every GPU test skipped (no device found) is a failure here, not a silent pass.
@@ -66,11 +76,11 @@ if [ -n "$SAN" ]; then
 fi
 
 # ---- summary row for docs/gpu-verification.md ----
-gpu=$(grep -m1 -E '^  cuda:0' "$OUT/info.txt" | sed -E 's/^  cuda:0 +//; s/,.*//' || true)
+gpu=$(grep -m1 -E '^\s*cuda:0 ' "$OUT/info.txt" | sed -E 's/^\s*cuda:0 +//; s/,.*//' || true)
 cc=$(grep -m1 -oE 'compute capability [0-9.]+' "$OUT/info.txt" | awk '{print $3}' || true)
 driver=$(grep -m1 -E 'driver +supports CUDA' "$OUT/info.txt" | grep -oE 'CUDA [0-9.]+' || true)
 drv_ver=$(grep -m1 -oE 'Driver Version: [0-9.]+' "$OUT/nvidia-smi.txt" | awk '{print $3}' || true)
-lib() { grep -m1 -E "^  $1 " "$OUT/info.txt" | sed -E "s/^  $1 +//; s/ at .*//; s/ \(targets.*//" ; }
+lib() { grep -m1 -E "^\s*$1 " "$OUT/info.txt" | sed -E "s/^\s*$1 +//; s/ at .*//; s/ \(targets.*//" ; }
 nvrtc=$(lib NVRTC); cublas=$(lib cuBLAS); cudnn=$(lib cuDNN)
 total=$(grep -oE 'total: [0-9]+' "$OUT/gpu-tests.txt" | tail -1 | awk '{print $2}')
 passed=$(grep -oE 'succeeded: [0-9]+' "$OUT/gpu-tests.txt" | tail -1 | awk '{print $2}')

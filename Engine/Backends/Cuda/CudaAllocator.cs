@@ -161,11 +161,13 @@ public sealed class CudaAllocator
     }
 }
 
-/// <summary>Device memory through the driver, synchronising with the backend's stream.</summary>
-internal sealed class DriverDeviceMemory(Func<nint> stream) : IDeviceMemory
+/// <summary>Device memory through the driver, synchronising with the backend's stream. <paramref name="enter"/>
+/// makes the backend's context current, since the allocator may be used from any thread.</summary>
+internal sealed class DriverDeviceMemory(Func<nint> stream, Action enter) : IDeviceMemory
 {
     public bool TryAllocate(long bytes, out nint ptr)
     {
+        enter();
         var r = Native.CudaDriver.cuMemAlloc_v2(out ulong p, (nuint)bytes);
         ptr = (nint)p;
         if (r == Native.CUresult.CUDA_ERROR_OUT_OF_MEMORY) return false;
@@ -173,13 +175,22 @@ internal sealed class DriverDeviceMemory(Func<nint> stream) : IDeviceMemory
         return true;
     }
 
-    public void Free(nint ptr) => Native.CudaDriver.ThrowIfFailed(Native.CudaDriver.cuMemFree_v2((ulong)ptr));
+    public void Free(nint ptr)
+    {
+        enter();
+        Native.CudaDriver.ThrowIfFailed(Native.CudaDriver.cuMemFree_v2((ulong)ptr));
+    }
 
     public (long Free, long Total) MemoryInfo()
     {
+        enter();
         Native.CudaDriver.ThrowIfFailed(Native.CudaDriver.cuMemGetInfo_v2(out var free, out var total));
         return ((long)free, (long)total);
     }
 
-    public void Synchronize() => Native.CudaDriver.ThrowIfFailed(Native.CudaDriver.cuStreamSynchronize(stream()));
+    public void Synchronize()
+    {
+        enter();
+        Native.CudaDriver.ThrowIfFailed(Native.CudaDriver.cuStreamSynchronize(stream()));
+    }
 }

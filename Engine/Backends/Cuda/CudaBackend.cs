@@ -55,7 +55,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         _streamHandle = CudaStreamHandle.Create();
         _stream = _streamHandle.DangerousGetHandle();
         _staging = new CudaStaging(_stream);
-        Allocator = new CudaAllocator(new DriverDeviceMemory(() => _stream), Device);
+        Allocator = new CudaAllocator(new DriverDeviceMemory(() => _stream, Enter), Device);
         _kernels = new KernelLibrary(info.Arch);
         _maxBlocks = (uint)Math.Max(1, info.MultiprocessorCount * 32);
     }

@@ -184,7 +184,7 @@ public class CudaAllocatorTests
             GC.Collect();
             GC.WaitForPendingFinalizers();
         }
-        Assert.That(TensorStats.LeakedStorages, Is.EqualTo(leaks + 1));
+        Assert.That(TensorStats.LeakedStorages, Is.GreaterThanOrEqualTo(leaks + 1));
         Assert.That(TensorStats.LiveBytes(DeviceType.Cuda), Is.EqualTo(live));
         Assert.That(mem.Log.Count(l => l == "free"), Is.Zero, "the finalizer made no device call");
         Assert.That(a.Stats.CachedBytes, Is.EqualTo(CudaAllocator.RoundSize(3000)), "the block went back to the cache");

@@ -87,14 +87,20 @@ public class CudaConvPoolNormParityTests : GpuTestBase
         Near(gy, y, "conv f64", 1e-10, 1e-10);
     }
 
-    [TestCase(true)]
-    [TestCase(false)]
-    public void BatchNormTrainingInferenceAndBackward(bool cudnn)
+    // eps 1e-3 checks that the backward (which gets no eps) is right for any forward eps: cuDNN must use the
+    // saved statistics, not recompute with the eps it is handed.
+    [TestCase(true, 1e-5)]
+    [TestCase(true, 1e-3)]
+    [TestCase(false, 1e-5)]
+    [TestCase(false, 1e-3)]
+    public void BatchNormTrainingInferenceAndBackward(bool cudnn, double eps)
     {
         Gpu.UseCudnnBatchNorm = cudnn;
         var rng = new Random(23);
         int n = 3, c = 7, h = 9, w = 11;
-        var x = Tensor.Rand(new Shape(n, c, h, w), rng, -2, 3);
+        // Small variance (~3.3e-3) around a mean of 0.5: eps matters (1e-3 vs 1e-5 changes invStd by ~14%,
+        // far beyond the tolerance), while the mean offset is mild enough for any sound variance formula.
+        var x = Tensor.Rand(new Shape(n, c, h, w), rng, 0.4, 0.6);
         var gamma = Tensor.Rand(new Shape(c), rng, 0.5, 1.5);
         var beta = Rand(rng, c);
         var rm = Rand(rng, c);
@@ -105,11 +111,11 @@ public class CudaConvPoolNormParityTests : GpuTestBase
         var y = CpuOut(x.Shape);
         var sm = CpuOut(new Shape(c));
         var si = CpuOut(new Shape(c));
-        Cpu.BatchNormForwardTraining(y, x, gamma, beta, rm, rv, sm, si, 0.1, 1e-5);
+        Cpu.BatchNormForwardTraining(y, x, gamma, beta, rm, rv, sm, si, 0.1, eps);
         var gy = GpuOut(x.Shape);
         var gsm = GpuOut(new Shape(c));
         var gsi = GpuOut(new Shape(c));
-        Gpu.BatchNormForwardTraining(gy, G(x), G(gamma), G(beta), grm, grv, gsm, gsi, 0.1, 1e-5);
+        Gpu.BatchNormForwardTraining(gy, G(x), G(gamma), G(beta), grm, grv, gsm, gsi, 0.1, eps);
         Near(gy, y, "BN y");
         Near(gsm, sm, "BN saved mean");
         Near(gsi, si, "BN saved invStd (biased variance)");
@@ -117,9 +123,9 @@ public class CudaConvPoolNormParityTests : GpuTestBase
         Near(grv, rv, "BN running var (unbiased variance)");
 
         var yi = CpuOut(x.Shape);
-        Cpu.BatchNormForwardInference(yi, x, gamma, beta, rm, rv, 1e-5);
+        Cpu.BatchNormForwardInference(yi, x, gamma, beta, rm, rv, eps);
         var gyi = GpuOut(x.Shape);
-        Gpu.BatchNormForwardInference(gyi, G(x), G(gamma), G(beta), grm, grv, 1e-5);
+        Gpu.BatchNormForwardInference(gyi, G(x), G(gamma), G(beta), grm, grv, eps);
         Near(gyi, yi, "BN inference");
 
         var dy = Rand(rng, n, c, h, w);
@@ -134,6 +140,39 @@ public class CudaConvPoolNormParityTests : GpuTestBase
         Near(gdx, dx, "BN dX");
         Near(gdg, dg, "BN dGamma");
         Near(gdb, db, "BN dBeta");
+    }
+
+    // The running variance must use the unbiased batch variance (IBackend's contract, as PyTorch). With
+    // momentum 1 it equals the batch statistic, and with M = N*H*W = 8 the unbiased factor 8/7 is far
+    // outside the tolerance, so a biased update cannot pass. Computed here from x, not from the CPU backend.
+    [TestCase(true)]
+    [TestCase(false)]
+    public void BatchNormRunningVarianceIsUnbiased(bool cudnn)
+    {
+        Gpu.UseCudnnBatchNorm = cudnn;
+        var rng = new Random(28);
+        int n = 2, c = 3, h = 2, w = 2, m = n * h * w;
+        var x = Tensor.Rand(new Shape(n, c, h, w), rng, -3, 3);
+        var xs = x.ToDoubles();
+        var rm = G(Tensor.Zeros(new Shape(c)));
+        var rv = G(Tensor.Ones(new Shape(c)));
+        var si = GpuOut(new Shape(c));
+        Gpu.BatchNormForwardTraining(GpuOut(x.Shape), G(x), G(Tensor.Ones(new Shape(c))), G(Tensor.Zeros(new Shape(c))),
+            rm, rv, GpuOut(new Shape(c)), si, 1.0, 1e-5);
+        var expectedMean = new double[c];
+        var expectedVar = new double[c];
+        var expectedInvStd = new double[c];
+        for (int ch = 0; ch < c; ch++)
+        {
+            var v = Enumerable.Range(0, n).SelectMany(b => Enumerable.Range(0, h * w).Select(i => xs[(b * c + ch) * h * w + i])).ToArray();
+            double mean = v.Average(), ss = v.Sum(e => (e - mean) * (e - mean));
+            expectedMean[ch] = mean;
+            expectedVar[ch] = ss / (m - 1);
+            expectedInvStd[ch] = 1 / Math.Sqrt(ss / m + 1e-5);
+        }
+        Close.Assert(rm.To(Device.Cpu).ToDoubles(), expectedMean, 1e-4, 1e-4, "running mean");
+        Close.Assert(rv.To(Device.Cpu).ToDoubles(), expectedVar, 1e-4, 1e-4, "running var is the unbiased variance");
+        Close.Assert(si.To(Device.Cpu).ToDoubles(), expectedInvStd, 1e-4, 1e-4, "saved invStd uses the biased variance");
     }
 
     [Test]
