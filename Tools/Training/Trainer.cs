@@ -117,7 +117,7 @@ public sealed partial class Trainer
         }
         s.Model.Train();
         int step = 0, stepsRun = 0, windowImages = 0;
-        double windowWaitMs = 0, lr = 0;
+        double windowWaitMs = 0, lr = s.Schedule.LearningRate(epoch - 1, Math.Min(skip, s.StepsPerEpoch - 1), s.StepsPerEpoch);
         var window = Stopwatch.StartNew();
         // A resumed epoch walks the same order from its start, with blank images for the batches already done.
         using var skipLoader = skip > 0 && skip < s.StepsPerEpoch && s.TrainLoader.Dataset is IDirectDataset
