@@ -80,6 +80,19 @@ public class TrainerTests
     }
 
     [Test]
+    public void ThePlateauScheduleHearsTheValidationError()
+    {
+        var (outcome, t) = Train(Common("plateau", "--epochs", "2", "--schedule", "plateau", "--plateau-patience", "0"));
+        Assert.That(outcome, Is.EqualTo(TrainOutcome.Completed));
+        var state = CheckpointStore.LoadInfo(Path.Combine(RunDir("plateau"), "last.safetensors"))!.Schedule!;
+        double e1 = 1 - t.History[0].ValTop1, e2 = 1 - t.History[1].ValTop1;
+        bool improved = e2 < e1 * (1 - 1e-4);
+        Assert.That(state["has_best"], Is.EqualTo(1));
+        Assert.That(state["best"], Is.EqualTo(improved ? e2 : e1), "the best val error the schedule saw");
+        Assert.That(state["lr"], Is.EqualTo(improved ? 0.1 : 0.01).Within(1e-12), "patience 0: a non-improving epoch divides the LR");
+    }
+
+    [Test]
     public void ANonFiniteLossStopsAndKeepsTheLastGoodCheckpoint()
     {
         Assert.That(Train(Common("nan", "--epochs", "1")).Outcome, Is.EqualTo(TrainOutcome.Completed));

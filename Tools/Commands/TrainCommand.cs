@@ -94,6 +94,7 @@ public static class TrainCommand
           --schedule KIND         step | plateau | cosine (default cosine)
           --lr-steps E1,E2,...    epochs where the step schedule divides the LR by 10
           --warmup-epochs N       linear warmup (default 0)
+          --plateau-patience N    epochs without val improvement before plateau divides by 10 (default 10)
           --label-smoothing F     (default 0)
         running
           --seed N                weights, data order and augmentation (default 1)
