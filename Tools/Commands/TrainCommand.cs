@@ -81,7 +81,8 @@ public static class TrainCommand
           --synthetic             synthetic ImageNet-style data (the default without --data), kept in
                                   ./data/synthetic-...; --synth-classes 10 --synth-train-per-class 260
                                   --synth-val-per-class 50 --synth-size 64 --synth-seed 1
-          --image-size N          crop size fed to the network (default 32; 0 = the model's native size)
+          --image-size N          crop size fed to the network (default: the model's native size, 224 for
+                                  ImageNet nets and 32 for CIFAR nets, at most the synthetic image size)
           --min-crop-scale F      RandomResizedCrop's smallest area (default 0.08 with --data, 0.35 synthetic)
           --workers N             decoding threads (default 2)
         model and optimisation

@@ -34,8 +34,8 @@ public sealed class TrainOptions
     /// <summary>Epochs without improvement of the val error before the plateau schedule divides the LR by 10.</summary>
     public int PlateauPatience { get; set; } = 10;
     public double LabelSmoothing { get; set; }
-    /// <summary>Crop size fed to the network; 0 means the model's native size (capped by the data size for synthetic data).</summary>
-    public int ImageSize { get; set; } = 32;
+    /// <summary>Crop size fed to the network; 0 means the model's native size (224 ImageNet nets, 32 CIFAR nets), capped by the synthetic image size.</summary>
+    public int ImageSize { get; set; }
     /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
     public double MinCropScale { get; set; }
 
