@@ -20,7 +20,7 @@ public abstract class GpuTestBase
     public void RequireGpu()
     {
         if (!CudaBackend.IsAvailable(out var reason))
-            Assert.Ignore("GPU test skipped: " + reason.Split('\n')[0] + " (`residual info` lists every path tried)");
+            Assert.Ignore("GPU test skipped: " + reason.Split('\n')[0].Replace("; paths tried:", "", StringComparison.Ordinal) + " (`residual info` lists every path tried)");
         Gpu = (CudaBackend)BackendRegistry.Get(Dev);
         Gpu.AllowTf32 = false;
         Gpu.UseCudnnBatchNorm = true;
