@@ -5,6 +5,7 @@
 // validation with messages that name the problem.
 using NUnit.Framework;
 using ResidualEngine.Backends;
+using ResidualEngine.Backends.Cpu;
 using ResidualEngine.Tests.Backends;
 
 // Not "ResidualEngine.Tests.Ops": that namespace would hide the Ops class.
@@ -40,6 +41,20 @@ public class ConvTests
         new("7x7 stride 2 padding 3", 1, 2, 9, 11, 3, 7, 7, P(stride: 2, pad: 3), false),
         new("stride 3 dilation 2 groups 2", 2, 4, 9, 8, 4, 3, 2, P(stride: 3, pad: 1, dil: 2, groups: 2), true),
     ];
+
+    /// <summary>
+    /// The same problems with the input widened until the output has at least 16 columns: the CPU
+    /// backend convolves those through padded "shift" planes rather than packed im2col slivers,
+    /// so every option is checked on both paths.
+    /// </summary>
+    public static readonly Case[] Wide = Array.ConvertAll(Small, t =>
+    {
+        int w = t.W;
+        while (t.P.OutputSize(t.H, w, t.R, t.S).Q < 16) w++;
+        return t with { Name = t.Name + ", wide", W = w };
+    });
+
+    public static IEnumerable<Case> All => Small.Concat(Wide);
 
     // Shapes big enough for several column chunks, multi-threaded tasks, long dW chunks both in
     // place and gathered, and the col2im path at scale.
@@ -118,7 +133,7 @@ public class ConvTests
     // ---------------- forward ----------------
 
     [Test]
-    public void ForwardMatchesDirectConvolution([ValueSource(nameof(Small))] Case t, [Values(DType.F32, DType.F64)] DType dt)
+    public void ForwardMatchesDirectConvolution([ValueSource(nameof(All))] Case t, [Values(DType.F32, DType.F64)] DType dt)
     {
         foreach (var isa in GemmTests.Isas())
             GemmTests.WithIsa(isa, () =>
@@ -136,7 +151,7 @@ public class ConvTests
     // ---------------- gradients ----------------
 
     [Test]
-    public void GradientsMatchFiniteDifferences([ValueSource(nameof(Small))] Case t)
+    public void GradientsMatchFiniteDifferences([ValueSource(nameof(All))] Case t)
     {
         using var scope = TensorScope.Begin();
         var (x, w, b) = Inputs(t, DType.F64, 21);
@@ -161,7 +176,7 @@ public class ConvTests
     }
 
     [Test]
-    public void F32AgreesWithF64([ValueSource(nameof(Small))] Case t)
+    public void F32AgreesWithF64([ValueSource(nameof(All))] Case t)
     {
         using var scope = TensorScope.Begin();
         var results = new Dictionary<DType, double[][]>();
@@ -205,6 +220,35 @@ public class ConvTests
                     Close.Assert(w.Grad!.ToDoubles(), dw, atol * 10, rtol, $"{at} dW");
                     if (b is not null) Close.Assert(b.Grad!.ToDoubles(), db, atol * 10, rtol, $"{at} dB");
                 });
+    }
+
+    [Test]
+    public void StaleScratchMemoryNeverReachesResults()
+    {
+        // Scratch buffers are pooled and reused: poison them with NaN so that a kernel reading
+        // memory it did not write (padding, unused phases, tile tails) fails here, every time.
+        CpuScratch.PoisonNew = true;
+        try
+        {
+            foreach (var t in Large.Concat(Wide).Where(c => c.P.StrideH > 1 || c.P.Groups > 1 || c.R > 1))
+            {
+                CpuScratch.PoisonPooled();
+                using var scope = TensorScope.Begin();
+                var (x, w, b) = Inputs(t, DType.F64, 51);
+                x.RequiresGrad = true;
+                w.RequiresGrad = true;
+                var y = Ops.Conv2d(x, w, b, t.P);
+                var dy = Tensor.Randn(y.Shape, new Random(52), DType.F64);
+                CpuScratch.PoisonPooled();
+                y.Backward(dy);
+                double[] xv = x.ToDoubles(), wv = w.ToDoubles();
+                var (dx, dw, _) = NaiveBackward(t, xv, wv, dy.ToDoubles());
+                Close.Assert(y.ToDoubles(), NaiveForward(t, xv, wv, b?.ToDoubles()), 1e-10, 1e-10, $"{t} y");
+                Close.Assert(x.Grad!.ToDoubles(), dx, 1e-10, 1e-10, $"{t} dX");
+                Close.Assert(w.Grad!.ToDoubles(), dw, 1e-9, 1e-10, $"{t} dW");
+            }
+        }
+        finally { CpuScratch.PoisonNew = false; }
     }
 
     // ---------------- argument validation ----------------

@@ -116,6 +116,40 @@ public class TrainerTests
     }
 
     [Test]
+    public void TrainingOnSyntheticDataLearns()
+    {
+        // The default data path (synthetic set generated on first use), scaled down: 4 classes, 100
+        // training images each at 32 px, 24 px crops, 6 epochs of 12 steps. Chance is 25%.
+        var (outcome, t) = Train([
+            "--synthetic", "--synth-classes", "4", "--synth-train-per-class", "100", "--synth-val-per-class", "25", "--synth-size", "32",
+            "--image-size", "24", "--batch-size", "32", "--epochs", "6", "--lr", "0.05", "--workers", "1", "--device", "cpu",
+            "--out", RunDir("learn")], (tr, _) => tr.SyntheticRoot = Path.Combine(_root, "synth"));
+        Assert.That(outcome, Is.EqualTo(TrainOutcome.Completed));
+        Assert.That(Directory.Exists(Path.Combine(_root, "synth")), Is.True, "the synthetic set was generated under the given root");
+        Assert.That(t.History, Has.Count.EqualTo(6));
+        Assert.That(t.History.Max(r => r.ValTop1), Is.GreaterThan(0.45), "well above chance (0.25)");
+        Assert.That(t.History[^1].TrainLoss, Is.LessThan(t.History[0].TrainLoss));
+        foreach (var f in new[] { "config.json", "metrics.jsonl", "epochs.csv", "loss.png", "error.png", "last.safetensors", "last.json", "best.safetensors", "best.json" })
+            Assert.That(File.Exists(Path.Combine(RunDir("learn"), f)), Is.True, f);
+        Assert.That(CheckpointStore.LoadInfo(Path.Combine(RunDir("learn"), "best.safetensors"))!.Epoch - 1, Is.EqualTo(t.BestEpoch));
+    }
+
+    [Test]
+    [Category("Gpu")]
+    public void TrainingOnCudaFollowsTheCpu()
+    {
+        if (!ResidualEngine.Backends.Cuda.CudaBackend.IsAvailable(out var why)) Assert.Ignore($"no CUDA device: {why}");
+        string[] Args(string device, string run) => Common(run, "--device", device, "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "4");
+        var cpu = Train(Args("cpu", "gpu-ref"));
+        var gpu = Train(Args("cuda", "gpu"));
+        Assert.That(gpu.Outcome, Is.EqualTo(TrainOutcome.Completed));
+        Assert.That(CheckpointStore.LoadInfo(Path.Combine(RunDir("gpu"), "last.safetensors"))!.GlobalStep, Is.EqualTo(2));
+        var (c, g) = (cpu.Trainer.History.Single(), gpu.Trainer.History.Single());
+        Assert.That(g.TrainLoss, Is.EqualTo(c.TrainLoss).Within(1e-3 + 1e-3 * Math.Abs(c.TrainLoss)), "two steps of training agree with the CPU");
+        Assert.That(g.ValLoss, Is.EqualTo(c.ValLoss).Within(1e-2 * Math.Abs(c.ValLoss) + 1e-2), "validation after those steps");
+    }
+
+    [Test]
     public void RunDirectoriesAreNotClobberedAndResumeChecksTheModel()
     {
         Assert.That(Train(Common("guard", "--epochs", "1")).Outcome, Is.EqualTo(TrainOutcome.Completed));

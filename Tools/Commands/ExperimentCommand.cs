@@ -1,11 +1,50 @@
-// `residual experiment`. STUB: to be implemented.
+// `residual experiment`: the paper's experiments at a scale that fits the machine.
+//   degradation  plain vs residual nets of two depths: training/validation error curves
+//   gradients    per-block gradient norms and activation statistics, plain vs residual
+using ResidualEngine.Tools.Cli;
+using ResidualEngine.Tools.Experiments;
+
 namespace ResidualEngine.Tools.Commands;
 
 public static class ExperimentCommand
 {
+    private const string Usage = """
+        usage: residual experiment degradation [options]   (--help for its options)
+               residual experiment gradients [options]
+        """;
+
     public static int Run(string[] args)
     {
-        Console.Error.WriteLine("residual experiment: not yet available");
-        return 3;
+        ArgumentNullException.ThrowIfNull(args);
+        var a = new Args(args, "imagenet");
+        var kind = a.Positional.Count > 0 ? a.Positional[0] : null;
+        if (a.Positional.Count > 1) throw new ArgumentException($"unexpected argument '{a.Positional[1]}'");
+        var command = "residual experiment " + string.Join(" ", args);
+        void Log(string s) => Console.WriteLine(s);
+        switch (kind)
+        {
+            case "degradation":
+            {
+                if (a.Help) { Console.WriteLine(DegradationOptions.Usage); return 0; }
+                var o = DegradationOptions.Parse(a);
+                a.RejectUnknown();
+                var r = DegradationExperiment.Run(o, command, Log);
+                Console.WriteLine(File.ReadAllText(r.Table));
+                return 0;
+            }
+            case "gradients":
+            {
+                if (a.Help) { Console.WriteLine(GradientsOptions.Usage); return 0; }
+                var o = GradientsOptions.Parse(a);
+                a.RejectUnknown();
+                GradientsExperiment.Run(o, command, Log);
+                return 0;
+            }
+            case null when a.Help:
+                Console.WriteLine(Usage);
+                return 0;
+            default:
+                throw new ArgumentException(kind is null ? $"which experiment?\n{Usage}" : $"unknown experiment '{kind}': expected degradation or gradients");
+        }
     }
 }

@@ -210,7 +210,7 @@ public static class LineChart
                 double d = (max - min) * 0.05;
                 min -= d; max += d;
             }
-            double step = NiceStep((max - min) / 6);
+            double step = NiceStep((max - min) / 5);
             var ticks = new List<double>();
             for (double t = Math.Ceiling(min / step - 1e-9) * step; t <= max + step * 1e-9; t += step)
                 ticks.Add(Math.Abs(t) < step * 1e-9 ? 0 : t);
@@ -252,7 +252,8 @@ public static class LineChart
         {
             double e = Math.Pow(10, Math.Floor(Math.Log10(raw)));
             double f = raw / e;
-            return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * e;
+            // Nearest of 1, 2, 5, 10 (geometrically), giving 3 to 8 ticks across the range.
+            return (f < 1.5 ? 1 : f < 3.2 ? 2 : f < 7 ? 5 : 10) * e;
         }
     }
 }

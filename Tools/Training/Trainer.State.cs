@@ -36,6 +36,7 @@ public sealed partial class Trainer
         {
             var o = t._o;
             var log = t._log;
+            string modelName = TrainingSetup.CanonicalModel(o.Model);
             var device = TrainingSetup.ResolveDevice(o.Device);
             var root = TrainingSetup.EnsureData(o, log, t.SyntheticRoot);
             var val = TrainingSetup.OpenVal(root);
@@ -46,7 +47,6 @@ public sealed partial class Trainer
                 TrainingSetup.CheckSameClasses(train.Classes, val.Classes, $"data '{root}' train/ and val/");
             }
             var classes = (train ?? val).Classes;
-            string modelName = TrainingSetup.CanonicalModel(o.Model);
             int imageSize = TrainingSetup.ResolveImageSize(o.ImageSize, modelName, o.Synthetic ? o.SynthSize : null);
             o.ImageSize = imageSize;
 

@@ -3,6 +3,7 @@
 // generated on first use), the transforms at the chosen crop size, the loaders, and the model
 // (a zoo name, with a clear error listing the zoo when the name is unknown).
 using ResidualEngine.Backends;
+using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Data;
 using ResidualEngine.Models;
 using ResidualEngine.Nn;
@@ -22,9 +23,10 @@ public static class TrainingSetup
         return d;
     }
 
-    /// <summary>True when a tensor can be made on CUDA device <paramref name="index"/>.</summary>
+    /// <summary>True when the CUDA backend reports a device and a tensor can be made on device <paramref name="index"/>.</summary>
     public static bool CudaAvailable(int index, out string reason)
     {
+        if (!CudaBackend.IsAvailable(out reason)) return false;
         try
         {
             BackendRegistry.Get(Device.Cuda(index));
@@ -48,7 +50,10 @@ public static class TrainingSetup
         }
         catch (ArgumentException e)
         {
-            throw new ArgumentException($"option --model: {e.Message.Split(" (Parameter", 2)[0]}. Models: {string.Join(", ", ModelZoo.Names)}");
+            var why = e.Message.Split(" (Parameter", 2)[0].TrimEnd('.');
+            throw new ArgumentException(why.Contains("known models", StringComparison.Ordinal)
+                ? $"option --model: {why}"
+                : $"option --model: {why} All models: {string.Join(", ", ModelZoo.Names)} (see `residual models`)");
         }
     }
 

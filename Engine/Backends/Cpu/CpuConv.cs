@@ -67,6 +67,12 @@ internal static unsafe partial class CpuConv
 {
     public static void Forward<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads) where T : unmanaged, INumber<T>
     {
+        if (g.Cols == 0 || g.Kg == 0) return;
+        if (ShiftPlanes<T>.Suits(g))
+        {
+            ForwardShift(y, x, w, bias, g, threads);
+            return;
+        }
         var isa = CpuGemm.Isa;
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int kg = g.Kg, taps = g.Taps, pq = g.PQ;
@@ -191,7 +197,13 @@ internal static unsafe partial class CpuConv
         try
         {
             var planes = g.Strided ? new ConvPlanes<T>(own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g) : ConvPlanes<T>.Direct(dx, g);
-            nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)w;
+            // W_g^T (taps x K/groups) packed once for all tasks.
+            int mPad = CpuGemm.PrepackSize<T>(isa, taps);
+            long packedPerGroup = (long)mPad * kg;
+            T* wt = own.Get<T>(CpuScratch.SlotD, packedPerGroup * g.Groups);
+            for (int gi = 0; gi < g.Groups; gi++)
+                CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, true), taps, kg, wt + gi * packedPerGroup);
+            nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)wt;
             long work = (long)g.N * g.Groups * kg * taps * pq;
             if (work < CpuGemm.SerialWork) threads = 1;
             // Tasks own whole images (times groups), so their regions of dX are disjoint and the
@@ -203,9 +215,8 @@ internal static unsafe partial class CpuConv
             {
                 int n0 = t / g.Groups * perTask, n1 = Math.Min(g.N, n0 + perTask), gi = t % g.Groups;
                 for (int n = n0; n < n1; n++) planes.Clear(g, n, gi * g.Cg, (gi + 1) * g.Cg);
-                var pa = new DenseA<T>((T*)wpp + (long)gi * kg * taps, taps, true);
+                var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
                 var pb = new ImageColumnsB<T>((T*)dyp, g, gi);
-                T* bufA = s.Get<T>(CpuScratch.SlotA, (long)KCb * MR);
                 T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((ncAlloc + NR - 1) / NR * NR));
                 T* cb = s.Get<T>(CpuScratch.SlotC, (long)rowBlock * ncAlloc);
                 int count = (n1 - n0) * pq;
@@ -219,7 +230,7 @@ internal static unsafe partial class CpuConv
                     for (int m0 = 0; m0 < taps; m0 += rowBlock)
                     {
                         int m1 = Math.Min(taps, m0 + rowBlock);
-                        CpuGemm.Block(isa, pa, pb, m0, m1, (int)j0, nc, kg, cb - (long)m0 * nc, nc, T.One, T.Zero, bufA, bufB);
+                        CpuGemm.Block(isa, pa, pb, m0, m1, (int)j0, nc, kg, cb - (long)m0 * nc, nc, T.One, T.Zero, null, bufB);
                         Im2Col.AddRows(planes, cb, nc, g, gi, m0, m1, j0, nc);
                     }
                 }

@@ -26,6 +26,11 @@ internal static unsafe partial class CpuConv
         new Span<T>(dw, checked(g.K * taps)).Clear();
         long cols = g.Cols;
         if (cols == 0 || kg == 0 || taps == 0) return;
+        if (ShiftPlanes<T>.Suits(g))
+        {
+            BackwardFilterShift(dw, dy, x, g, threads);
+            return;
+        }
         var isa = CpuGemm.Isa;
         var (DMR, DNR) = DotKernels.TileShape(isa);
         const int align = DotKernels.KAlign;
@@ -60,6 +65,7 @@ internal static unsafe partial class CpuConv
                 T* colBuf = s.Get<T>(CpuScratch.SlotB, (long)TapBlock * ldMax);
                 T* dyBuf = s.Get<T>(CpuScratch.SlotC, (long)kg * ldMax);
                 T* dwg = (T*)dwp + (long)gi * kg * taps;
+                int* rowOff = stackalloc int[DNR];
                 for (long ci = 0; ci < nChunks; ci++)
                 {
                     long j0;
@@ -92,6 +98,7 @@ internal static unsafe partial class CpuConv
                         a = dyBuf;
                         lda = ld;
                     }
+                    for (int u = 0; u < DNR; u++) rowOff[u] = u * ld;
                     for (int b0 = t0; b0 < t1; b0 += TapBlock)
                     {
                         int b1 = Math.Min(t1, b0 + TapBlock);
@@ -105,7 +112,7 @@ internal static unsafe partial class CpuConv
                                 T* bj = colBuf + (long)(j - b0) * ld;
                                 int nr = Math.Min(DNR, b1 - j);
                                 for (int i = k0; i < k1; i += DMR)
-                                    DotKernels.Run(isa, ld, a + (long)i * lda, lda, bj, ld, dwg + (long)i * taps + j, taps, Math.Min(DMR, k1 - i), nr);
+                                    DotKernels.Run(isa, ld, a + (long)i * lda, lda, bj, rowOff, dwg + (long)i * taps + j, taps, Math.Min(DMR, k1 - i), nr);
                             }
                         }
                     }

@@ -107,4 +107,42 @@ internal static unsafe class VecCopy
             if (2 * j + 1 < n) odd[j] = src[2 * j + 1];
         }
     }
+
+    /// <summary>dst[2j] = even[j] for j &lt; ceil(n/2), dst[2j + 1] = odd[j] for j &lt; floor(n/2): the inverse of Deinterleave2.</summary>
+    public static void Interleave2<T>(T* dst, T* even, T* odd, int n) where T : unmanaged
+    {
+        int j = 0;
+        if (Avx512F.IsSupported)
+        {
+            if (typeof(T) == typeof(float))
+            {
+                var il = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                var ih = il + Vector512.Create(8);
+                for (; 2 * j + 32 <= n; j += 16)
+                {
+                    var e = Vector512.Load((float*)even + j);
+                    var o = Vector512.Load((float*)odd + j);
+                    Avx512F.PermuteVar16x32x2(e, il, o).Store((float*)dst + 2 * j);
+                    Avx512F.PermuteVar16x32x2(e, ih, o).Store((float*)dst + 2 * j + 16);
+                }
+            }
+            else if (typeof(T) == typeof(double))
+            {
+                var il = Vector512.Create(0L, 8, 1, 9, 2, 10, 3, 11);
+                var ih = il + Vector512.Create(4L);
+                for (; 2 * j + 16 <= n; j += 8)
+                {
+                    var e = Vector512.Load((double*)even + j);
+                    var o = Vector512.Load((double*)odd + j);
+                    Avx512F.PermuteVar8x64x2(e, il, o).Store((double*)dst + 2 * j);
+                    Avx512F.PermuteVar8x64x2(e, ih, o).Store((double*)dst + 2 * j + 8);
+                }
+            }
+        }
+        for (; 2 * j < n; j++)
+        {
+            dst[2 * j] = even[j];
+            if (2 * j + 1 < n) dst[2 * j + 1] = odd[j];
+        }
+    }
 }

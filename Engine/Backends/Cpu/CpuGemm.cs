@@ -108,6 +108,17 @@ internal sealed unsafe class CpuScratch
     public static CpuScratch Rent() => s_pool.TryTake(out var s) ? s : new CpuScratch();
     public static void Return(CpuScratch s) => s_pool.Add(s);
 
+    /// <summary>Tests: fill new and pooled buffers with NaN bit patterns, so that any read of
+    /// memory a kernel did not write first shows up in its results.</summary>
+    internal static bool PoisonNew { get; set; }
+
+    internal static void PoisonPooled()
+    {
+        foreach (var s in s_pool)
+            for (int i = 0; i < s._ptr.Length; i++)
+                if (s._ptr[i] is not null) new Span<byte>(s._ptr[i], checked((int)s._bytes[i])).Fill(0xFF);
+    }
+
     /// <summary>At least <paramref name="count"/> elements of T in slot <paramref name="slot"/> (contents undefined).</summary>
     public T* Get<T>(int slot, long count) where T : unmanaged
     {
@@ -120,6 +131,7 @@ internal sealed unsafe class CpuScratch
             _ptr[slot] = NativeMemory.AlignedAlloc((nuint)bytes, 64);
             if (_ptr[slot] is null) throw new OutOfMemoryException($"cannot allocate {bytes} bytes of CPU scratch memory");
             _bytes[slot] = bytes;
+            if (PoisonNew) new Span<byte>(_ptr[slot], checked((int)bytes)).Fill(0xFF);
         }
         return (T*)_ptr[slot];
     }
@@ -182,6 +194,8 @@ internal static unsafe class CpuGemm
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int KCb = KC<T>();
         T* tile = stackalloc T[MR * NR];
+        int* boff = stackalloc int[KCb];
+        for (int k = 0; k < KCb; k++) boff[k] = k * NR;
         for (int pc = 0; pc < K; pc += KCb)
         {
             int kc = Math.Min(KCb, K - pc);
@@ -195,7 +209,7 @@ internal static unsafe class CpuGemm
                 T* ap = pa.Panel(pc, kc, i0, mr, MR, bufA);
                 T* ci = c + (long)i0 * ldc;
                 for (int j0 = 0; j0 < nc; j0 += NR)
-                    GemmKernels.Run(isa, kc, ap, bufB + (long)j0 * kc, ci + j0, ldc, mr, Math.Min(NR, nc - j0), alpha, b, overwrite, tile);
+                    GemmKernels.Run(isa, kc, ap, bufB + (long)j0 * kc, boff, ci + j0, ldc, mr, Math.Min(NR, nc - j0), alpha, b, overwrite, tile);
             }
         }
     }

@@ -1,6 +1,7 @@
 // Register-blocked GEMM micro-kernels: C[MR x NR] = alpha * A-panel * B-sliver (+ beta * C),
-// where the packed A panel holds MR values per k and the packed B sliver NR values per k
-// (see CpuGemm.cs for the packing). One kernel per instruction set, generic over F32/F64:
+// where the packed A panel holds MR values per k and row k of the B sliver is the NR contiguous
+// values at b + boff[k]: a packed sliver (boff[k] = k * NR, see CpuGemm.cs) or, for convolution,
+// shifted rows of the padded image itself (CpuConvShift.cs), which needs no packing at all. One kernel per instruction set, generic over F32/F64:
 //   Avx512   8 x 3 vectors (24 zmm accumulators of the 32 registers)
 //   Avx2     6 x 2 vectors (12 ymm accumulators of the 16 registers)
 //   Portable 4 x 2 Vector<T> (any platform; NEON or SSE width)
@@ -30,14 +31,14 @@ internal static unsafe class GemmKernels
     /// pass through <paramref name="tile"/> (MR * NR elements of scratch).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run<T>(GemmIsa isa, int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
+    public static void Run<T>(GemmIsa isa, int kc, T* a, T* b, int* boff, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
         where T : unmanaged, INumber<T>
     {
         switch (isa)
         {
-            case GemmIsa.Avx512: K512(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
-            case GemmIsa.Avx2: K256(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
-            default: KPortable(kc, a, b, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
+            case GemmIsa.Avx512: K512(kc, a, b, boff, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
+            case GemmIsa.Avx2: K256(kc, a, b, boff, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
+            default: KPortable(kc, a, b, boff, c, ldc, mr, nr, alpha, beta, overwrite, tile); break;
         }
     }
 
@@ -66,7 +67,7 @@ internal static unsafe class GemmKernels
     // ---------------- AVX-512: 8 x 3 vectors ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void K512<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
+    private static void K512<T>(int kc, T* a, T* b, int* boff, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
         where T : unmanaged, INumber<T>
     {
         int v = Vector512<T>.Count;
@@ -75,9 +76,10 @@ internal static unsafe class GemmKernels
         Vector512<T> c40 = z, c41 = z, c42 = z, c50 = z, c51 = z, c52 = z, c60 = z, c61 = z, c62 = z, c70 = z, c71 = z, c72 = z;
         for (int k = 0; k < kc; k++)
         {
-            var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + v);
-            var b2 = Vector512.Load(b + 2 * v);
+            T* bk = b + boff[k];
+            var b0 = Vector512.Load(bk);
+            var b1 = Vector512.Load(bk + v);
+            var b2 = Vector512.Load(bk + 2 * v);
             var x = Vector512.Create(a[0]); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01); c02 = Fma(x, b2, c02);
             x = Vector512.Create(a[1]); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11); c12 = Fma(x, b2, c12);
             x = Vector512.Create(a[2]); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21); c22 = Fma(x, b2, c22);
@@ -87,7 +89,6 @@ internal static unsafe class GemmKernels
             x = Vector512.Create(a[6]); c60 = Fma(x, b0, c60); c61 = Fma(x, b1, c61); c62 = Fma(x, b2, c62);
             x = Vector512.Create(a[7]); c70 = Fma(x, b0, c70); c71 = Fma(x, b1, c71); c72 = Fma(x, b2, c72);
             a += 8;
-            b += 3 * v;
         }
         // No calls while the accumulators are live: every zmm register is caller-saved, so a
         // call here would make the JIT spill all 24 of them inside the loop.
@@ -144,7 +145,7 @@ internal static unsafe class GemmKernels
     // ---------------- AVX2: 6 x 2 vectors ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void K256<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
+    private static void K256<T>(int kc, T* a, T* b, int* boff, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
         where T : unmanaged, INumber<T>
     {
         int v = Vector256<T>.Count;
@@ -152,8 +153,9 @@ internal static unsafe class GemmKernels
         Vector256<T> c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
         for (int k = 0; k < kc; k++)
         {
-            var b0 = Vector256.Load(b);
-            var b1 = Vector256.Load(b + v);
+            T* bk = b + boff[k];
+            var b0 = Vector256.Load(bk);
+            var b1 = Vector256.Load(bk + v);
             var x = Vector256.Create(a[0]); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
             x = Vector256.Create(a[1]); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
             x = Vector256.Create(a[2]); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
@@ -161,7 +163,6 @@ internal static unsafe class GemmKernels
             x = Vector256.Create(a[4]); c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
             x = Vector256.Create(a[5]); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
             a += 6;
-            b += 2 * v;
         }
         if (mr == 6 && nr == 2 * v)
         {
@@ -205,7 +206,7 @@ internal static unsafe class GemmKernels
     // ---------------- Portable: 4 x 2 Vector<T> ----------------
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void KPortable<T>(int kc, T* a, T* b, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
+    private static void KPortable<T>(int kc, T* a, T* b, int* boff, T* c, int ldc, int mr, int nr, T alpha, T beta, bool overwrite, T* tile)
         where T : unmanaged, INumber<T>
     {
         int v = Vector<T>.Count;
@@ -213,14 +214,14 @@ internal static unsafe class GemmKernels
         Vector<T> c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
         for (int k = 0; k < kc; k++)
         {
-            var b0 = Vector.Load(b);
-            var b1 = Vector.Load(b + v);
+            T* bk = b + boff[k];
+            var b0 = Vector.Load(bk);
+            var b1 = Vector.Load(bk + v);
             var x = new Vector<T>(a[0]); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
             x = new Vector<T>(a[1]); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
             x = new Vector<T>(a[2]); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
             x = new Vector<T>(a[3]); c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
             a += 4;
-            b += 2 * v;
         }
         if (mr == 4 && nr == 2 * v)
         {

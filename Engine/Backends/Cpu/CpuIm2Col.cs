@@ -155,26 +155,26 @@ internal readonly unsafe struct ConvPlanes<T> where T : unmanaged
     public void Merge(T* dx, in ConvGeom g, int n, int c0, int c1)
     {
         long plane = (long)Hp * Wp;
+        T* zero = stackalloc T[Wp];
+        new Span<T>(zero, Wp).Clear();
         for (int c = c0; c < c1; c++)
         {
             T* d = dx + ((long)n * g.C + c) * g.HW;
             T* p = Base + n * ImageStride + c * ChannelStride;
-            for (int a = 0; a < g.StrideH; a++)
-                for (int b = 0; b < g.StrideW; b++)
-                {
-                    T* pp = p + (a * g.StrideW + b) * plane;
-                    bool used = Used(a, b);
-                    for (int i = 0; i < Hp; i++)
+            for (int h = 0; h < g.H; h++)
+            {
+                int a = h % g.StrideH, i = h / g.StrideH;
+                T* drow = d + (long)h * g.W;
+                T* prow = p + a * g.StrideW * plane + (long)i * Wp;
+                if (g.StrideW == 2)
+                    VecCopy.Interleave2(drow, Used(a, 0) ? prow : zero, Used(a, 1) ? prow + plane : zero, g.W);
+                else
+                    for (int w = 0; w < g.W; w++)
                     {
-                        int h = i * g.StrideH + a;
-                        if (h >= g.H) break;
-                        T* drow = d + (long)h * g.W;
-                        T* prow = pp + (long)i * Wp;
-                        int j = 0;
-                        if (used) for (int w = b; w < g.W; j++, w += g.StrideW) drow[w] = prow[j];
-                        else for (int w = b; w < g.W; w += g.StrideW) drow[w] = default;
+                        int b = w % g.StrideW;
+                        drow[w] = Used(a, b) ? prow[b * plane + w / g.StrideW] : default;
                     }
-                }
+            }
         }
     }
 }

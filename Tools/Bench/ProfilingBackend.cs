@@ -1,0 +1,89 @@
+// `residual bench --profile`: a backend decorator that times every backend call (the ops'
+// arithmetic) with a Stopwatch and files it under the current phase of the step (forward,
+// backward, optimizer) set by the bench loop. Installed through BackendRegistry.Interceptor
+// only while profiling, so an unprofiled run pays nothing. On a device with an asynchronous
+// queue (CUDA) every call is bracketed by Synchronize, which serialises the step: the split
+// between ops is right, the total is larger than an unprofiled step.
+// When IBackend gains a member, add a forwarding line here (the compiler will say which).
+using System.Diagnostics;
+using ResidualEngine.Backends;
+
+namespace ResidualEngine.Tools.Bench;
+
+internal sealed class ProfilingBackend(IBackend inner, OpProfiler profiler) : IBackend
+{
+    private readonly bool _sync = inner.Device.Type != DeviceType.Cpu;
+
+    public IBackend Inner => inner;
+    public Device Device => inner.Device;
+
+    private long Begin()
+    {
+        if (_sync) inner.Synchronize();
+        return Stopwatch.GetTimestamp();
+    }
+
+    private long End(string op, long t0)
+    {
+        if (_sync) inner.Synchronize();
+        long ticks = Stopwatch.GetTimestamp() - t0;
+        profiler.Record(op, ticks);
+        return ticks;
+    }
+
+    public Storage Allocate(long bytes) { var t = Begin(); var s = inner.Allocate(bytes); End(nameof(Allocate), t); return s; }
+    public void CopyFromHost(Tensor dst, ReadOnlySpan<byte> src) { var t = Begin(); inner.CopyFromHost(dst, src); End(nameof(CopyFromHost), t); }
+    public void CopyToHost(Tensor src, Span<byte> dst) { var t = Begin(); inner.CopyToHost(src, dst); End(nameof(CopyToHost), t); }
+    public void Copy(Tensor dst, Tensor src) { var t = Begin(); inner.Copy(dst, src); End(nameof(Copy), t); }
+    public void Cast(Tensor dst, Tensor src) { var t = Begin(); inner.Cast(dst, src); End(nameof(Cast), t); }
+    public void Fill(Tensor dst, double value) { var t = Begin(); inner.Fill(dst, value); End(nameof(Fill), t); }
+    public void Synchronize() => inner.Synchronize();
+
+    public void Add(Tensor y, Tensor a, Tensor b) { var t = Begin(); inner.Add(y, a, b); End(nameof(Add), t); }
+    public void Mul(Tensor y, Tensor a, Tensor b) { var t = Begin(); inner.Mul(y, a, b); End(nameof(Mul), t); }
+    public void AddRelu(Tensor y, Tensor a, Tensor b) { var t = Begin(); inner.AddRelu(y, a, b); End(nameof(AddRelu), t); }
+    public void Axpby(Tensor y, double alpha, Tensor x, double beta) { var t = Begin(); inner.Axpby(y, alpha, x, beta); End(nameof(Axpby), t); }
+    public void ReluForward(Tensor y, Tensor x) { var t = Begin(); inner.ReluForward(y, x); End(nameof(ReluForward), t); }
+    public void ReluBackward(Tensor dX, Tensor dY, Tensor y) { var t = Begin(); inner.ReluBackward(dX, dY, y); End(nameof(ReluBackward), t); }
+    public void SigmoidForward(Tensor y, Tensor x) { var t = Begin(); inner.SigmoidForward(y, x); End(nameof(SigmoidForward), t); }
+    public void SigmoidBackward(Tensor dX, Tensor dY, Tensor y) { var t = Begin(); inner.SigmoidBackward(dX, dY, y); End(nameof(SigmoidBackward), t); }
+    public void ScaleRowsForward(Tensor y, Tensor x, Tensor s) { var t = Begin(); inner.ScaleRowsForward(y, x, s); End(nameof(ScaleRowsForward), t); }
+    public void ScaleRowsBackward(Tensor? dX, Tensor? dS, Tensor dY, Tensor x, Tensor s) { var t = Begin(); inner.ScaleRowsBackward(dX, dS, dY, x, s); End(nameof(ScaleRowsBackward), t); }
+    public void Sum(Tensor y, Tensor x) { var t = Begin(); inner.Sum(y, x); End(nameof(Sum), t); }
+
+    public void ConvForward(Tensor y, Tensor x, Tensor w, Tensor? bias, Conv2dParams p) { var t = Begin(); inner.ConvForward(y, x, w, bias, p); var e = End(nameof(ConvForward), t); profiler.Detail(nameof(ConvForward), x, w, p, e); }
+    public void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p) { var t = Begin(); inner.ConvBackwardData(dX, dY, w, p); var e = End(nameof(ConvBackwardData), t); profiler.Detail(nameof(ConvBackwardData), dX, w, p, e); }
+    public void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p) { var t = Begin(); inner.ConvBackwardFilter(dW, dY, x, p); var e = End(nameof(ConvBackwardFilter), t); profiler.Detail(nameof(ConvBackwardFilter), x, dW, p, e); }
+    public void ConvBackwardBias(Tensor dB, Tensor dY) { var t = Begin(); inner.ConvBackwardBias(dB, dY); End(nameof(ConvBackwardBias), t); }
+
+    public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
+    { var t = Begin(); inner.BatchNormForwardTraining(y, x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, momentum, eps); End(nameof(BatchNormForwardTraining), t); }
+    public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps)
+    { var t = Begin(); inner.BatchNormForwardInference(y, x, gamma, beta, runningMean, runningVar, eps); End(nameof(BatchNormForwardInference), t); }
+    public void BatchNormBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor dY, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd)
+    { var t = Begin(); inner.BatchNormBackward(dX, dGamma, dBeta, dY, x, gamma, saveMean, saveInvStd); End(nameof(BatchNormBackward), t); }
+
+    public void MaxPoolForward(Tensor y, Tensor indices, Tensor x, Pool2dParams p) { var t = Begin(); inner.MaxPoolForward(y, indices, x, p); End(nameof(MaxPoolForward), t); }
+    public void MaxPoolBackward(Tensor dX, Tensor dY, Tensor indices, Pool2dParams p) { var t = Begin(); inner.MaxPoolBackward(dX, dY, indices, p); End(nameof(MaxPoolBackward), t); }
+    public void AvgPoolForward(Tensor y, Tensor x, Pool2dParams p) { var t = Begin(); inner.AvgPoolForward(y, x, p); End(nameof(AvgPoolForward), t); }
+    public void AvgPoolBackward(Tensor dX, Tensor dY, Pool2dParams p) { var t = Begin(); inner.AvgPoolBackward(dX, dY, p); End(nameof(AvgPoolBackward), t); }
+    public void GlobalAvgPoolForward(Tensor y, Tensor x) { var t = Begin(); inner.GlobalAvgPoolForward(y, x); End(nameof(GlobalAvgPoolForward), t); }
+    public void GlobalAvgPoolBackward(Tensor dX, Tensor dY) { var t = Begin(); inner.GlobalAvgPoolBackward(dX, dY); End(nameof(GlobalAvgPoolBackward), t); }
+
+    public void Gemm(Tensor c, Tensor a, Tensor b, bool transA, bool transB, double alpha, double beta) { var t = Begin(); inner.Gemm(c, a, b, transA, transB, alpha, beta); End(nameof(Gemm), t); }
+    public void AddRowVector(Tensor y, Tensor bias) { var t = Begin(); inner.AddRowVector(y, bias); End(nameof(AddRowVector), t); }
+    public void SumRows(Tensor y, Tensor x) { var t = Begin(); inner.SumRows(y, x); End(nameof(SumRows), t); }
+
+    public void SoftmaxCrossEntropyForward(Tensor loss, Tensor probs, Tensor logits, Tensor labels, double labelSmoothing)
+    { var t = Begin(); inner.SoftmaxCrossEntropyForward(loss, probs, logits, labels, labelSmoothing); End(nameof(SoftmaxCrossEntropyForward), t); }
+    public void SoftmaxCrossEntropyBackward(Tensor dLogits, Tensor dLoss, Tensor probs, Tensor labels, double labelSmoothing)
+    { var t = Begin(); inner.SoftmaxCrossEntropyBackward(dLogits, dLoss, probs, labels, labelSmoothing); End(nameof(SoftmaxCrossEntropyBackward), t); }
+
+    public void ShortcutAForward(Tensor y, Tensor x, int stride, int padBefore) { var t = Begin(); inner.ShortcutAForward(y, x, stride, padBefore); End(nameof(ShortcutAForward), t); }
+    public void ShortcutABackward(Tensor dX, Tensor dY, int stride, int padBefore) { var t = Begin(); inner.ShortcutABackward(dX, dY, stride, padBefore); End(nameof(ShortcutABackward), t); }
+
+    public void SgdUpdate(Tensor param, Tensor grad, Tensor? momentumBuffer, double lr, double momentum, double dampening,
+        double weightDecay, bool nesterov, bool firstStep)
+    { var t = Begin(); inner.SgdUpdate(param, grad, momentumBuffer, lr, momentum, dampening, weightDecay, nesterov, firstStep); End(nameof(SgdUpdate), t); }
+}
