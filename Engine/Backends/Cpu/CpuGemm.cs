@@ -114,6 +114,7 @@ internal sealed unsafe class CpuScratch
 
     internal static void PoisonPooled()
     {
+        CpuWorkspace.PoisonCached();
         foreach (var s in s_pool)
             for (int i = 0; i < s._ptr.Length; i++)
                 if (s._ptr[i] is not null) new Span<byte>(s._ptr[i], checked((int)s._bytes[i])).Fill(0xFF);
