@@ -49,7 +49,8 @@ internal static unsafe partial class CpuConv
         long work = cols * kg * taps * g.Groups;
         if (work < CpuGemm.SerialWork) threads = 1;
         int tiles = (taps + DNR - 1) / DNR;
-        int parts = g.Groups >= threads ? 1 : Math.Min(tiles, (threads + g.Groups - 1) / g.Groups);
+        // Two tasks per thread (when the taps allow) so that a descheduled thread can be covered.
+        int parts = g.Groups >= 2 * threads ? 1 : Math.Min(tiles, (2 * threads + g.Groups - 1) / g.Groups);
         using var own = CpuWorkspace.Begin();
         var planes = g.Strided
             ? ConvPlanes<T>.Split(x, own.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads)

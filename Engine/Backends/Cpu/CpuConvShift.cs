@@ -83,8 +83,16 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
     public long AllocSize => ImageStride * _g.N + Slack;
     private long Slack => Width + 256;
 
+    /// <summary>Planes of x in workspace memory, filled.</summary>
+    public static ShiftPlanes<T> Fill(T* x, in ConvGeom g, CpuWorkspace ws, int threads)
+    {
+        var planes = new ShiftPlanes<T>(ws.Get<T>(new ShiftPlanes<T>(null, g).AllocSize), g);
+        planes.Fill(x, threads);
+        return planes;
+    }
+
     /// <summary>Fills the planes from x (N, C, H, W), in parallel over (image, channel).</summary>
-    public void Fill(T* x, int threads)
+    private void Fill(T* x, int threads)
     {
         var g = _g;
         var self = this;
@@ -146,9 +154,7 @@ internal static unsafe partial class CpuConv
         int kg = g.Kg, taps = g.Taps, rs = g.R * g.S;
         int KCb = CpuGemm.KC<T>();
         using var own = CpuWorkspace.Begin();
-        var planes = new ShiftPlanes<T>(null, g);
-        planes = new ShiftPlanes<T>(own.Get<T>(planes.AllocSize), g);
-        planes.Fill(x, threads);
+        var planes = ShiftPlanes<T>.Fill(x, g, own, threads);
         int mPad = CpuGemm.PrepackSize<T>(isa, kg);
         long packedPerGroup = (long)mPad * taps;
         T* wp = own.Get<T>(packedPerGroup * g.Groups);
@@ -159,7 +165,12 @@ internal static unsafe partial class CpuConv
         for (int t = 0; t < taps; t++) tapOff[t] = checked((int)(t / rs * planes.ChannelStride)) + planes.TapOffset[t % rs];
 
         int cols = planes.ColsPerImage;
-        var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, (long)kg * cols * taps * g.Groups * g.N, (threads + g.N * g.Groups - 1) / (g.N * g.Groups));
+        // Tasks are (group, image, column chunk[, row block]); chunks are only multiplied for
+        // the threads when there are fewer (group, image) pairs than threads.
+        long work = (long)kg * cols * taps * g.Groups * g.N;
+        if (work < CpuGemm.SerialWork) threads = 1;
+        int threadsPerImage = (threads + g.N * g.Groups - 1) / (g.N * g.Groups);
+        var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threadsPerImage);
         int perImage = chunks * rowBlocks;
         nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp, top = (nint)tapOff;
         CpuGemm.RunTasks(g.Groups * g.N * perImage, threads, (t, s) =>
@@ -226,10 +237,9 @@ internal static unsafe partial class CpuConv
         var (DMR, DNR) = DotKernels.TileShape(isa);
         const int align = DotKernels.KAlign;
         int kg = g.Kg, taps = g.Taps, rs = g.R * g.S;
+        if ((long)kg * taps * g.Groups * g.Cols < CpuGemm.SerialWork) threads = 1;
         using var own = CpuWorkspace.Begin();
-        var planes = new ShiftPlanes<T>(null, g);
-        planes = new ShiftPlanes<T>(own.Get<T>(planes.AllocSize), g);
-        planes.Fill(x, threads);
+        var planes = ShiftPlanes<T>.Fill(x, g, own, threads);
         int width = planes.Width, cols = planes.ColsPerImage;
         int colsPad = (cols + align - 1) / align * align;
         T* dyw = own.Get<T>((long)g.N * g.K * colsPad);
@@ -250,7 +260,8 @@ internal static unsafe partial class CpuConv
         int chunkLen = (colsPad / chunks + align - 1) / align * align;
         int kBlock = Math.Max(DMR, DyBlockBytes / (chunkLen * sizeof(T)) / DMR * DMR);
         int tiles = (taps + DNR - 1) / DNR;
-        int parts = g.Groups >= threads ? 1 : Math.Min(tiles, (threads + g.Groups - 1) / g.Groups);
+        // Two tasks per thread (when the taps allow) so that a descheduled thread can be covered.
+        int parts = g.Groups >= 2 * threads ? 1 : Math.Min(tiles, (2 * threads + g.Groups - 1) / g.Groups);
         CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
         {
             int gi = t / parts, part = t % parts;
