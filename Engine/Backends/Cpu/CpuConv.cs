@@ -1,10 +1,14 @@
 // Convolution on the CPU, NCHW, F32 and F64, with groups, stride, padding and dilation.
-// Forward: per group, Y_g (K/groups x N*P*Q) = W_g (K/groups x taps) * col_g, a GEMM whose
-// B operand is packed straight from the image (implicit im2col) and whose A operand, the
-// weights, is packed once per call. Backward data: with stride 1 it is itself a forward
-// convolution of dY with the flipped, transposed weights (padding dil*(R-1) - pad), so it runs
-// at forward speed; otherwise dcol = W_g^T dY_g by GEMM, scattered back by col2im. The filter
-// and bias gradients are in CpuConvFilter.cs.
+// Every pass is a GEMM per group over the "column matrix" (CpuIm2Col.cs), never materialised:
+//  - Forward: Y_g (K/groups x pixels) = W_g (K/groups x taps) col_g, with the weights packed once
+//    per call. Wide outputs (Q >= 16) read the column matrix as shifted rows of padded phase
+//    planes with no packing (CpuConvShift.cs); narrow ones pack GEMM slivers from the image
+//    (implicit im2col), batching images so that the GEMM stays wide.
+//  - Backward data: with stride 1 it is the forward convolution of dY with the flipped,
+//    transposed weights (padding dil*(R-1) - pad), so it runs at forward speed; otherwise
+//    dcol = W_g^T dY_g by GEMM, added onto the stride phases of dX and interleaved back (col2im).
+//  - Filter and bias gradients: CpuConvFilter.cs (and the shift variant in CpuConvShift.cs).
+// Tasks split columns (pixels) and never write the same output, so no locks or reductions.
 using System.Numerics;
 using System.Numerics.Tensors;
 
