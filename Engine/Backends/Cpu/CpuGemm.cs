@@ -165,18 +165,35 @@ internal static unsafe class CpuGemm
         long work = (long)m * n * k;
         var (chunks, rowBlocks) = Plan<T>(isa, m, n, work, threads);
         int KCb = KC<T>();
-        var pa = new DenseA<T>(a, lda, transA);
         var pb = new DenseB<T>(b, ldb, transB);
         nint cp = (nint)c;
+        if (chunks == 1)
+        {
+            var pa = new DenseA<T>(a, lda, transA);
+            RunTasks(rowBlocks, work < SerialWork ? 1 : threads, (t, s) =>
+            {
+                var (i0, i1) = RowRange(m, MR, rowBlocks, t);
+                if (i1 <= i0) return;
+                T* bufA = s.Get<T>(CpuScratch.SlotA, (long)KCb * MR);
+                T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((n + NR - 1) / NR * NR));
+                Block(isa, pa, pb, i0, i1, 0, n, k, (T*)cp, ldc, alpha, beta, bufA, bufB);
+            });
+            return;
+        }
+        // Several column chunks would each pack all of op(A): pack it once instead.
+        using var ws = CpuWorkspace.Begin();
+        int mPad = PrepackSize<T>(isa, m);
+        T* ap = ws.Get<T>((long)mPad * k);
+        Prepack(isa, new DenseA<T>(a, lda, transA), m, k, ap);
+        var pp = new PrepackedA<T>(ap, mPad);
         RunTasks(chunks * rowBlocks, work < SerialWork ? 1 : threads, (t, s) =>
         {
             var (j0, j1) = ChunkRange(n, NR, chunks, t / rowBlocks);
             var (i0, i1) = RowRange(m, MR, rowBlocks, t % rowBlocks);
             int nc = j1 - j0;
             if (nc <= 0 || i1 <= i0) return;
-            T* bufA = s.Get<T>(CpuScratch.SlotA, (long)KCb * MR);
             T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR));
-            Block(isa, pa, pb, i0, i1, j0, nc, k, (T*)cp + j0, ldc, alpha, beta, bufA, bufB);
+            Block(isa, pp, pb, i0, i1, j0, nc, k, (T*)cp + j0, ldc, alpha, beta, null, bufB);
         });
     }
 }
