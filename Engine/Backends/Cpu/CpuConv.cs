@@ -89,8 +89,7 @@ internal static unsafe partial class CpuConv
         var planes = g.Strided
             ? ConvPlanes<T>.Split(x, own.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads)
             : ConvPlanes<T>.Direct(x, g);
-        for (int gi = 0; gi < g.Groups; gi++)
-            CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, false), kg, taps, wp + gi * packedPerGroup);
+        CpuGemm.PrepackGroups(isa, w, g.Groups, kg, taps, false, wp, threads);
         long work = (long)kg * cols * taps * g.Groups;
         var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threads);
         int perGroup = chunks * rowBlocks;
@@ -161,14 +160,17 @@ internal static unsafe partial class CpuConv
             int kg = g.Kg, cg = g.Cg, rs = g.R * g.S;
             using var own = CpuWorkspace.Begin();
             T* wt = own.Get<T>((long)g.C * kg * rs);
-            for (int gi = 0; gi < g.Groups; gi++)
-                for (int k = 0; k < kg; k++)
-                    for (int c = 0; c < cg; c++)
-                    {
-                        T* src = w + ((long)(gi * kg + k) * cg + c) * rs;
-                        T* dst = wt + ((long)(gi * cg + c) * kg + k) * rs;
-                        for (int i = 0; i < rs; i++) dst[i] = src[rs - 1 - i];
-                    }
+            nint wp = (nint)w, wtp = (nint)wt;
+            CpuGemm.RunTasks(g.Groups * kg, (long)g.C * kg * rs < 1 << 18 ? 1 : threads, (t, _) =>
+            {
+                int gi = t / kg, k = t % kg;
+                for (int c = 0; c < cg; c++)
+                {
+                    T* src = (T*)wp + ((long)(gi * kg + k) * cg + c) * rs;
+                    T* dst = (T*)wtp + ((long)(gi * cg + c) * kg + k) * rs;
+                    for (int i = 0; i < rs; i++) dst[i] = src[rs - 1 - i];
+                }
+            });
             var t = new ConvGeom(g.N, g.K, g.P, g.Q, g.C, g.R, g.S, g.H, g.W, 1, 1, padH, padW, g.DilH, g.DilW, g.Groups);
             Forward(dx, dy, wt, null, t, threads);
             return;
@@ -194,8 +196,7 @@ internal static unsafe partial class CpuConv
         int mPad = CpuGemm.PrepackSize<T>(isa, taps);
         long packedPerGroup = (long)mPad * kg;
         T* wt = own.Get<T>(packedPerGroup * g.Groups);
-        for (int gi = 0; gi < g.Groups; gi++)
-            CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, true), taps, kg, wt + gi * packedPerGroup);
+        CpuGemm.PrepackGroups(isa, w, g.Groups, taps, kg, true, wt, threads);
         nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)wt;
         long work = (long)g.N * g.Groups * kg * taps * pq;
         if (work < CpuGemm.SerialWork) threads = 1;

@@ -158,8 +158,7 @@ internal static unsafe partial class CpuConv
         int mPad = CpuGemm.PrepackSize<T>(isa, kg);
         long packedPerGroup = (long)mPad * taps;
         T* wp = own.Get<T>(packedPerGroup * g.Groups);
-        for (int gi = 0; gi < g.Groups; gi++)
-            CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, false), kg, taps, wp + gi * packedPerGroup);
+        CpuGemm.PrepackGroups(isa, w, g.Groups, kg, taps, false, wp, threads);
         // Offsets of every tap of a group from its first channel's plane base.
         int* tapOff = (int*)own.Get<int>(taps);
         for (int t = 0; t < taps; t++) tapOff[t] = checked((int)(t / rs * planes.ChannelStride)) + planes.TapOffset[t % rs];

@@ -95,18 +95,42 @@ internal static unsafe class CpuGemm
     public static void Prepack<T, TA>(GemmIsa isa, in TA pa, int m, int k, T* dst) where T : unmanaged, INumber<T> where TA : struct, IPackA<T>
     {
         int MR = GemmKernels.TileShape<T>(isa).MR;
+        for (int i0 = 0; i0 < m; i0 += MR) PrepackPanel(isa, pa, m, k, dst, i0);
+    }
+
+    /// <summary>Packs the panel of rows [i0, i0 + MR) of op(A) for every k block (see Prepack).</summary>
+    public static void PrepackPanel<T, TA>(GemmIsa isa, in TA pa, int m, int k, T* dst, int i0) where T : unmanaged, INumber<T> where TA : struct, IPackA<T>
+    {
+        int MR = GemmKernels.TileShape<T>(isa).MR;
         int mPad = PrepackSize<T>(isa, m);
         int KCb = KC<T>();
         for (int pc = 0; pc < k; pc += KCb)
         {
             int kc = Math.Min(KCb, k - pc);
-            for (int i0 = 0; i0 < m; i0 += MR)
-            {
-                T* d = dst + (long)pc * mPad + (long)i0 * kc;
-                T* p = pa.Panel(pc, kc, i0, Math.Min(MR, m - i0), MR, d);
-                if (p != d) new ReadOnlySpan<T>(p, kc * MR).CopyTo(new Span<T>(d, kc * MR));
-            }
+            T* d = dst + (long)pc * mPad + (long)i0 * kc;
+            T* p = pa.Panel(pc, kc, i0, Math.Min(MR, m - i0), MR, d);
+            if (p != d) new ReadOnlySpan<T>(p, kc * MR).CopyTo(new Span<T>(d, kc * MR));
         }
+    }
+
+    /// <summary>
+    /// Packs the weights of every group, W_g (m x k, row-major, or k x m when transposed) at
+    /// w + g * m * k, into dst (groups * PrepackSize(m) * k elements), panels in parallel.
+    /// </summary>
+    public static void PrepackGroups<T>(GemmIsa isa, T* w, int groups, int m, int k, bool trans, T* dst, int threads)
+        where T : unmanaged, INumber<T>
+    {
+        int MR = GemmKernels.TileShape<T>(isa).MR;
+        int panels = (m + MR - 1) / MR;
+        long perGroup = (long)PrepackSize<T>(isa, m) * k;
+        nint wp = (nint)w, dp = (nint)dst;
+        long work = (long)groups * m * k;
+        RunTasks(groups * panels, work < 1 << 18 ? 1 : threads, (t, _) =>
+        {
+            int gi = t / panels;
+            var pa = new DenseA<T>((T*)wp + (long)gi * m * k, trans ? m : k, trans);
+            PrepackPanel(isa, pa, m, k, (T*)dp + gi * perGroup, t % panels * MR);
+        });
     }
 
     /// <summary>
