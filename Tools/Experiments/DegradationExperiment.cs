@@ -80,7 +80,8 @@ public static class DegradationExperiment
     public static Result Run(DegradationOptions o, string commandLine, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
-        int threads = ThreadControl.Apply(o.Threads);
+        using var threadScope = ThreadControl.Apply(o.Threads);
+        int threads = threadScope.Threads;
         var data = ExperimentData.Open(o.Data, log);
         log?.Invoke($"data: {o.Data.Describe()} ({data.Train.Count} train, {data.Val.Count} val images); {threads} threads");
         var runs = new List<(string Family, TrainRun Run)>();

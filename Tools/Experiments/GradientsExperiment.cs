@@ -73,7 +73,8 @@ public static class GradientsExperiment
     public static Result Run(GradientsOptions o, string commandLine, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
-        int threads = ThreadControl.Apply(o.Threads);
+        using var threadScope = ThreadControl.Apply(o.Threads);
+        int threads = threadScope.Threads;
         var data = ExperimentData.Open(o.Data, log);
         log?.Invoke($"data: {o.Data.Describe()}; {threads} threads");
         var all = new List<Measurement>();
