@@ -74,12 +74,12 @@ public sealed class ProgressDisplay
         var c = CultureInfo.InvariantCulture;
         int w = p.StepsPerEpoch.ToString(c).Length;
         return string.Create(c,
-            $"epoch {p.Epoch}/{p.Epochs}  step {p.StepInEpoch.ToString(c).PadLeft(w)}/{p.StepsPerEpoch}  loss {Maybe(p.Loss, "F4", 1)}  top-1 {Maybe(p.Top1, "F1", 100)}%  " +
+            $"epoch {p.Epoch}/{p.Epochs}  step {p.StepInEpoch.ToString(c).PadLeft(w)}/{p.StepsPerEpoch}  loss {Maybe(p.Loss, "F4", 1, "")}  top-1 {Maybe(p.Top1, "F1", 100, "%")}  " +
             $"lr {p.Lr:G4}  {p.ImagesPerSecond:F1} img/s  data {p.DataWaitMs:F1} ms  ETA {FormatSpan(p.Eta)}");
     }
 
-    private static string Maybe(double v, string format, double scale) =>
-        double.IsNaN(v) ? "--" : (scale * v).ToString(format, CultureInfo.InvariantCulture);
+    private static string Maybe(double v, string format, double scale, string unit) =>
+        double.IsNaN(v) ? "--" : (scale * v).ToString(format, CultureInfo.InvariantCulture) + unit;
 
     public static string FormatSpan(TimeSpan? t)
     {

@@ -19,7 +19,6 @@ public sealed class RunFiles
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         Directory = directory;
-        System.IO.Directory.CreateDirectory(directory);
     }
 
     public string Directory { get; }
@@ -46,6 +45,7 @@ public sealed class RunFiles
             ["img_per_s"] = Num(Math.Round(r.ImagesPerSecond, 2)),
             ["data_wait_ms"] = Num(Math.Round(r.DataWaitMs, 3)),
         };
+        System.IO.Directory.CreateDirectory(Directory);
         File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");
     }
 

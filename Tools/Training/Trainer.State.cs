@@ -126,7 +126,7 @@ public sealed partial class Trainer
                     log.WriteLine($"resuming {modelName} from {t.ResumeFrom} at epoch {state.StartEpoch}" +
                         (state.StartStep > 0 ? $" step {state.StartStep}" : "") + $" (global step {state.GlobalStep})");
                 }
-                if (!o.EvalOnly) files.WriteConfig(RunConfig(o, state, root));
+                state.DataRoot = root;
                 return state;
             }
             catch
@@ -142,6 +142,11 @@ public sealed partial class Trainer
                 ckpt?.Dispose();
             }
         }
+
+        public string DataRoot { get; private set; } = "";
+
+        /// <summary>config.json: the resolved options plus what the run found (device, data, sizes).</summary>
+        public void WriteConfig(TrainOptions o) => Files.WriteConfig(RunConfig(o, this, DataRoot));
 
         private static System.Text.Json.Nodes.JsonObject RunConfig(TrainOptions o, RunState s, string root)
         {

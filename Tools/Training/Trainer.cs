@@ -27,6 +27,8 @@ public sealed partial class Trainer
     private readonly TextWriter _log;
     private readonly ProgressDisplay _progress;
     private readonly StopSignal _stop;
+    // The last values read from the device, shown on the live line until the next read.
+    private double _lastLoss = double.NaN, _lastTop1 = double.NaN;
 
     public Trainer(TrainOptions options, TextWriter log, ProgressDisplay progress, StopSignal stop)
     {
@@ -73,6 +75,7 @@ public sealed partial class Trainer
             _log.WriteLine($"the run in {RunDir} has already finished {s.StartEpoch - 1} epochs; pass --epochs N (N > {s.StartEpoch - 1}) to train further");
             return TrainOutcome.Completed;
         }
+        s.WriteConfig(_o);
         _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
             $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
             $"{s.StepsPerEpoch} steps of {_o.BatchSize} per epoch, {_o.Epochs} epochs, {s.Schedule}");
@@ -114,12 +117,17 @@ public sealed partial class Trainer
         }
         s.Model.Train();
         int step = 0, stepsRun = 0, windowImages = 0;
-        double windowWaitMs = 0, lr = 0, lastLoss = double.NaN, lastTop1 = double.NaN;
+        double windowWaitMs = 0, lr = s.Schedule.LearningRate(epoch - 1, Math.Min(skip, s.StepsPerEpoch - 1), s.StepsPerEpoch);
         var window = Stopwatch.StartNew();
+        // A resumed epoch walks the same order from its start, with blank images for the batches already done.
+        using var skipLoader = skip > 0 && skip < s.StepsPerEpoch && s.TrainLoader.Dataset is IDirectDataset
+            ? TrainingSetup.Loader(new SkipAheadDataset(s.TrainLoader.Dataset, SkipAheadDataset.FirstBatches(s.TrainLoader, epoch - 1, skip)),
+                _o.BatchSize, train: true, _o.Seed, _o.Workers, s.Device)
+            : null;
         if (skip >= s.StepsPerEpoch) step = skip; // resumed exactly at the end of the epoch's steps
         else
         {
-            foreach (var batch in s.TrainLoader.Epoch(epoch - 1))
+            foreach (var batch in (skipLoader ?? s.TrainLoader).Epoch(epoch - 1))
             {
                 using (batch)
                 {
@@ -152,17 +160,17 @@ public sealed partial class Trainer
                         return Diverge(s, $"loss became {FormatValue(r.NonFiniteValue)} at epoch {epoch} step {bad - (s.GlobalStep - step)}");
                     if (log)
                     {
-                        lastLoss = meter.Window.MeanLoss;
-                        lastTop1 = meter.Window.Top1;
+                        _lastLoss = meter.Window.MeanLoss;
+                        _lastTop1 = meter.Window.Top1;
                         double secs = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-                        s.Files.AppendStep(new StepRow(epoch, s.GlobalStep, lastLoss, lastTop1, lr, windowImages / secs,
+                        s.Files.AppendStep(new StepRow(epoch, s.GlobalStep, _lastLoss, _lastTop1, lr, windowImages / secs,
                             windowWaitMs / Math.Max(1, meter.WindowSteps)));
                         meter.ResetWindow();
                     }
                 }
                 double rate = windowImages / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
                 var eta = Eta(s, epoch, step, stepsRun, clock.Elapsed);
-                _progress.Report(new ProgressInfo(epoch, _o.Epochs, step, s.StepsPerEpoch, lastLoss, lastTop1, lr, rate,
+                _progress.Report(new ProgressInfo(epoch, _o.Epochs, step, s.StepsPerEpoch, _lastLoss, _lastTop1, lr, rate,
                     windowWaitMs / Math.Max(1, stepsRun), eta), fresh: log);
                 if (log)
                 {
