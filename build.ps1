@@ -26,6 +26,7 @@ switch ($Verb) {
     dotnet publish Tools -c Release -r linux-x64 --self-contained -o .gpu/app
     dotnet publish Tests -c Release -r linux-x64 --self-contained -o .gpu/tests
     tar czf .gpu/app.tgz -C .gpu app tests
+    tar czf .gpu/tests.tgz -C .gpu tests
   }
   default { Write-Output "verbs: build, test [filter], train [args], bench [args], publish" }
 }

@@ -3,6 +3,7 @@
 // that --profile files convolutions under forward and backward and the SGD update under optimizer.
 using System.Text.Json;
 using NUnit.Framework;
+using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Tools.Bench;
 using ResidualEngine.Tools.Commands;
 
@@ -103,6 +104,31 @@ public class BenchModelTests
         {
             File.Delete(path);
         }
+    }
+
+    [Test]
+    public void BenchRestoresTheThreadCount()
+    {
+        int before = ResidualEngine.Backends.Cpu.CpuBackend.Threads;
+        var r = ModelBench.Run(new BenchConfig { Model = "resnet20", BatchSize = 1, ImageSize = 8, Warmup = 0, Steps = 1, Threads = 1 });
+        Assert.That(r.Threads, Is.EqualTo(1));
+        Assert.That(ResidualEngine.Backends.Cpu.CpuBackend.Threads, Is.EqualTo(before));
+    }
+
+    [Test]
+    [Category("Gpu")]
+    public void CudaTrainBenchReportsAllocatorPeak()
+    {
+        if (!CudaBackend.IsAvailable(out var reason)) Assert.Ignore("GPU test skipped: " + reason);
+        var gpu = (CudaBackend)ResidualEngine.Backends.BackendRegistry.Get(Device.Cuda());
+        bool benchmarkWas = gpu.CudnnBenchmark;
+        var r = ModelBench.Run(new BenchConfig { Model = "resnet20", BatchSize = 2, ImageSize = 16, Device = Device.Cuda(), Warmup = 0, Steps = 1 });
+        Assert.That(r.Device, Is.EqualTo("cuda:0"));
+        Assert.That(r.AllocatorPeakBytes, Is.GreaterThanOrEqualTo(r.PeakTensorBytes!.Value), "the allocator holds at least the tensors' bytes");
+        Assert.That(r.PeakTensorBytes, Is.GreaterThan(269_722L * 4));
+        Assert.That(r.PeakMemoryBytes, Is.EqualTo(r.AllocatorPeakBytes));
+        Assert.That(double.IsFinite(r.FinalLoss!.Value), Is.True);
+        Assert.That(gpu.CudnnBenchmark, Is.EqualTo(benchmarkWas), "the backend's settings are restored");
     }
 
     [Test]

@@ -91,6 +91,23 @@ public class ExperimentTests
     }
 
     [Test]
+    public void SingleFolderIsSplitPerClass()
+    {
+        int[] labels = [.. Enumerable.Repeat(0, 20), .. Enumerable.Repeat(1, 3), .. Enumerable.Repeat(2, 1)];
+        var (train, val) = ExperimentData.Split(labels);
+        Assert.That(val, Is.EqualTo(new[] { 9, 19, 22 }), "every 10th image of class 0, the last of class 1, none of a one-image class");
+        Assert.That(train.Length + val.Length, Is.EqualTo(labels.Length));
+        Assert.That(train.Intersect(val), Is.Empty);
+
+        var root = Path.Combine(_dir, "synthetic");
+        ResidualEngine.Data.SyntheticImageNet.Generate(root, new ResidualEngine.Data.SyntheticImageNet.Options(Classes: 2, TrainPerClass: 10, ValPerClass: 1, Size: 8));
+        var data = ExperimentData.Open(new DataSpec { Folder = Path.Combine(root, "train"), ImageSize = 8, Workers = 0 });
+        Assert.That((data.TrainCount, data.ValCount, data.NumClasses), Is.EqualTo((18, 2, 2)));
+        using var loader = data.ValLoader(4);
+        Assert.That(loader.Epoch(0).Sum(b => { using (b) return b.Count; }), Is.EqualTo(2));
+    }
+
+    [Test]
     public void OptionsAreValidated()
     {
         Assert.Throws<ArgumentException>(() => DegradationOptions.Parse(new Args(["--shallow", "56", "--deep", "20"])));

@@ -37,7 +37,7 @@ public sealed record BenchResult
     public int Seed { get; init; }
     public StepTimes MsPerStep { get; init; } = new(0, 0, 0, 0, 0, 0);
     public double ImagesPerSec { get; init; }
-    /// <summary>The number compared across engines: device tensor bytes on CUDA; on the CPU, process
+    /// <summary>The number compared across engines: the caching allocator's peak on CUDA; on the CPU, process
     /// peak RSS minus RSS before the model was built (see <see cref="PeakMemoryKind"/>).</summary>
     public long PeakMemoryBytes { get; init; }
     public string PeakMemoryKind { get; init; } = "";

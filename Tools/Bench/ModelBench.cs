@@ -20,19 +20,38 @@ public static class ModelBench
     public static BenchResult Run(BenchConfig cfg, TextWriter? log = null)
     {
         ArgumentNullException.ThrowIfNull(cfg);
-        int threads = ThreadControl.Apply(cfg.Threads);
+        using var threadScope = ThreadControl.Apply(cfg.Threads);
+        int threads = threadScope.Threads;
         var info = ZooInfo.Of(cfg.Model);
         int imageSize = cfg.ImageSize ?? info.NativeImageSize;
         int numClasses = cfg.NumClasses ?? info.DefaultClasses;
         var backend = BackendRegistry.Get(cfg.Device);
-        if (backend is CudaBackend cuda0)
+        var cudaBackend = backend as CudaBackend;
+        var (benchmarkWas, tf32Was) = (cudaBackend?.CudnnBenchmark ?? false, cudaBackend?.AllowTf32 ?? false);
+        if (cudaBackend is not null)
         {
             // As the baseline: cuDNN picks algorithms by timing them (torch.backends.cudnn.benchmark), no TF32.
-            cuda0.CudnnBenchmark = true;
-            cuda0.AllowTf32 = false;
-            cuda0.Allocator.ResetPeak();
+            // Both are settings of the shared backend object, restored at the end.
+            cudaBackend.CudnnBenchmark = true;
+            cudaBackend.AllowTf32 = false;
+            cudaBackend.Allocator.ResetPeak();
         }
+        try
+        {
+            return RunSteps(cfg, log, threads, imageSize, numClasses, backend);
+        }
+        finally
+        {
+            if (cudaBackend is not null)
+            {
+                cudaBackend.CudnnBenchmark = benchmarkWas;
+                cudaBackend.AllowTf32 = tf32Was;
+            }
+        }
+    }
 
+    private static BenchResult RunSteps(BenchConfig cfg, TextWriter? log, int threads, int imageSize, int numClasses, IBackend backend)
+    {
         using var profiler = cfg.Profile ? new OpProfiler() : null;
         using var memory = new MemoryProbe(cfg.Device);
         using var model = ZooInfo.Create(cfg.Model, numClasses, cfg.Seed);
@@ -99,7 +118,7 @@ public static class ModelBench
             Model = cfg.Model,
             Mode = cfg.ModeName,
             Device = cfg.DeviceName,
-            DeviceName = cuda ? cfg.Device.ToString() : MachineInfo.CpuModel(),
+            DeviceName = backend is CudaBackend cb ? $"{cb.Info.Name} (sm_{cb.Info.Major}{cb.Info.Minor})" : MachineInfo.CpuModel(),
             BatchSize = cfg.BatchSize,
             ImageSize = imageSize,
             NumClasses = numClasses,
@@ -111,9 +130,11 @@ public static class ModelBench
             Seed = cfg.Seed,
             MsPerStep = StepTimes.From(summary),
             ImagesPerSec = cfg.BatchSize * 1000.0 / summary.Median,
-            PeakMemoryBytes = cuda ? memory.PeakTensorBytes : Math.Max(0, peakRss - memory.BaselineRssBytes),
+            // On CUDA the allocator's peak counts what torch.cuda.max_memory_allocated counts: every live
+            // block (tensors and cuDNN workspaces) at its rounded size.
+            PeakMemoryBytes = cuda ? allocator?.PeakAllocatedBytes ?? memory.PeakTensorBytes : Math.Max(0, peakRss - memory.BaselineRssBytes),
             PeakMemoryKind = cuda
-                ? "TensorStats.PeakCudaBytes (tensor bytes, incl. parameters)"
+                ? "caching allocator peak of allocated bytes (tensors + cuDNN workspaces, rounded blocks; incl. parameters)"
                 : "process peak RSS minus RSS before the model was built (/proc VmHWM)",
             PeakTensorBytes = memory.PeakTensorBytes,
             ProcessPeakRssBytes = peakRss,

@@ -82,6 +82,7 @@ public static class BenchCommand
         var cfg = BenchConfig.Parse(a, defaults);
         var json = a.String("json");
         a.RejectUnknown();
+        ZooInfo.Of(cfg.Model); // an unknown name fails here, before anything is printed
         Console.WriteLine($"residual bench: {cfg.Model} {cfg.ModeName}, batch {cfg.BatchSize}, device {cfg.DeviceName}, {cfg.Warmup} warm-up + {cfg.Steps} timed steps");
         var r = ModelBench.Run(cfg, Console.Out);
         Console.WriteLine(Report(r));

@@ -35,7 +35,8 @@ public sealed record DegradationOptions
           trains plain-20 vs plain-56 and ResNet-20 vs ResNet-56 on the same data, same schedule and seed
           --imagenet            plain/ResNet 18 vs 34 (ImageNet stem) instead of the CIFAR nets
           --shallow N --deep M  other depths (CIFAR: 6n+2, e.g. 20 and 110; ImageNet: 18 and 34)
-          --data DIR            an ImageFolder with train/ and val/ (default: synthetic images)
+          --data DIR            an ImageFolder with train/ and val/, or one ImageFolder (every 10th image per class
+                                is held out for validation); default: synthetic images
           --classes K --train-per-class N --val-per-class M   size of the synthetic data (10, 250, 50)
           --image-size S        input size (32; --imagenet: 64)
           --augment A           none, flip (default) or crop-flip
@@ -80,9 +81,10 @@ public static class DegradationExperiment
     public static Result Run(DegradationOptions o, string commandLine, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
-        int threads = ThreadControl.Apply(o.Threads);
+        using var threadScope = ThreadControl.Apply(o.Threads);
+        int threads = threadScope.Threads;
         var data = ExperimentData.Open(o.Data, log);
-        log?.Invoke($"data: {o.Data.Describe()} ({data.Train.Count} train, {data.Val.Count} val images); {threads} threads");
+        log?.Invoke($"data: {o.Data.Describe()} ({data.TrainCount} train, {data.ValCount} val images); {threads} threads");
         var runs = new List<(string Family, TrainRun Run)>();
         var total = Stopwatch.StartNew();
         foreach (var (family, name) in o.Models)
@@ -112,7 +114,7 @@ public static class DegradationExperiment
 
             Command: `{commandLine}`
 
-            Data: {o.Data.Describe()} ({data.Train.Count} train / {data.Val.Count} val images).
+            Data: {o.Data.Describe()} ({data.TrainCount} train / {data.ValCount} val images).
             Schedule: {o.Schedule.Epochs} epochs of batch {o.Schedule.BatchSize} ({runs[0].Run.Iterations} iterations), SGD lr {o.Schedule.LearningRate}
             (divided by 10 at 50% and 75%), momentum {Schedule.Momentum}, weight decay {Schedule.WeightDecay}, seed {o.Schedule.Seed}.
             Training error: top-1 error of the mini-batches since the previous point, in train mode (the paper's thin curves);

@@ -33,7 +33,7 @@ public sealed record GradientsOptions
           --model NAME          a zoo model; repeat for several (default: plain56 and resnet56)
           --steps K             training steps between the two measurements (50)
           --batch-size B        (32)   --lr LR (0.1)   --seed N (0)
-          --data DIR            an ImageFolder with train/ and val/ (default: synthetic images, as the degradation experiment)
+          --data DIR            an ImageFolder (as the degradation experiment; default: synthetic images)
           --classes K --train-per-class N --val-per-class M --image-size S --augment A   (as degradation)
           --device D   --threads T   --workers W
           --out DIR             where the figure and CSVs go (docs/experiments/gradients)
@@ -73,7 +73,8 @@ public static class GradientsExperiment
     public static Result Run(GradientsOptions o, string commandLine, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(o);
-        int threads = ThreadControl.Apply(o.Threads);
+        using var threadScope = ThreadControl.Apply(o.Threads);
+        int threads = threadScope.Threads;
         var data = ExperimentData.Open(o.Data, log);
         log?.Invoke($"data: {o.Data.Describe()}; {threads} threads");
         var all = new List<Measurement>();

@@ -322,7 +322,7 @@ def main(argv=None):
     peak_rss = peak_rss_bytes()
     if is_cuda:
         peak = torch.cuda.max_memory_allocated(device)
-        peak_kind = "torch.cuda.max_memory_allocated (tensor bytes, incl. parameters)"
+        peak_kind = "torch.cuda.max_memory_allocated (tensors + cuDNN workspaces, rounded blocks; incl. parameters)"
         device_name = torch.cuda.get_device_name(device)
     else:
         peak = peak_rss - rss_before if rss_before is not None else peak_rss

@@ -1,10 +1,14 @@
 // Convolution on the CPU, NCHW, F32 and F64, with groups, stride, padding and dilation.
-// Forward: per group, Y_g (K/groups x N*P*Q) = W_g (K/groups x taps) * col_g, a GEMM whose
-// B operand is packed straight from the image (implicit im2col) and whose A operand, the
-// weights, is packed once per call. Backward data: with stride 1 it is itself a forward
-// convolution of dY with the flipped, transposed weights (padding dil*(R-1) - pad), so it runs
-// at forward speed; otherwise dcol = W_g^T dY_g by GEMM, scattered back by col2im. The filter
-// and bias gradients are in CpuConvFilter.cs.
+// Every pass is a GEMM per group over the "column matrix" (CpuIm2Col.cs), never materialised:
+//  - Forward: Y_g (K/groups x pixels) = W_g (K/groups x taps) col_g, with the weights packed once
+//    per call. Wide outputs (Q >= 16) read the column matrix as shifted rows of padded phase
+//    planes with no packing (CpuConvShift.cs); narrow ones pack GEMM slivers from the image
+//    (implicit im2col), batching images so that the GEMM stays wide.
+//  - Backward data: with stride 1 it is the forward convolution of dY with the flipped,
+//    transposed weights (padding dil*(R-1) - pad), so it runs at forward speed; otherwise
+//    dcol = W_g^T dY_g by GEMM, added onto the stride phases of dX and interleaved back (col2im).
+//  - Filter and bias gradients: CpuConvFilter.cs (and the shift variant in CpuConvShift.cs).
+// Tasks split columns (pixels) and never write the same output, so no locks or reductions.
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -77,56 +81,50 @@ internal static unsafe partial class CpuConv
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int kg = g.Kg, taps = g.Taps, pq = g.PQ;
         int cols = checked((int)g.Cols);
-        if (cols == 0 || kg == 0) return;
         int mPad = CpuGemm.PrepackSize<T>(isa, kg);
         long packedPerGroup = (long)mPad * taps;
         int KCb = CpuGemm.KC<T>();
-        var own = CpuScratch.Rent();
-        try
+        using var own = CpuWorkspace.Begin();
+        T* wp = own.Get<T>(packedPerGroup * g.Groups);
+        var planes = g.Strided
+            ? ConvPlanes<T>.Split(x, own.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads)
+            : ConvPlanes<T>.Direct(x, g);
+        CpuGemm.PrepackGroups(isa, w, g.Groups, kg, taps, false, wp, threads);
+        long work = (long)kg * cols * taps * g.Groups;
+        var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threads);
+        int perGroup = chunks * rowBlocks;
+        nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp;
+        CpuGemm.RunTasks(perGroup * g.Groups, threads, (t, s) =>
         {
-            T* wp = own.Get<T>(CpuScratch.SlotD, packedPerGroup * g.Groups);
-            var planes = g.Strided
-                ? ConvPlanes<T>.Split(x, own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g, threads)
-                : ConvPlanes<T>.Direct(x, g);
-            for (int gi = 0; gi < g.Groups; gi++)
-                CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, false), kg, taps, wp + gi * packedPerGroup);
-            long work = (long)kg * cols * taps * g.Groups;
-            var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threads);
-            int perGroup = chunks * rowBlocks;
-            nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp;
-            CpuGemm.RunTasks(perGroup * g.Groups, threads, (t, s) =>
+            int gi = t / perGroup, ci = t % perGroup / rowBlocks, mi = t % rowBlocks;
+            var (j0, j1) = CpuGemm.ChunkRange(cols, NR, chunks, ci);
+            var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
+            int nc = j1 - j0;
+            if (nc <= 0 || m1 <= m0) return;
+            T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR));
+            var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
+            var pb = new Im2ColB<T>(planes, g, gi);
+            int n = j0 / pq;
+            T* yt = (T*)yp, bt = (T*)bp;
+            if ((j1 - 1) / pq == n)
             {
-                int gi = t / perGroup, ci = t % perGroup / rowBlocks, mi = t % rowBlocks;
-                var (j0, j1) = CpuGemm.ChunkRange(cols, NR, chunks, ci);
-                var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
-                int nc = j1 - j0;
-                if (nc <= 0 || m1 <= m0) return;
-                T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR));
-                var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
-                var pb = new Im2ColB<T>(planes, g, gi);
-                int n = j0 / pq;
-                T* yt = (T*)yp, bt = (T*)bp;
-                if ((j1 - 1) / pq == n)
-                {
-                    // The chunk lies inside one image: write the output in place.
-                    T* c = yt + ((long)n * g.K + gi * kg) * pq + (j0 - (long)n * pq);
-                    CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, c, pq, T.One, T.Zero, null, bufB);
-                    if (bt != null)
-                        for (int k = m0; k < m1; k++)
-                        {
-                            var row = new Span<T>(c + (long)k * pq, nc);
-                            TensorPrimitives.Add(row, bt[gi * kg + k], row);
-                        }
-                }
-                else
-                {
-                    T* cb = s.Get<T>(CpuScratch.SlotC, (long)(m1 - m0) * nc);
-                    CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, cb - (long)m0 * nc, nc, T.One, T.Zero, null, bufB);
-                    ScatterColumns(yt, cb, nc, g, gi, m0, m1, j0, nc, bt);
-                }
-            });
-        }
-        finally { CpuScratch.Return(own); }
+                // The chunk lies inside one image: write the output in place.
+                T* c = yt + ((long)n * g.K + gi * kg) * pq + (j0 - (long)n * pq);
+                CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, c, pq, T.One, T.Zero, null, bufB);
+                if (bt != null)
+                    for (int k = m0; k < m1; k++)
+                    {
+                        var row = new Span<T>(c + (long)k * pq, nc);
+                        TensorPrimitives.Add(row, bt[gi * kg + k], row);
+                    }
+            }
+            else
+            {
+                T* cb = s.Get<T>(CpuScratch.SlotC, (long)(m1 - m0) * nc);
+                CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, cb - (long)m0 * nc, nc, T.One, T.Zero, null, bufB);
+                ScatterColumns(yt, cb, nc, g, gi, m0, m1, j0, nc, bt);
+            }
+        });
     }
 
     /// <summary>Copies rows [m0, m1) of a (K/groups x columns) block into the NCHW output, adding the bias.</summary>
@@ -160,22 +158,21 @@ internal static unsafe partial class CpuConv
         {
             // dX = conv(dY, W') with W'[g*Cg + c, k, r, s] = W[g*Kg + k, c, R-1-r, S-1-s].
             int kg = g.Kg, cg = g.Cg, rs = g.R * g.S;
-            var own = CpuScratch.Rent();
-            try
+            using var own = CpuWorkspace.Begin();
+            T* wt = own.Get<T>((long)g.C * kg * rs);
+            nint wp = (nint)w, wtp = (nint)wt;
+            CpuGemm.RunTasks(g.Groups * kg, (long)g.C * kg * rs < 1 << 18 ? 1 : threads, (t, _) =>
             {
-                T* wt = own.Get<T>(CpuScratch.SlotA, (long)g.C * kg * rs);
-                for (int gi = 0; gi < g.Groups; gi++)
-                    for (int k = 0; k < kg; k++)
-                        for (int c = 0; c < cg; c++)
-                        {
-                            T* src = w + ((long)(gi * kg + k) * cg + c) * rs;
-                            T* dst = wt + ((long)(gi * cg + c) * kg + k) * rs;
-                            for (int i = 0; i < rs; i++) dst[i] = src[rs - 1 - i];
-                        }
-                var t = new ConvGeom(g.N, g.K, g.P, g.Q, g.C, g.R, g.S, g.H, g.W, 1, 1, padH, padW, g.DilH, g.DilW, g.Groups);
-                Forward(dx, dy, wt, null, t, threads);
-            }
-            finally { CpuScratch.Return(own); }
+                int gi = t / kg, k = t % kg;
+                for (int c = 0; c < cg; c++)
+                {
+                    T* src = (T*)wp + ((long)(gi * kg + k) * cg + c) * rs;
+                    T* dst = (T*)wtp + ((long)(gi * cg + c) * kg + k) * rs;
+                    for (int i = 0; i < rs; i++) dst[i] = src[rs - 1 - i];
+                }
+            });
+            var t = new ConvGeom(g.N, g.K, g.P, g.Q, g.C, g.R, g.S, g.H, g.W, 1, 1, padH, padW, g.DilH, g.DilW, g.Groups);
+            Forward(dx, dy, wt, null, t, threads);
             return;
         }
         BackwardDataCol2Im(dx, dy, w, g, threads);
@@ -193,51 +190,46 @@ internal static unsafe partial class CpuConv
         int KCb = CpuGemm.KC<T>();
         int ncMax = CpuGemm.NCMax<T>();
         int rowBlock = Math.Max(MR, 256 / MR * MR);
-        var own = CpuScratch.Rent();
-        try
+        using var own = CpuWorkspace.Begin();
+        var planes = g.Strided ? new ConvPlanes<T>(own.Get<T>(ConvPlanes<T>.SplitSize(g)), g) : ConvPlanes<T>.Direct(dx, g);
+        // W_g^T (taps x K/groups) packed once for all tasks.
+        int mPad = CpuGemm.PrepackSize<T>(isa, taps);
+        long packedPerGroup = (long)mPad * kg;
+        T* wt = own.Get<T>(packedPerGroup * g.Groups);
+        CpuGemm.PrepackGroups(isa, w, g.Groups, taps, kg, true, wt, threads);
+        nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)wt;
+        long work = (long)g.N * g.Groups * kg * taps * pq;
+        if (work < CpuGemm.SerialWork) threads = 1;
+        // Tasks own whole images (times groups), so their regions of dX are disjoint and the
+        // scatter needs no locks; small images are batched so that the GEMM columns stay wide.
+        int perTask = pq >= ncMax ? 1 : Math.Clamp(ncMax / pq, 1, Math.Max(1, (g.N + threads - 1) / threads));
+        int imageTasks = (g.N + perTask - 1) / perTask;
+        int ncAlloc = Math.Min(ncMax, perTask * pq);
+        CpuGemm.RunTasks(imageTasks * g.Groups, threads, (t, s) =>
         {
-            var planes = g.Strided ? new ConvPlanes<T>(own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g) : ConvPlanes<T>.Direct(dx, g);
-            // W_g^T (taps x K/groups) packed once for all tasks.
-            int mPad = CpuGemm.PrepackSize<T>(isa, taps);
-            long packedPerGroup = (long)mPad * kg;
-            T* wt = own.Get<T>(CpuScratch.SlotD, packedPerGroup * g.Groups);
-            for (int gi = 0; gi < g.Groups; gi++)
-                CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, true), taps, kg, wt + gi * packedPerGroup);
-            nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)wt;
-            long work = (long)g.N * g.Groups * kg * taps * pq;
-            if (work < CpuGemm.SerialWork) threads = 1;
-            // Tasks own whole images (times groups), so their regions of dX are disjoint and the
-            // scatter needs no locks; small images are batched so that the GEMM columns stay wide.
-            int perTask = pq >= ncMax ? 1 : Math.Clamp(ncMax / pq, 1, Math.Max(1, (g.N + threads - 1) / threads));
-            int imageTasks = (g.N + perTask - 1) / perTask;
-            int ncAlloc = Math.Min(ncMax, perTask * pq);
-            CpuGemm.RunTasks(imageTasks * g.Groups, threads, (t, s) =>
+            int n0 = t / g.Groups * perTask, n1 = Math.Min(g.N, n0 + perTask), gi = t % g.Groups;
+            for (int n = n0; n < n1; n++) planes.Clear(g, n, gi * g.Cg, (gi + 1) * g.Cg);
+            var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
+            var pb = new ImageColumnsB<T>((T*)dyp, g, gi);
+            T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((ncAlloc + NR - 1) / NR * NR));
+            T* cb = s.Get<T>(CpuScratch.SlotC, (long)rowBlock * ncAlloc);
+            int count = (n1 - n0) * pq;
+            int chunks = (count + ncMax - 1) / ncMax;
+            for (int ci = 0; ci < chunks; ci++)
             {
-                int n0 = t / g.Groups * perTask, n1 = Math.Min(g.N, n0 + perTask), gi = t % g.Groups;
-                for (int n = n0; n < n1; n++) planes.Clear(g, n, gi * g.Cg, (gi + 1) * g.Cg);
-                var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
-                var pb = new ImageColumnsB<T>((T*)dyp, g, gi);
-                T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((ncAlloc + NR - 1) / NR * NR));
-                T* cb = s.Get<T>(CpuScratch.SlotC, (long)rowBlock * ncAlloc);
-                int count = (n1 - n0) * pq;
-                int chunks = (count + ncMax - 1) / ncMax;
-                for (int ci = 0; ci < chunks; ci++)
+                var (c0, c1) = CpuGemm.ChunkRange(count, NR, chunks, ci);
+                int nc = c1 - c0;
+                if (nc <= 0) continue;
+                long j0 = (long)n0 * pq + c0;
+                for (int m0 = 0; m0 < taps; m0 += rowBlock)
                 {
-                    var (c0, c1) = CpuGemm.ChunkRange(count, NR, chunks, ci);
-                    int nc = c1 - c0;
-                    if (nc <= 0) continue;
-                    long j0 = (long)n0 * pq + c0;
-                    for (int m0 = 0; m0 < taps; m0 += rowBlock)
-                    {
-                        int m1 = Math.Min(taps, m0 + rowBlock);
-                        CpuGemm.Block(isa, pa, pb, m0, m1, (int)j0, nc, kg, cb - (long)m0 * nc, nc, T.One, T.Zero, null, bufB);
-                        Im2Col.AddRows(planes, cb, nc, g, gi, m0, m1, j0, nc);
-                    }
+                    int m1 = Math.Min(taps, m0 + rowBlock);
+                    CpuGemm.Block(isa, pa, pb, m0, m1, (int)j0, nc, kg, cb - (long)m0 * nc, nc, T.One, T.Zero, null, bufB);
+                    Im2Col.AddRows(planes, cb, nc, g, gi, m0, m1, j0, nc);
                 }
-                if (g.Strided)
-                    for (int n = n0; n < n1; n++) planes.Merge((T*)dxp, g, n, gi * g.Cg, (gi + 1) * g.Cg);
-            });
-        }
-        finally { CpuScratch.Return(own); }
+            }
+            if (g.Strided)
+                for (int n = n0; n < n1; n++) planes.Merge((T*)dxp, g, n, gi * g.Cg, (gi + 1) * g.Cg);
+        });
     }
 }

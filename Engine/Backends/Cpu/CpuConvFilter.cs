@@ -49,77 +49,74 @@ internal static unsafe partial class CpuConv
         long work = cols * kg * taps * g.Groups;
         if (work < CpuGemm.SerialWork) threads = 1;
         int tiles = (taps + DNR - 1) / DNR;
-        int parts = g.Groups >= threads ? 1 : Math.Min(tiles, (threads + g.Groups - 1) / g.Groups);
-        var own = CpuScratch.Rent();
-        try
+        // Two tasks per thread (when the taps allow) so that a descheduled thread can be covered.
+        int parts = g.Groups >= 2 * threads ? 1 : Math.Min(tiles, (2 * threads + g.Groups - 1) / g.Groups);
+        using var own = CpuWorkspace.Begin();
+        var planes = g.Strided
+            ? ConvPlanes<T>.Split(x, own.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads)
+            : ConvPlanes<T>.Direct(x, g);
+        nint dwp = (nint)dw, dyp = (nint)dy;
+        CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
         {
-            var planes = g.Strided
-                ? ConvPlanes<T>.Split(x, own.Get<T>(CpuScratch.SlotC, ConvPlanes<T>.SplitSize(g)), g, threads)
-                : ConvPlanes<T>.Direct(x, g);
-            nint dwp = (nint)dw, dyp = (nint)dy;
-            CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
+            int gi = t / parts, part = t % parts;
+            int t0 = CpuGemm.Split(tiles, parts, part) * DNR, t1 = Math.Min(taps, CpuGemm.Split(tiles, parts, part + 1) * DNR);
+            if (t1 <= t0) return;
+            T* colBuf = s.Get<T>(CpuScratch.SlotB, (long)TapBlock * ldMax);
+            T* dyBuf = s.Get<T>(CpuScratch.SlotC, (long)kg * ldMax);
+            T* dwg = (T*)dwp + (long)gi * kg * taps;
+            int* rowOff = stackalloc int[DNR];
+            for (long ci = 0; ci < nChunks; ci++)
             {
-                int gi = t / parts, part = t % parts;
-                int t0 = CpuGemm.Split(tiles, parts, part) * DNR, t1 = Math.Min(taps, CpuGemm.Split(tiles, parts, part + 1) * DNR);
-                if (t1 <= t0) return;
-                T* colBuf = s.Get<T>(CpuScratch.SlotB, (long)TapBlock * ldMax);
-                T* dyBuf = s.Get<T>(CpuScratch.SlotC, (long)kg * ldMax);
-                T* dwg = (T*)dwp + (long)gi * kg * taps;
-                int* rowOff = stackalloc int[DNR];
-                for (long ci = 0; ci < nChunks; ci++)
+                long j0;
+                int len;
+                if (perImage)
                 {
-                    long j0;
-                    int len;
-                    if (perImage)
+                    long n = ci / chunksPerImage;
+                    int at = (int)(ci % chunksPerImage) * perImageLen;
+                    j0 = n * pq + at;
+                    len = Math.Min(perImageLen, pq - at);
+                }
+                else
+                {
+                    j0 = ci * chunk;
+                    len = (int)Math.Min(chunk, cols - j0);
+                }
+                if (len <= 0) continue;
+                int ld = (len + align - 1) / align * align;
+                T* a;
+                int lda;
+                if (perImage && ld == len)
+                {
+                    long n = j0 / pq;
+                    a = (T*)dyp + (n * g.K + gi * kg) * pq + (j0 - n * pq);
+                    lda = pq;
+                }
+                else
+                {
+                    GatherRows((T*)dyp, dyBuf, ld, g, gi, j0, len);
+                    a = dyBuf;
+                    lda = ld;
+                }
+                for (int u = 0; u < DNR; u++) rowOff[u] = u * ld;
+                for (int b0 = t0; b0 < t1; b0 += TapBlock)
+                {
+                    int b1 = Math.Min(t1, b0 + TapBlock);
+                    Im2Col.Rows(colBuf, ld, planes, g, gi, b0, b1, j0, len);
+                    // dY rows in L2-sized blocks; each tile of column-matrix rows stays in L1 across a block.
+                    for (int k0 = 0; k0 < kg; k0 += kBlock)
                     {
-                        long n = ci / chunksPerImage;
-                        int at = (int)(ci % chunksPerImage) * perImageLen;
-                        j0 = n * pq + at;
-                        len = Math.Min(perImageLen, pq - at);
-                    }
-                    else
-                    {
-                        j0 = ci * chunk;
-                        len = (int)Math.Min(chunk, cols - j0);
-                    }
-                    if (len <= 0) continue;
-                    int ld = (len + align - 1) / align * align;
-                    T* a;
-                    int lda;
-                    if (perImage && ld == len)
-                    {
-                        long n = j0 / pq;
-                        a = (T*)dyp + (n * g.K + gi * kg) * pq + (j0 - n * pq);
-                        lda = pq;
-                    }
-                    else
-                    {
-                        GatherRows((T*)dyp, dyBuf, ld, g, gi, j0, len);
-                        a = dyBuf;
-                        lda = ld;
-                    }
-                    for (int u = 0; u < DNR; u++) rowOff[u] = u * ld;
-                    for (int b0 = t0; b0 < t1; b0 += TapBlock)
-                    {
-                        int b1 = Math.Min(t1, b0 + TapBlock);
-                        Im2Col.Rows(colBuf, ld, planes, g, gi, b0, b1, j0, len);
-                        // dY rows in L2-sized blocks; each tile of column-matrix rows stays in L1 across a block.
-                        for (int k0 = 0; k0 < kg; k0 += kBlock)
+                        int k1 = Math.Min(kg, k0 + kBlock);
+                        for (int j = b0; j < b1; j += DNR)
                         {
-                            int k1 = Math.Min(kg, k0 + kBlock);
-                            for (int j = b0; j < b1; j += DNR)
-                            {
-                                T* bj = colBuf + (long)(j - b0) * ld;
-                                int nr = Math.Min(DNR, b1 - j);
-                                for (int i = k0; i < k1; i += DMR)
-                                    DotKernels.Run(isa, ld, a + (long)i * lda, lda, bj, rowOff, dwg + (long)i * taps + j, taps, Math.Min(DMR, k1 - i), nr);
-                            }
+                            T* bj = colBuf + (long)(j - b0) * ld;
+                            int nr = Math.Min(DNR, b1 - j);
+                            for (int i = k0; i < k1; i += DMR)
+                                DotKernels.Run(isa, ld, a + (long)i * lda, lda, bj, rowOff, dwg + (long)i * taps + j, taps, Math.Min(DMR, k1 - i), nr);
                         }
                     }
                 }
-            });
-        }
-        finally { CpuScratch.Return(own); }
+            }
+        });
     }
 
     /// <summary>Copies dY_g's columns [j0, j0 + len) (across images) into a dense K/groups x ld buffer, zero-padded.</summary>

@@ -83,8 +83,16 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
     public long AllocSize => ImageStride * _g.N + Slack;
     private long Slack => Width + 256;
 
+    /// <summary>Planes of x in workspace memory, filled.</summary>
+    public static ShiftPlanes<T> Fill(T* x, in ConvGeom g, CpuWorkspace ws, int threads)
+    {
+        var planes = new ShiftPlanes<T>(ws.Get<T>(new ShiftPlanes<T>(null, g).AllocSize), g);
+        planes.Fill(x, threads);
+        return planes;
+    }
+
     /// <summary>Fills the planes from x (N, C, H, W), in parallel over (image, channel).</summary>
-    public void Fill(T* x, int threads)
+    private void Fill(T* x, int threads)
     {
         var g = _g;
         var self = this;
@@ -145,55 +153,53 @@ internal static unsafe partial class CpuConv
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int kg = g.Kg, taps = g.Taps, rs = g.R * g.S;
         int KCb = CpuGemm.KC<T>();
-        var own = CpuScratch.Rent();
-        try
-        {
-            var planes = new ShiftPlanes<T>(null, g);
-            planes = new ShiftPlanes<T>(own.Get<T>(CpuScratch.SlotC, planes.AllocSize), g);
-            planes.Fill(x, threads);
-            int mPad = CpuGemm.PrepackSize<T>(isa, kg);
-            long packedPerGroup = (long)mPad * taps;
-            T* wp = own.Get<T>(CpuScratch.SlotD, packedPerGroup * g.Groups);
-            for (int gi = 0; gi < g.Groups; gi++)
-                CpuGemm.Prepack(isa, new DenseA<T>(w + (long)gi * kg * taps, taps, false), kg, taps, wp + gi * packedPerGroup);
-            // Offsets of every tap of a group from its first channel's plane base.
-            int* tapOff = (int*)own.Get<int>(CpuScratch.SlotB, taps);
-            for (int t = 0; t < taps; t++) tapOff[t] = checked((int)(t / rs * planes.ChannelStride)) + planes.TapOffset[t % rs];
+        using var own = CpuWorkspace.Begin();
+        var planes = ShiftPlanes<T>.Fill(x, g, own, threads);
+        int mPad = CpuGemm.PrepackSize<T>(isa, kg);
+        long packedPerGroup = (long)mPad * taps;
+        T* wp = own.Get<T>(packedPerGroup * g.Groups);
+        CpuGemm.PrepackGroups(isa, w, g.Groups, kg, taps, false, wp, threads);
+        // Offsets of every tap of a group from its first channel's plane base.
+        int* tapOff = (int*)own.Get<int>(taps);
+        for (int t = 0; t < taps; t++) tapOff[t] = checked((int)(t / rs * planes.ChannelStride)) + planes.TapOffset[t % rs];
 
-            int cols = planes.ColsPerImage;
-            var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, (long)kg * cols * taps * g.Groups * g.N, (threads + g.N * g.Groups - 1) / (g.N * g.Groups));
-            int perImage = chunks * rowBlocks;
-            nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp, top = (nint)tapOff;
-            CpuGemm.RunTasks(g.Groups * g.N * perImage, threads, (t, s) =>
+        int cols = planes.ColsPerImage;
+        // Tasks are (group, image, column chunk[, row block]); chunks are only multiplied for
+        // the threads when there are fewer (group, image) pairs than threads.
+        long work = (long)kg * cols * taps * g.Groups * g.N;
+        if (work < CpuGemm.SerialWork) threads = 1;
+        int threadsPerImage = (threads + g.N * g.Groups - 1) / (g.N * g.Groups);
+        var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threadsPerImage);
+        int perImage = chunks * rowBlocks;
+        nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp, top = (nint)tapOff;
+        CpuGemm.RunTasks(g.Groups * g.N * perImage, threads, (t, s) =>
+        {
+            int gi = t / (g.N * perImage), n = t / perImage % g.N, ci = t % perImage / rowBlocks, mi = t % rowBlocks;
+            var (j0, j1) = CpuGemm.ChunkRange(cols, NR, chunks, ci);
+            var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
+            int nc = j1 - j0;
+            if (nc <= 0 || m1 <= m0) return;
+            T* cb = s.Get<T>(CpuScratch.SlotC, (long)(m1 - m0) * nc);
+            T* tile = s.Get<T>(CpuScratch.SlotA, (long)MR * NR);
+            T* bBase = planes.Base + n * planes.ImageStride + (long)gi * g.Cg * planes.ChannelStride + j0;
+            var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
+            for (int pc = 0; pc < taps; pc += KCb)
             {
-                int gi = t / (g.N * perImage), n = t / perImage % g.N, ci = t % perImage / rowBlocks, mi = t % rowBlocks;
-                var (j0, j1) = CpuGemm.ChunkRange(cols, NR, chunks, ci);
-                var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
-                int nc = j1 - j0;
-                if (nc <= 0 || m1 <= m0) return;
-                T* cb = s.Get<T>(CpuScratch.SlotC, (long)(m1 - m0) * nc);
-                T* tile = s.Get<T>(CpuScratch.SlotA, (long)MR * NR);
-                T* bBase = planes.Base + n * planes.ImageStride + (long)gi * g.Cg * planes.ChannelStride + j0;
-                var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
-                for (int pc = 0; pc < taps; pc += KCb)
-                {
-                    int kc = Math.Min(KCb, taps - pc);
-                    bool first = pc == 0;
-                    // Slivers outside, panels inside: a sliver's shifted rows (a few plane rows per
-                    // channel) stay in L1 while the packed weight panels stream from L2.
-                    for (int jj = 0; jj < nc; jj += NR)
-                        for (int i0 = m0; i0 < m1; i0 += MR)
-                        {
-                            int mr = Math.Min(MR, m1 - i0);
-                            T* ap = pa.Panel(pc, kc, i0, mr, MR, null);
-                            GemmKernels.Run(isa, kc, ap, bBase + jj, (int*)top + pc, cb + (long)(i0 - m0) * nc + jj, nc, mr, Math.Min(NR, nc - jj),
-                                T.One, first ? T.Zero : T.One, first, tile);
-                        }
-                }
-                DropGarbageColumns((T*)yp, cb, nc, g, planes.Width, n, gi, m0, m1, j0, (T*)bp);
-            });
-        }
-        finally { CpuScratch.Return(own); }
+                int kc = Math.Min(KCb, taps - pc);
+                bool first = pc == 0;
+                // Slivers outside, panels inside: a sliver's shifted rows (a few plane rows per
+                // channel) stay in L1 while the packed weight panels stream from L2.
+                for (int jj = 0; jj < nc; jj += NR)
+                    for (int i0 = m0; i0 < m1; i0 += MR)
+                    {
+                        int mr = Math.Min(MR, m1 - i0);
+                        T* ap = pa.Panel(pc, kc, i0, mr, MR, null);
+                        GemmKernels.Run(isa, kc, ap, bBase + jj, (int*)top + pc, cb + (long)(i0 - m0) * nc + jj, nc, mr, Math.Min(NR, nc - jj),
+                            T.One, first ? T.Zero : T.One, first, tile);
+                    }
+            }
+            DropGarbageColumns((T*)yp, cb, nc, g, planes.Width, n, gi, m0, m1, j0, (T*)bp);
+        });
     }
 
     /// <summary>Copies the valid columns (q &lt; Q) of a shift-GEMM block into the NCHW output, adding the bias.</summary>
@@ -230,67 +236,63 @@ internal static unsafe partial class CpuConv
         var (DMR, DNR) = DotKernels.TileShape(isa);
         const int align = DotKernels.KAlign;
         int kg = g.Kg, taps = g.Taps, rs = g.R * g.S;
-        var own = CpuScratch.Rent();
-        try
+        if ((long)kg * taps * g.Groups * g.Cols < CpuGemm.SerialWork) threads = 1;
+        using var own = CpuWorkspace.Begin();
+        var planes = ShiftPlanes<T>.Fill(x, g, own, threads);
+        int width = planes.Width, cols = planes.ColsPerImage;
+        int colsPad = (cols + align - 1) / align * align;
+        T* dyw = own.Get<T>((long)g.N * g.K * colsPad);
+        nint dyp = (nint)dy, dywp = (nint)dyw, dwp = (nint)dw;
+        CpuGemm.RunTasks(g.N * g.K, threads, (t, _) =>
         {
-            var planes = new ShiftPlanes<T>(null, g);
-            planes = new ShiftPlanes<T>(own.Get<T>(CpuScratch.SlotC, planes.AllocSize), g);
-            planes.Fill(x, threads);
-            int width = planes.Width, cols = planes.ColsPerImage;
-            int colsPad = (cols + align - 1) / align * align;
-            T* dyw = own.Get<T>(CpuScratch.SlotD, (long)g.N * g.K * colsPad);
-            nint dyp = (nint)dy, dywp = (nint)dyw, dwp = (nint)dw;
-            CpuGemm.RunTasks(g.N * g.K, threads, (t, _) =>
+            T* src = (T*)dyp + (long)t * g.PQ;
+            T* dst = (T*)dywp + (long)t * colsPad;
+            for (int p = 0; p < g.P; p++)
             {
-                T* src = (T*)dyp + (long)t * g.PQ;
-                T* dst = (T*)dywp + (long)t * colsPad;
-                for (int p = 0; p < g.P; p++)
-                {
-                    VecCopy.Copy(dst + p * width, src + p * g.Q, g.Q);
-                    VecCopy.Zero(dst + p * width + g.Q, width - g.Q);
-                }
-                VecCopy.Zero(dst + cols, colsPad - cols);
-            });
+                VecCopy.Copy(dst + p * width, src + p * g.Q, g.Q);
+                VecCopy.Zero(dst + p * width + g.Q, width - g.Q);
+            }
+            VecCopy.Zero(dst + cols, colsPad - cols);
+        });
 
-            int chunks = (colsPad + ChunkBytes / sizeof(T) - 1) / (ChunkBytes / sizeof(T));
-            int chunkLen = (colsPad / chunks + align - 1) / align * align;
-            int kBlock = Math.Max(DMR, DyBlockBytes / (chunkLen * sizeof(T)) / DMR * DMR);
-            int tiles = (taps + DNR - 1) / DNR;
-            int parts = g.Groups >= threads ? 1 : Math.Min(tiles, (threads + g.Groups - 1) / g.Groups);
-            CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
+        int chunks = (colsPad + ChunkBytes / sizeof(T) - 1) / (ChunkBytes / sizeof(T));
+        int chunkLen = (colsPad / chunks + align - 1) / align * align;
+        int kBlock = Math.Max(DMR, DyBlockBytes / (chunkLen * sizeof(T)) / DMR * DMR);
+        int tiles = (taps + DNR - 1) / DNR;
+        // Two tasks per thread (when the taps allow) so that a descheduled thread can be covered.
+        int parts = g.Groups >= 2 * threads ? 1 : Math.Min(tiles, (2 * threads + g.Groups - 1) / g.Groups);
+        CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
+        {
+            int gi = t / parts, part = t % parts;
+            int t0 = CpuGemm.Split(tiles, parts, part) * DNR, t1 = Math.Min(taps, CpuGemm.Split(tiles, parts, part + 1) * DNR);
+            if (t1 <= t0) return;
+            // Offsets of this task's taps from the image base; the tail repeats the last tap so that
+            // a partial tile still reads valid memory.
+            int* off = (int*)s.Get<int>(CpuScratch.SlotB, t1 - t0 + DNR);
+            for (int u = t0; u < t1 + DNR; u++)
             {
-                int gi = t / parts, part = t % parts;
-                int t0 = CpuGemm.Split(tiles, parts, part) * DNR, t1 = Math.Min(taps, CpuGemm.Split(tiles, parts, part + 1) * DNR);
-                if (t1 <= t0) return;
-                // Offsets of this task's taps from the image base; the tail repeats the last tap so that
-                // a partial tile still reads valid memory.
-                int* off = (int*)s.Get<int>(CpuScratch.SlotB, t1 - t0 + DNR);
-                for (int u = t0; u < t1 + DNR; u++)
+                int tap = Math.Min(u, t1 - 1);
+                off[u - t0] = checked((int)((gi * g.Cg + tap / rs) * planes.ChannelStride)) + planes.TapOffset[tap % rs];
+            }
+            T* dwg = (T*)dwp + (long)gi * kg * taps;
+            for (int n = 0; n < g.N; n++)
+                for (int j0 = 0; j0 < colsPad; j0 += chunkLen)
                 {
-                    int tap = Math.Min(u, t1 - 1);
-                    off[u - t0] = checked((int)((gi * g.Cg + tap / rs) * planes.ChannelStride)) + planes.TapOffset[tap % rs];
-                }
-                T* dwg = (T*)dwp + (long)gi * kg * taps;
-                for (int n = 0; n < g.N; n++)
-                    for (int j0 = 0; j0 < colsPad; j0 += chunkLen)
+                    int len = Math.Min(chunkLen, colsPad - j0);
+                    T* a = (T*)dywp + ((long)n * g.K + gi * kg) * colsPad + j0;
+                    T* bBase = planes.Base + n * planes.ImageStride + j0;
+                    for (int k0 = 0; k0 < kg; k0 += kBlock)
                     {
-                        int len = Math.Min(chunkLen, colsPad - j0);
-                        T* a = (T*)dywp + ((long)n * g.K + gi * kg) * colsPad + j0;
-                        T* bBase = planes.Base + n * planes.ImageStride + j0;
-                        for (int k0 = 0; k0 < kg; k0 += kBlock)
+                        int k1 = Math.Min(kg, k0 + kBlock);
+                        for (int j = t0; j < t1; j += DNR)
                         {
-                            int k1 = Math.Min(kg, k0 + kBlock);
-                            for (int j = t0; j < t1; j += DNR)
-                            {
-                                int nr = Math.Min(DNR, t1 - j);
-                                for (int i = k0; i < k1; i += DMR)
-                                    DotKernels.Run(isa, len, a + (long)i * colsPad, colsPad, bBase, off + (j - t0), dwg + (long)i * taps + j, taps,
-                                        Math.Min(DMR, k1 - i), nr);
-                            }
+                            int nr = Math.Min(DNR, t1 - j);
+                            for (int i = k0; i < k1; i += DMR)
+                                DotKernels.Run(isa, len, a + (long)i * colsPad, colsPad, bBase, off + (j - t0), dwg + (long)i * taps + j, taps,
+                                    Math.Min(DMR, k1 - i), nr);
                         }
                     }
-            });
-        }
-        finally { CpuScratch.Return(own); }
+                }
+        });
     }
 }

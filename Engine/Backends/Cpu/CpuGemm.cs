@@ -2,145 +2,15 @@
 // C (M x N) = alpha * op(A) op(B) + beta * C. The k dimension is cut into KC-deep blocks; for
 // each, a chunk of op(B)'s columns is packed into NR-wide slivers (kept in L2) and op(A) into
 // MR-tall panels (kept in L1), then the micro-kernel (CpuGemmKernels.cs) sweeps the slivers.
-// Packing is abstracted (IPackA / IPackB) so that convolution can pack straight from the image
-// (implicit im2col, CpuIm2Col.cs) and reuse weights packed once. Work is split into independent
-// tasks over column chunks (and row blocks when there are few columns); each task packs its
-// own operands, so tasks never synchronise.
-using System.Collections.Concurrent;
+// Packing is abstracted (IPackA / IPackB, CpuPacking.cs) so that convolution can pack straight
+// from the image (implicit im2col, CpuIm2Col.cs) and reuse weights packed once. Work is split
+// into independent tasks over column chunks (and row blocks when there are few columns); each
+// task packs its own operands, so tasks never synchronise.
 using System.Numerics;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace ResidualEngine.Backends.Cpu;
-
-/// <summary>Supplies MR-row panels of op(A): kc values of k, each with MR rows (zero past mr).</summary>
-internal unsafe interface IPackA<T> where T : unmanaged
-{
-    /// <summary>Returns the panel for rows [i0, i0 + mr) and k in [pc, pc + kc), packed into
-    /// <paramref name="scratch"/> (kc * MR elements) or found in a pre-packed buffer.</summary>
-    T* Panel(int pc, int kc, int i0, int mr, int MR, T* scratch);
-}
-
-/// <summary>Packs columns [n0, n0 + nc) of op(B), rows [pc, pc + kc), as NR-wide slivers of kc x NR (zero past the edge).</summary>
-internal unsafe interface IPackB<T> where T : unmanaged
-{
-    void Pack(int pc, int kc, int n0, int nc, int NR, T* dst);
-}
-
-/// <summary>A dense row-major matrix as op(A): op(A)[i, k] = trans ? a[k * lda + i] : a[i * lda + k].</summary>
-internal readonly unsafe struct DenseA<T>(T* a, int lda, bool trans) : IPackA<T> where T : unmanaged
-{
-    public T* Panel(int pc, int kc, int i0, int mr, int MR, T* dst)
-    {
-        if (trans)
-        {
-            for (int k = 0; k < kc; k++)
-            {
-                T* s = a + (long)(pc + k) * lda + i0;
-                T* d = dst + k * MR;
-                int i = 0;
-                for (; i < mr; i++) d[i] = s[i];
-                for (; i < MR; i++) d[i] = default;
-            }
-        }
-        else
-        {
-            for (int i = 0; i < mr; i++)
-            {
-                T* s = a + (long)(i0 + i) * lda + pc;
-                for (int k = 0; k < kc; k++) dst[k * MR + i] = s[k];
-            }
-            for (int i = mr; i < MR; i++)
-                for (int k = 0; k < kc; k++) dst[k * MR + i] = default;
-        }
-        return dst;
-    }
-}
-
-/// <summary>Panels packed once up front (conv weights): block pc starts at pc * Mpad, panel p at p * kc * MR inside it.</summary>
-internal readonly unsafe struct PrepackedA<T>(T* packed, int mPad) : IPackA<T> where T : unmanaged
-{
-    public T* Panel(int pc, int kc, int i0, int mr, int MR, T* scratch) => packed + (long)pc * mPad + (long)i0 * kc;
-}
-
-/// <summary>A dense row-major matrix as op(B): op(B)[k, j] = trans ? b[j * ldb + k] : b[k * ldb + j].</summary>
-internal readonly unsafe struct DenseB<T>(T* b, int ldb, bool trans) : IPackB<T> where T : unmanaged
-{
-    public void Pack(int pc, int kc, int n0, int nc, int NR, T* dst)
-    {
-        for (int j0 = 0; j0 < nc; j0 += NR)
-        {
-            int nr = Math.Min(NR, nc - j0);
-            T* d = dst + (long)j0 * kc;
-            if (trans)
-            {
-                for (int j = 0; j < nr; j++)
-                {
-                    T* s = b + (long)(n0 + j0 + j) * ldb + pc;
-                    for (int k = 0; k < kc; k++) d[k * NR + j] = s[k];
-                }
-                if (nr < NR)
-                    for (int k = 0; k < kc; k++) new Span<T>(d + k * NR + nr, NR - nr).Clear();
-            }
-            else
-            {
-                for (int k = 0; k < kc; k++)
-                {
-                    T* dk = d + k * NR;
-                    VecCopy.Copy(dk, b + (long)(pc + k) * ldb + n0 + j0, nr);
-                    for (int j = nr; j < NR; j++) dk[j] = default;
-                }
-            }
-        }
-    }
-}
-
-/// <summary>Per-thread scratch memory (64-byte aligned, grown on demand, pooled across calls).</summary>
-internal sealed unsafe class CpuScratch
-{
-    private static readonly ConcurrentBag<CpuScratch> s_pool = new();
-    private readonly void*[] _ptr = new void*[4];
-    private readonly long[] _bytes = new long[4];
-
-    public const int SlotA = 0, SlotB = 1, SlotC = 2, SlotD = 3;
-
-    public static CpuScratch Rent() => s_pool.TryTake(out var s) ? s : new CpuScratch();
-    public static void Return(CpuScratch s) => s_pool.Add(s);
-
-    /// <summary>Tests: fill new and pooled buffers with NaN bit patterns, so that any read of
-    /// memory a kernel did not write first shows up in its results.</summary>
-    internal static bool PoisonNew { get; set; }
-
-    internal static void PoisonPooled()
-    {
-        foreach (var s in s_pool)
-            for (int i = 0; i < s._ptr.Length; i++)
-                if (s._ptr[i] is not null) new Span<byte>(s._ptr[i], checked((int)s._bytes[i])).Fill(0xFF);
-    }
-
-    /// <summary>At least <paramref name="count"/> elements of T in slot <paramref name="slot"/> (contents undefined).</summary>
-    public T* Get<T>(int slot, long count) where T : unmanaged
-    {
-        long bytes = Math.Max(64, count * sizeof(T));
-        if (_bytes[slot] < bytes)
-        {
-            NativeMemory.AlignedFree(_ptr[slot]);
-            _ptr[slot] = null;
-            _bytes[slot] = 0;
-            _ptr[slot] = NativeMemory.AlignedAlloc((nuint)bytes, 64);
-            if (_ptr[slot] is null) throw new OutOfMemoryException($"cannot allocate {bytes} bytes of CPU scratch memory");
-            _bytes[slot] = bytes;
-            if (PoisonNew) new Span<byte>(_ptr[slot], checked((int)bytes)).Fill(0xFF);
-        }
-        return (T*)_ptr[slot];
-    }
-
-    ~CpuScratch()
-    {
-        for (int i = 0; i < _ptr.Length; i++) NativeMemory.AlignedFree(_ptr[i]);
-    }
-}
 
 internal static unsafe class CpuGemm
 {
@@ -214,14 +84,22 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>Packs all of op(A) (M x K) once, in the layout PrepackedA reads. Returns Mpad, the padded row count.</summary>
+    /// <summary>Rows of a pre-packed op(A) of m rows (a whole number of MR panels).</summary>
     public static int PrepackSize<T>(GemmIsa isa, int m) where T : unmanaged
     {
         int MR = GemmKernels.TileShape<T>(isa).MR;
         return (m + MR - 1) / MR * MR;
     }
 
+    /// <summary>Packs all of op(A) (m x k) once into dst (PrepackSize * k elements), in the layout PrepackedA reads.</summary>
     public static void Prepack<T, TA>(GemmIsa isa, in TA pa, int m, int k, T* dst) where T : unmanaged, INumber<T> where TA : struct, IPackA<T>
+    {
+        int MR = GemmKernels.TileShape<T>(isa).MR;
+        for (int i0 = 0; i0 < m; i0 += MR) PrepackPanel(isa, pa, m, k, dst, i0);
+    }
+
+    /// <summary>Packs the panel of rows [i0, i0 + MR) of op(A) for every k block (see Prepack).</summary>
+    public static void PrepackPanel<T, TA>(GemmIsa isa, in TA pa, int m, int k, T* dst, int i0) where T : unmanaged, INumber<T> where TA : struct, IPackA<T>
     {
         int MR = GemmKernels.TileShape<T>(isa).MR;
         int mPad = PrepackSize<T>(isa, m);
@@ -229,13 +107,30 @@ internal static unsafe class CpuGemm
         for (int pc = 0; pc < k; pc += KCb)
         {
             int kc = Math.Min(KCb, k - pc);
-            for (int i0 = 0; i0 < m; i0 += MR)
-            {
-                T* d = dst + (long)pc * mPad + (long)i0 * kc;
-                T* p = pa.Panel(pc, kc, i0, Math.Min(MR, m - i0), MR, d);
-                if (p != d) new ReadOnlySpan<T>(p, kc * MR).CopyTo(new Span<T>(d, kc * MR));
-            }
+            T* d = dst + (long)pc * mPad + (long)i0 * kc;
+            T* p = pa.Panel(pc, kc, i0, Math.Min(MR, m - i0), MR, d);
+            if (p != d) new ReadOnlySpan<T>(p, kc * MR).CopyTo(new Span<T>(d, kc * MR));
         }
+    }
+
+    /// <summary>
+    /// Packs the weights of every group, W_g (m x k, row-major, or k x m when transposed) at
+    /// w + g * m * k, into dst (groups * PrepackSize(m) * k elements), panels in parallel.
+    /// </summary>
+    public static void PrepackGroups<T>(GemmIsa isa, T* w, int groups, int m, int k, bool trans, T* dst, int threads)
+        where T : unmanaged, INumber<T>
+    {
+        int MR = GemmKernels.TileShape<T>(isa).MR;
+        int panels = (m + MR - 1) / MR;
+        long perGroup = (long)PrepackSize<T>(isa, m) * k;
+        nint wp = (nint)w, dp = (nint)dst;
+        long work = (long)groups * m * k;
+        RunTasks(groups * panels, work < 1 << 18 ? 1 : threads, (t, _) =>
+        {
+            int gi = t / panels;
+            var pa = new DenseA<T>((T*)wp + (long)gi * m * k, trans ? m : k, trans);
+            PrepackPanel(isa, pa, m, k, (T*)dp + gi * perGroup, t % panels * MR);
+        });
     }
 
     /// <summary>
@@ -291,20 +186,38 @@ internal static unsafe class CpuGemm
         }
         var isa = Isa;
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
-        var (chunks, rowBlocks) = Plan<T>(isa, m, n, (long)m * n * k, threads);
+        long work = (long)m * n * k;
+        var (chunks, rowBlocks) = Plan<T>(isa, m, n, work, threads);
         int KCb = KC<T>();
-        var pa = new DenseA<T>(a, lda, transA);
         var pb = new DenseB<T>(b, ldb, transB);
         nint cp = (nint)c;
-        RunTasks(chunks * rowBlocks, threads, (t, s) =>
+        if (chunks == 1)
+        {
+            var pa = new DenseA<T>(a, lda, transA);
+            RunTasks(rowBlocks, work < SerialWork ? 1 : threads, (t, s) =>
+            {
+                var (i0, i1) = RowRange(m, MR, rowBlocks, t);
+                if (i1 <= i0) return;
+                T* bufA = s.Get<T>(CpuScratch.SlotA, (long)KCb * MR);
+                T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((n + NR - 1) / NR * NR));
+                Block(isa, pa, pb, i0, i1, 0, n, k, (T*)cp, ldc, alpha, beta, bufA, bufB);
+            });
+            return;
+        }
+        // Several column chunks would each pack all of op(A): pack it once instead.
+        using var ws = CpuWorkspace.Begin();
+        int mPad = PrepackSize<T>(isa, m);
+        T* ap = ws.Get<T>((long)mPad * k);
+        Prepack(isa, new DenseA<T>(a, lda, transA), m, k, ap);
+        var pp = new PrepackedA<T>(ap, mPad);
+        RunTasks(chunks * rowBlocks, work < SerialWork ? 1 : threads, (t, s) =>
         {
             var (j0, j1) = ChunkRange(n, NR, chunks, t / rowBlocks);
             var (i0, i1) = RowRange(m, MR, rowBlocks, t % rowBlocks);
             int nc = j1 - j0;
             if (nc <= 0 || i1 <= i0) return;
-            T* bufA = s.Get<T>(CpuScratch.SlotA, (long)KCb * MR);
             T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR));
-            Block(isa, pa, pb, i0, i1, j0, nc, k, (T*)cp + j0, ldc, alpha, beta, bufA, bufB);
+            Block(isa, pp, pb, i0, i1, j0, nc, k, (T*)cp + j0, ldc, alpha, beta, null, bufB);
         });
     }
 }

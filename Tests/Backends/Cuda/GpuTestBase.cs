@@ -19,7 +19,8 @@ public abstract class GpuTestBase
     [SetUp]
     public void RequireGpu()
     {
-        if (!CudaBackend.IsAvailable(out var reason)) Assert.Ignore("GPU test skipped: " + reason);
+        if (!CudaBackend.IsAvailable(out var reason))
+            Assert.Ignore("GPU test skipped: " + reason.Split('\n')[0].Replace("; paths tried:", "", StringComparison.Ordinal) + " (`residual info` lists every path tried)");
         Gpu = (CudaBackend)BackendRegistry.Get(Dev);
         Gpu.AllowTf32 = false;
         Gpu.UseCudnnBatchNorm = true;
