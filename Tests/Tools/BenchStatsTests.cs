@@ -82,5 +82,7 @@ public class BenchStatsTests
         };
         var md = CompareTable.Markdown(rows);
         Assert.That(md, Does.Contain("median of 3").And.Contain("| 0.60x |"));
+        // Result() makes step times 1..5 ms whatever the rate, so the best steps tie.
+        Assert.That(CompareTable.BestSteps(rows), Does.Contain("ours 1 ms, PyTorch 1 ms -> ratio 1.00x"));
     }
 }

@@ -40,6 +40,22 @@ public static class CompareTable
         return sb.ToString();
     }
 
+    /// <summary>Per configuration, the fastest single step of each engine over all runs and their ratio: on a
+    /// shared, busy machine the medians swing with the load, the best steps much less.</summary>
+    public static string BestSteps(IReadOnlyList<CompareRow> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var sb = new StringBuilder();
+        foreach (var g in rows.GroupBy(r => r.Config))
+        {
+            double ours = g.Min(r => r.Ours.MsPerStep.Min);
+            var torch = g.Where(r => r.Torch is not null).Select(r => r.Torch!.MsPerStep.Min).DefaultIfEmpty(double.NaN).Min();
+            var theirs = double.IsNaN(torch) ? "n/a" : string.Create(Inv, $"{torch:F0} ms -> ratio {torch / ours:F2}x");
+            sb.AppendLine(string.Create(Inv, $"best step, {g.Key}: ours {ours:F0} ms, PyTorch {theirs}"));
+        }
+        return sb.ToString();
+    }
+
     private static string Rate(BenchResult r) =>
         string.Create(Inv, $"{Format(r.ImagesPerSec)} ({r.MsPerStep.Median:F0} ms, p10–p90 {r.MsPerStep.P10:F0}–{r.MsPerStep.P90:F0})");
 

@@ -66,7 +66,7 @@ public static class ModelBench
         var labelValues = new long[cfg.BatchSize];
         for (int i = 0; i < labelValues.Length; i++) labelValues[i] = rng.Next(numClasses);
         using var labels = Tensor.FromArray(labelValues, new Shape(cfg.BatchSize), cfg.Device);
-        var sgd = train ? Sgd.ForModule(model, cfg.LearningRate, Momentum, WeightDecay, nesterov: false, noBnWeightDecay: false) : null;
+        using var sgd = train ? Sgd.ForModule(model, cfg.LearningRate, Momentum, WeightDecay, nesterov: false, noBnWeightDecay: false) : null;
 
         var samples = new List<double>(cfg.Steps);
         double lastLoss = double.NaN;
@@ -105,7 +105,6 @@ public static class ModelBench
             log?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(timed ? "step" : "warm-up")} {i + 1 - (timed ? cfg.Warmup : 0)}: {ms:F1} ms"));
         }
         if (profiler is not null) { profiler.Phase = null; profiler.Steps = cfg.Steps; }
-        sgd?.Dispose();
 
         var summary = Summary.Of(samples);
         bool cuda = cfg.Device.Type == DeviceType.Cuda;

@@ -165,6 +165,7 @@ public static class BenchCommand
 
         Console.WriteLine();
         Console.WriteLine(CompareTable.Markdown(rows));
+        Console.Write(CompareTable.BestSteps(rows));
         Console.WriteLine($"ratio = ours img/s / PyTorch img/s (above 1: ours is faster). Peak memory: {rows[0].Ours.PeakMemoryKind} (ours)" +
             (rows[0].Torch is { } t0 ? $"; {t0.PeakMemoryKind} (PyTorch)." : "."));
         Console.WriteLine($"machine: {MachineInfo.Describe()}; ours: {rows[0].Ours.EngineVersion}" + (probe.Found ? $"; PyTorch: torch {probe.TorchVersion}" : ""));
