@@ -103,7 +103,7 @@ internal static unsafe partial class CpuConv
             var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
             int nc = j1 - j0;
             if (nc <= 0 || m1 <= m0) return;
-            T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR));
+            T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR) + Im2ColB<T>.Slack);
             var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
             var pb = new Im2ColB<T>(planes, g, gi);
             int n = j0 / pq;
