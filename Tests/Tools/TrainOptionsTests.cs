@@ -106,6 +106,16 @@ public class TrainOptionsTests
     }
 
     [Test]
+    public void ImageSizeDefaultsToTheModelsNativeSize()
+    {
+        Assert.That(TrainOptionsParser.Parse([]).ImageSize, Is.Zero, "resolved when the model is known");
+        Assert.That(TrainingSetup.ResolveImageSize(0, "resnet20", 64), Is.EqualTo(32), "CIFAR net on synthetic data");
+        Assert.That(TrainingSetup.ResolveImageSize(0, "resnet18", 64), Is.EqualTo(64), "ImageNet net, capped by the synthetic images");
+        Assert.That(TrainingSetup.ResolveImageSize(0, "ResNet-50", null), Is.EqualTo(224), "ImageNet net on real data");
+        Assert.That(TrainingSetup.ResolveImageSize(160, "resnet50", null), Is.EqualTo(160), "explicit size wins");
+    }
+
+    [Test]
     public void DataAndSyntheticExcludeEachOther()
     {
         Assert.That(() => TrainOptionsParser.Parse(["--data", _dir, "--synthetic"]), Throws.ArgumentException.With.Message.Contains("--synthetic"));

@@ -35,7 +35,11 @@ public class TrainerTests
     {
         using var stop = StopSignal.Manual();
         var sink = new StringWriter();
-        return TrainCommand.Execute(args, sink, new ProgressDisplay(sink, interactive: false), stop, t => hook?.Invoke(t, stop));
+        long live = TensorStats.LiveTensors;
+        var r = TrainCommand.Execute(args, sink, new ProgressDisplay(sink, interactive: false), stop, t => hook?.Invoke(t, stop));
+        // Every way out of a run (finished, interrupted, diverged) frees what it made.
+        Assert.That(TensorStats.LiveTensors, Is.EqualTo(live), $"tensors left alive by a run ending {r.Outcome}");
+        return r;
     }
 
     private string RunDir(string run) => Path.Combine(_root, run);
@@ -80,6 +84,19 @@ public class TrainerTests
     }
 
     [Test]
+    public void ThePlateauScheduleHearsTheValidationError()
+    {
+        var (outcome, t) = Train(Common("plateau", "--epochs", "2", "--schedule", "plateau", "--plateau-patience", "0"));
+        Assert.That(outcome, Is.EqualTo(TrainOutcome.Completed));
+        var state = CheckpointStore.LoadInfo(Path.Combine(RunDir("plateau"), "last.safetensors"))!.Schedule!;
+        double e1 = 1 - t.History[0].ValTop1, e2 = 1 - t.History[1].ValTop1;
+        bool improved = e2 < e1 * (1 - 1e-4);
+        Assert.That(state["has_best"], Is.EqualTo(1));
+        Assert.That(state["best"], Is.EqualTo(improved ? e2 : e1), "the best val error the schedule saw");
+        Assert.That(state["lr"], Is.EqualTo(improved ? 0.1 : 0.01).Within(1e-12), "patience 0: a non-improving epoch divides the LR");
+    }
+
+    [Test]
     public void ANonFiniteLossStopsAndKeepsTheLastGoodCheckpoint()
     {
         Assert.That(Train(Common("nan", "--epochs", "1")).Outcome, Is.EqualTo(TrainOutcome.Completed));
@@ -102,6 +119,7 @@ public class TrainerTests
         Assert.That(outcome, Is.EqualTo(TrainOutcome.Completed));
         var row = t.History.Single();
         var sink = new StringWriter();
+        long live = TensorStats.LiveTensors;
         var r = EvalCommand.Evaluate(new EvalCommand.EvalRequest(Path.Combine(RunDir("eval"), "last.safetensors"), null, null, false, 8, 1, "cpu"), sink);
         Assert.That(r.Top1, Is.EqualTo(row.ValTop1));
         Assert.That(r.Top5, Is.EqualTo(row.ValTop5));
@@ -113,6 +131,7 @@ public class TrainerTests
         Assert.That(double.IsFinite(ten.Loss) && ten.Loss > 0, Is.True);
         Assert.That(ten.Top1, Is.InRange(0.0, 1.0));
         Assert.That(ten.Top5, Is.GreaterThanOrEqualTo(ten.Top1));
+        Assert.That(TensorStats.LiveTensors, Is.EqualTo(live), "evaluation frees its model and checkpoint tensors");
     }
 
     [Test]

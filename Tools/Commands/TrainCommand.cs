@@ -81,7 +81,8 @@ public static class TrainCommand
           --synthetic             synthetic ImageNet-style data (the default without --data), kept in
                                   ./data/synthetic-...; --synth-classes 10 --synth-train-per-class 260
                                   --synth-val-per-class 50 --synth-size 64 --synth-seed 1
-          --image-size N          crop size fed to the network (default 32; 0 = the model's native size)
+          --image-size N          crop size fed to the network (default: the model's native size, 224 for
+                                  ImageNet nets and 32 for CIFAR nets, at most the synthetic image size)
           --min-crop-scale F      RandomResizedCrop's smallest area (default 0.08 with --data, 0.35 synthetic)
           --workers N             decoding threads (default 2)
         model and optimisation
@@ -94,6 +95,7 @@ public static class TrainCommand
           --schedule KIND         step | plateau | cosine (default cosine)
           --lr-steps E1,E2,...    epochs where the step schedule divides the LR by 10
           --warmup-epochs N       linear warmup (default 0)
+          --plateau-patience N    epochs without val improvement before plateau divides by 10 (default 10)
           --label-smoothing F     (default 0)
         running
           --seed N                weights, data order and augmentation (default 1)

@@ -31,9 +31,11 @@ public sealed class TrainOptions
     public string Schedule { get; set; } = "cosine";
     public int[] LrSteps { get; set; } = [];
     public int WarmupEpochs { get; set; }
+    /// <summary>Epochs without improvement of the val error before the plateau schedule divides the LR by 10.</summary>
+    public int PlateauPatience { get; set; } = 10;
     public double LabelSmoothing { get; set; }
-    /// <summary>Crop size fed to the network; 0 means the model's native size (capped by the data size for synthetic data).</summary>
-    public int ImageSize { get; set; } = 32;
+    /// <summary>Crop size fed to the network; 0 means the model's native size (224 ImageNet nets, 32 CIFAR nets), capped by the synthetic image size.</summary>
+    public int ImageSize { get; set; }
     /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
     public double MinCropScale { get; set; }
 
@@ -75,6 +77,7 @@ public sealed class TrainOptions
         if (LrSteps.Length > 0 && Schedule != "step") throw new ArgumentException($"option --lr-steps only applies to --schedule step (schedule is {Schedule})");
         if (WarmupEpochs < 0) throw new ArgumentException($"option --warmup-epochs must be >= 0, got {WarmupEpochs}");
         if (WarmupEpochs >= Epochs && WarmupEpochs > 0) throw new ArgumentException($"option --warmup-epochs ({WarmupEpochs}) must be less than --epochs ({Epochs})");
+        if (PlateauPatience < 0) throw new ArgumentException($"option --plateau-patience must be >= 0, got {PlateauPatience}");
         if (!(LabelSmoothing >= 0 && LabelSmoothing < 1)) throw new ArgumentException($"option --label-smoothing must be in [0, 1), got {Fmt(LabelSmoothing)}");
         if (ImageSize != 0 && (ImageSize < 8 || ImageSize > 1024)) throw new ArgumentException($"option --image-size must be 0 (model default) or in [8, 1024], got {ImageSize}");
         if (!(MinCropScale >= 0 && MinCropScale <= 1)) throw new ArgumentException($"option --min-crop-scale must be in (0, 1] (or 0 for auto), got {Fmt(MinCropScale)}");
@@ -123,6 +126,7 @@ public sealed class TrainOptions
             ["schedule"] = Schedule,
             ["lr-steps"] = new JsonArray(LrSteps.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
             ["warmup-epochs"] = WarmupEpochs,
+            ["plateau-patience"] = PlateauPatience,
             ["label-smoothing"] = LabelSmoothing,
             ["image-size"] = ImageSize,
             ["min-crop-scale"] = MinCropScale,

@@ -80,7 +80,7 @@ public sealed partial class Trainer
             {
                 model.To(device);
                 opt = Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay);
-                var schedule = LrSchedule.Create(o.Schedule, o.Lr, o.Epochs, o.LrSteps.Length > 0 ? o.LrSteps : null, o.WarmupEpochs);
+                var schedule = LrSchedule.Create(o.Schedule, o.Lr, o.Epochs, o.LrSteps.Length > 0 ? o.LrSteps : null, o.WarmupEpochs, o.PlateauPatience);
                 if (schedule is StepLr step) o.LrSteps = step.Milestones.ToArray();
                 if (info is not null && ckpt is not null)
                 {
@@ -123,6 +123,8 @@ public sealed partial class Trainer
                         files.TruncateSteps(info.GlobalStep);
                         files.WriteEpochs(t.History);
                     }
+                    if (model.Config.DropPathRate > 0)
+                        log.WriteLine("warning: this model uses drop-path, whose masks are not part of the checkpoint; the resumed run is not bit-exact");
                     log.WriteLine($"resuming {modelName} from {t.ResumeFrom} at epoch {state.StartEpoch}" +
                         (state.StartStep > 0 ? $" step {state.StartStep}" : "") + $" (global step {state.GlobalStep})");
                 }

@@ -252,6 +252,11 @@ public sealed partial class Trainer
             OptimizerSteps = s.Optimizer.StepCount,
             ScheduleKind = s.Schedule.Kind,
             Schedule = s.Schedule.State().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+            Rng = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["data"] = $"order and augmentation are a function of (seed {_o.Seed}, epoch, position)",
+                ["drop_path"] = s.Model.Config.DropPathRate > 0 ? "masks from a generator seeded at model creation; not restored on resume" : "not used",
+            },
             BestValTop1 = s.BestValTop1,
             BestEpoch = BestEpoch,
             History = History.ToList(),
