@@ -57,14 +57,19 @@ public class ConvTests
     public static IEnumerable<Case> All => Small.Concat(Wide);
 
     // Shapes big enough for several column chunks, multi-threaded tasks, long dW chunks both in
-    // place and gathered, and the col2im path at scale.
+    // place and gathered, and the col2im path at scale. Which CPU path a shape takes: outputs at
+    // least 16 wide use shift planes; narrower ones packed im2col, with the filter gradient by dot
+    // kernels when the batch has at least 512 output pixels and by one GEMM below that.
     public static readonly Case[] Large =
     [
-        new("3x3 over 23x29 (dW chunks cross image sizes)", 3, 5, 23, 29, 7, 3, 3, P(pad: 1), true),
+        new("3x3 over 23x29 (shift planes, several column chunks)", 3, 5, 23, 29, 7, 3, 3, P(pad: 1), true),
         new("3x3 stride 2 groups 2 over small images", 4, 6, 9, 11, 10, 3, 3, P(stride: 2, pad: 1, groups: 2), true),
-        new("1x1 over 32x32 (dY read in place)", 2, 4, 32, 32, 5, 1, 1, P(), false),
-        new("3x3 stride 2 over 40x36", 2, 9, 40, 36, 17, 3, 3, P(stride: 2, pad: 1), false),
+        new("1x1 over 32x32 (shift planes without padding)", 2, 4, 32, 32, 5, 1, 1, P(), false),
+        new("3x3 stride 2 over 40x36 (phase planes, col2im backward data)", 2, 9, 40, 36, 17, 3, 3, P(stride: 2, pad: 1), false),
         new("wide channels, several k blocks", 1, 30, 5, 6, 100, 3, 3, P(pad: 1), true),
+        new("narrow images, many of them (packed forward, dot-kernel dW)", 6, 5, 12, 12, 7, 3, 3, P(pad: 1), true),
+        new("narrow images, stride 2 groups 2 (packed forward, dot-kernel dW)", 4, 4, 24, 22, 6, 3, 3, P(stride: 2, pad: 1, groups: 2), false),
+        new("tall narrow images (dW chunks inside each image, dY read in place)", 2, 3, 120, 10, 4, 3, 3, P(pad: 1), true),
     ];
 
     // ---------------- naive references ----------------

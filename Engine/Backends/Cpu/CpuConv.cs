@@ -69,12 +69,14 @@ public sealed unsafe partial class CpuBackend
 
 internal static unsafe partial class CpuConv
 {
-    public static void Forward<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads) where T : unmanaged, INumber<T>
+    /// <param name="flippedWeights">w holds the weights of the convolution this one is the backward data
+    /// of, (C, K/groups, R, S) for this geometry: use them transposed with the taps flipped.</param>
+    public static void Forward<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads, bool flippedWeights = false) where T : unmanaged, INumber<T>
     {
         if (g.Cols == 0 || g.Kg == 0) return;
         if (ShiftPlanes<T>.Suits(g))
         {
-            ForwardShift(y, x, w, bias, g, threads);
+            ForwardShift(y, x, w, bias, g, threads, flippedWeights);
             return;
         }
         var isa = CpuGemm.Isa;
@@ -89,7 +91,7 @@ internal static unsafe partial class CpuConv
         var planes = g.Strided
             ? ConvPlanes<T>.Split(x, own.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads)
             : ConvPlanes<T>.Direct(x, g);
-        CpuGemm.PrepackGroups(isa, w, g.Groups, kg, taps, false, wp, threads);
+        PackWeights(isa, w, g, flippedWeights, wp, threads);
         long work = (long)kg * cols * taps * g.Groups;
         var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threads);
         int perGroup = chunks * rowBlocks;
@@ -101,7 +103,7 @@ internal static unsafe partial class CpuConv
             var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
             int nc = j1 - j0;
             if (nc <= 0 || m1 <= m0) return;
-            T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR));
+            T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR) + Im2ColB<T>.Slack);
             var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
             var pb = new Im2ColB<T>(planes, g, gi);
             int n = j0 / pq;
@@ -125,6 +127,18 @@ internal static unsafe partial class CpuConv
                 ScatterColumns(yt, cb, nc, g, gi, m0, m1, j0, nc, bt);
             }
         });
+    }
+
+    /// <summary>Packs every group's W_g (K/groups x taps) for the forward GEMM; see Forward for flippedWeights.</summary>
+    private static void PackWeights<T>(GemmIsa isa, T* w, in ConvGeom g, bool flippedWeights, T* dst, int threads) where T : unmanaged, INumber<T>
+    {
+        nint wp = (nint)w;
+        int kg = g.Kg, taps = g.Taps, rs = g.R * g.S;
+        if (flippedWeights)
+            // The original weights of group g are (Cg of this geometry = its K/groups) x Kg x R x S.
+            CpuGemm.PrepackGroups(isa, gi => new FlippedWeightsA<T>((T*)wp + (long)gi * kg * taps, kg, rs), g.Groups, kg, taps, dst, threads);
+        else
+            CpuGemm.PrepackGroups(isa, gi => new DenseA<T>((T*)wp + (long)gi * kg * taps, taps, false), g.Groups, kg, taps, dst, threads);
     }
 
     /// <summary>Copies rows [m0, m1) of a (K/groups x columns) block into the NCHW output, adding the bias.</summary>
@@ -156,23 +170,10 @@ internal static unsafe partial class CpuConv
         int padH = g.DilH * (g.R - 1) - g.PadH, padW = g.DilW * (g.S - 1) - g.PadW;
         if (g.StrideH == 1 && g.StrideW == 1 && padH >= 0 && padW >= 0)
         {
-            // dX = conv(dY, W') with W'[g*Cg + c, k, r, s] = W[g*Kg + k, c, R-1-r, S-1-s].
-            int kg = g.Kg, cg = g.Cg, rs = g.R * g.S;
-            using var own = CpuWorkspace.Begin();
-            T* wt = own.Get<T>((long)g.C * kg * rs);
-            nint wp = (nint)w, wtp = (nint)wt;
-            CpuGemm.RunTasks(g.Groups * kg, (long)g.C * kg * rs < 1 << 18 ? 1 : threads, (t, _) =>
-            {
-                int gi = t / kg, k = t % kg;
-                for (int c = 0; c < cg; c++)
-                {
-                    T* src = (T*)wp + ((long)(gi * kg + k) * cg + c) * rs;
-                    T* dst = (T*)wtp + ((long)(gi * cg + c) * kg + k) * rs;
-                    for (int i = 0; i < rs; i++) dst[i] = src[rs - 1 - i];
-                }
-            });
+            // dX = conv(dY, W') with W'[g*Cg + c, k, r, s] = W[g*Kg + k, c, R-1-r, S-1-s]; the weight
+            // packing reads W' straight from W.
             var t = new ConvGeom(g.N, g.K, g.P, g.Q, g.C, g.R, g.S, g.H, g.W, 1, 1, padH, padW, g.DilH, g.DilW, g.Groups);
-            Forward(dx, dy, wt, null, t, threads);
+            Forward(dx, dy, w, null, t, threads, flippedWeights: true);
             return;
         }
         BackwardDataCol2Im(dx, dy, w, g, threads);
@@ -196,7 +197,8 @@ internal static unsafe partial class CpuConv
         int mPad = CpuGemm.PrepackSize<T>(isa, taps);
         long packedPerGroup = (long)mPad * kg;
         T* wt = own.Get<T>(packedPerGroup * g.Groups);
-        CpuGemm.PrepackGroups(isa, w, g.Groups, taps, kg, true, wt, threads);
+        nint wsrc = (nint)w;
+        CpuGemm.PrepackGroups(isa, gi => new DenseA<T>((T*)wsrc + (long)gi * kg * taps, taps, true), g.Groups, taps, kg, wt, threads);
         nint dxp = (nint)dx, dyp = (nint)dy, wpp = (nint)wt;
         long work = (long)g.N * g.Groups * kg * taps * pq;
         if (work < CpuGemm.SerialWork) threads = 1;

@@ -31,6 +31,11 @@ internal static unsafe partial class CpuConv
             BackwardFilterShift(dw, dy, x, g, threads);
             return;
         }
+        if (cols < ShortReduction)
+        {
+            BackwardFilterGemm(dw, dy, x, g, threads);
+            return;
+        }
         var isa = CpuGemm.Isa;
         var (DMR, DNR) = DotKernels.TileShape(isa);
         const int align = DotKernels.KAlign;
@@ -117,6 +122,36 @@ internal static unsafe partial class CpuConv
                 }
             }
         });
+    }
+
+    /// <summary>Below this many output pixels in the batch the dot kernels' reductions cost more than
+    /// their products, so the filter gradient goes through the outer-product GEMM instead.</summary>
+    private const int ShortReduction = 512;
+
+    /// <summary>
+    /// Filter gradient for small batches of small images: the whole column matrix and dY are
+    /// built densely and dW_g = dY_g col_g^T is one GEMM with a reduction of only N * P * Q.
+    /// </summary>
+    private static void BackwardFilterGemm<T>(T* dw, T* dy, T* x, ConvGeom g, int threads) where T : unmanaged, INumber<T>
+    {
+        int cols = (int)g.Cols, kg = g.Kg, taps = g.Taps;
+        using var ws = CpuWorkspace.Begin();
+        var planes = g.Strided ? ConvPlanes<T>.Split(x, ws.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads) : ConvPlanes<T>.Direct(x, g);
+        T* colBuf = ws.Get<T>((long)taps * cols);
+        T* dyBuf = ws.Get<T>((long)kg * cols);
+        nint cp = (nint)colBuf;
+        const int rowsPerTask = 64;
+        for (int gi = 0; gi < g.Groups; gi++)
+        {
+            int group = gi;
+            CpuGemm.RunTasks((taps + rowsPerTask - 1) / rowsPerTask, (long)taps * cols < 1 << 16 ? 1 : threads, (t, _) =>
+            {
+                int r0 = t * rowsPerTask, r1 = Math.Min(taps, r0 + rowsPerTask);
+                Im2Col.Rows((T*)cp + (long)r0 * cols, cols, planes, g, group, r0, r1, 0, cols);
+            });
+            GatherRows(dy, dyBuf, cols, g, gi, 0, cols);
+            CpuGemm.Gemm(kg, taps, cols, dyBuf, cols, false, colBuf, cols, true, dw + (long)gi * kg * taps, taps, T.One, T.Zero, threads);
+        }
     }
 
     /// <summary>Copies dY_g's columns [j0, j0 + len) (across images) into a dense K/groups x ld buffer, zero-padded.</summary>

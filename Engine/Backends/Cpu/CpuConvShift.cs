@@ -147,7 +147,7 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
 internal static unsafe partial class CpuConv
 {
     /// <summary>Forward convolution through shift planes; see the file comment. Same contract as Forward.</summary>
-    private static void ForwardShift<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads) where T : unmanaged, INumber<T>
+    private static void ForwardShift<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads, bool flippedWeights) where T : unmanaged, INumber<T>
     {
         var isa = CpuGemm.Isa;
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
@@ -158,7 +158,7 @@ internal static unsafe partial class CpuConv
         int mPad = CpuGemm.PrepackSize<T>(isa, kg);
         long packedPerGroup = (long)mPad * taps;
         T* wp = own.Get<T>(packedPerGroup * g.Groups);
-        CpuGemm.PrepackGroups(isa, w, g.Groups, kg, taps, false, wp, threads);
+        PackWeights(isa, w, g, flippedWeights, wp, threads);
         // Offsets of every tap of a group from its first channel's plane base.
         int* tapOff = (int*)own.Get<int>(taps);
         for (int t = 0; t < taps; t++) tapOff[t] = checked((int)(t / rs * planes.ChannelStride)) + planes.TapOffset[t % rs];

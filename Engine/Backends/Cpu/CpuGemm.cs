@@ -114,23 +114,19 @@ internal static unsafe class CpuGemm
     }
 
     /// <summary>
-    /// Packs the weights of every group, W_g (m x k, row-major, or k x m when transposed) at
-    /// w + g * m * k, into dst (groups * PrepackSize(m) * k elements), panels in parallel.
+    /// Packs op(A_g) for every group into dst (groups * PrepackSize(m) * k elements), panels in
+    /// parallel; <paramref name="packer"/> gives the packer of group g.
     /// </summary>
-    public static void PrepackGroups<T>(GemmIsa isa, T* w, int groups, int m, int k, bool trans, T* dst, int threads)
-        where T : unmanaged, INumber<T>
+    public static void PrepackGroups<T, TA>(GemmIsa isa, Func<int, TA> packer, int groups, int m, int k, T* dst, int threads)
+        where T : unmanaged, INumber<T> where TA : struct, IPackA<T>
     {
         int MR = GemmKernels.TileShape<T>(isa).MR;
         int panels = (m + MR - 1) / MR;
         long perGroup = (long)PrepackSize<T>(isa, m) * k;
-        nint wp = (nint)w, dp = (nint)dst;
+        nint dp = (nint)dst;
         long work = (long)groups * m * k;
         RunTasks(groups * panels, work < 1 << 18 ? 1 : threads, (t, _) =>
-        {
-            int gi = t / panels;
-            var pa = new DenseA<T>((T*)wp + (long)gi * m * k, trans ? m : k, trans);
-            PrepackPanel(isa, pa, m, k, (T*)dp + gi * perGroup, t % panels * MR);
-        });
+            PrepackPanel(isa, packer(t / panels), m, k, (T*)dp + t / panels * perGroup, t % panels * MR));
     }
 
     /// <summary>

@@ -12,6 +12,8 @@
 // and all copies are vector copies, whatever the stride.
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace ResidualEngine.Backends.Cpu;
 
@@ -87,6 +89,9 @@ internal readonly unsafe struct ConvPlanes<T> where T : unmanaged
 
     /// <summary>True when some tap reads phase (a, b).</summary>
     public bool Used(int a, int b) => _rowUsed[a] && _colUsed[b];
+
+    /// <summary>Offset of tap (r, s)'s phase plane for global channel c from an image's base.</summary>
+    public long PlaneOffset(int c, int r, int s) => c * ChannelStride + _rowPlane[r] + _colPlane[s];
 
     /// <summary>The phase plane of tap (r, s) for global channel c of image n.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -199,6 +204,43 @@ internal static unsafe class Im2Col
         for (int t = hi; t < len; t++) dst[t] = default;
     }
 
+    /// <summary>
+    /// Segment with AVX-512 masked loads (F32/F64): one load per vector whatever the clipping, no
+    /// scalar edges. Stores whole vectors, so it may write zeros up to one vector past dst + len.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void SegmentMasked<T>(T* dst, T* plane, int hp, int wp, int row, int col0, int len) where T : unmanaged
+    {
+        if ((uint)row >= (uint)hp)
+        {
+            for (int t = 0; t < len; t += Vector512<T>.Count) Vector512<T>.Zero.Store(dst + t);
+            return;
+        }
+        T* src = plane + (long)row * wp + col0;
+        if (typeof(T) == typeof(float))
+        {
+            var lane = Vector512<int>.Indices;
+            for (int t = 0; t < len; t += 16)
+            {
+                var at = lane + Vector512.Create(col0 + t);
+                var m = Vector512.GreaterThanOrEqual(at, Vector512<int>.Zero) & Vector512.LessThan(at, Vector512.Create(wp))
+                    & Vector512.LessThan(lane, Vector512.Create(len - t));
+                Avx512F.MaskLoad((float*)src + t, m.AsSingle(), Vector512<float>.Zero).Store((float*)dst + t);
+            }
+        }
+        else
+        {
+            var lane = Vector512<long>.Indices;
+            for (int t = 0; t < len; t += 8)
+            {
+                var at = lane + Vector512.Create((long)col0 + t);
+                var m = Vector512.GreaterThanOrEqual(at, Vector512<long>.Zero) & Vector512.LessThan(at, Vector512.Create((long)wp))
+                    & Vector512.LessThan(lane, Vector512.Create((long)(len - t)));
+                Avx512F.MaskLoad((double*)src + t, m.AsDouble(), Vector512<double>.Zero).Store((double*)dst + t);
+            }
+        }
+    }
+
     /// <summary>The adjoint of Segment: plane[row, col0 + t] += src[t] inside the plane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void AddSegment<T>(T* plane, int hp, int wp, int row, int col0, int len, T* src) where T : unmanaged, INumber<T>
@@ -285,32 +327,54 @@ internal static unsafe class Im2Col
 /// <summary>Packs GEMM slivers of a group's column matrix straight from the image planes (forward convolution).</summary>
 internal readonly unsafe struct Im2ColB<T>(ConvPlanes<T> src, ConvGeom g, int group) : IPackB<T> where T : unmanaged
 {
+    /// <summary>Elements callers must allocate past the packed block: the masked copies store whole
+    /// vectors, so the last run of the last row may write (zeros) up to one vector beyond it.</summary>
+    public const int Slack = 64;
+
     public void Pack(int pc, int kc, int n0, int nc, int NR, T* dst)
     {
         var geom = g;
         var planes = src;
-        Span<(int N, int P, int Q, int Len)> runs = stackalloc (int, int, int, int)[Im2Col.MaxRuns(geom, NR)];
-        int rs = geom.R * geom.S;
-        int c0 = group * geom.Cg;
+        // Per row of this k block: its plane (from an image's base) and its row and column shifts.
+        long* tapPlane = stackalloc long[kc];
+        int* tapRow = stackalloc int[kc];
+        int* tapCol = stackalloc int[kc];
+        {
+            int rs = geom.R * geom.S, c = pc / rs, t = pc % rs, r = t / geom.S, s = t % geom.S;
+            for (int k = 0; k < kc; k++)
+            {
+                tapPlane[k] = planes.PlaneOffset(group * geom.Cg + c, r, s);
+                tapRow[k] = planes.RowShift[r];
+                tapCol[k] = planes.ColShift[s];
+                if (++s == geom.S) { s = 0; if (++r == geom.R) { r = 0; c++; } }
+            }
+        }
+        int maxRuns = Im2Col.MaxRuns(geom, NR);
+        Span<(int N, int P, int Q, int Len)> runs = stackalloc (int, int, int, int)[maxRuns];
+        long* runBase = stackalloc long[maxRuns];
+        int hp = planes.Hp, wp = planes.Wp;
+        bool masked = Avx512F.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double));
         for (int j0 = 0; j0 < nc; j0 += NR)
         {
             int nr = Math.Min(NR, nc - j0);
             int nRuns = Im2Col.Runs(geom, n0 + j0, nr, runs);
+            for (int i = 0; i < nRuns; i++) runBase[i] = runs[i].N * planes.ImageStride;
             T* d = dst + (long)j0 * kc;
-            int c = pc / rs, t = pc % rs, r = t / geom.S, s = t % geom.S;
             for (int k = 0; k < kc; k++)
             {
                 T* drow = d + k * NR;
-                int dr = planes.RowShift[r], dc = planes.ColShift[s];
+                T* tb = planes.Base + tapPlane[k];
+                int dr = tapRow[k], dc = tapCol[k];
                 int off = 0;
                 for (int i = 0; i < nRuns; i++)
                 {
-                    var (n, p, q, len) = runs[i];
-                    Im2Col.Segment(drow + off, planes.Plane(n, c0 + c, r, s), planes.Hp, planes.Wp, p + dr, q + dc, len);
+                    var (_, p, q, len) = runs[i];
+                    T* plane = tb + runBase[i];
+                    if (masked) Im2Col.SegmentMasked(drow + off, plane, hp, wp, p + dr, q + dc, len);
+                    else Im2Col.Segment(drow + off, plane, hp, wp, p + dr, q + dc, len);
                     off += len;
                 }
                 for (int u = nr; u < NR; u++) drow[u] = default;
-                if (++s == geom.S) { s = 0; if (++r == geom.R) { r = 0; c++; } }
             }
         }
     }
