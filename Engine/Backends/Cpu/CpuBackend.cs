@@ -160,13 +160,28 @@ public sealed unsafe partial class CpuBackend : IBackend
     public void ReluBackward(Tensor dX, Tensor dY, Tensor y)
     {
         RequireFloat(dX, "ReluBackward");
-        if (dX.DType == DType.F32) ReluBackward(S<float>(dX), S<float>(dY), S<float>(y));
-        else ReluBackward(S<double>(dX), S<double>(dY), S<double>(y));
+        if (dX.DType == DType.F32) ReluBackward<float>(dX.Pointer, dY.Pointer, y.Pointer, dX.Numel);
+        else ReluBackward<double>(dX.Pointer, dY.Pointer, y.Pointer, dX.Numel);
     }
 
-    private static void ReluBackward<T>(Span<T> dx, Span<T> dy, Span<T> y) where T : unmanaged, System.Numerics.INumber<T>
+    // The gradient of every ReLU in a ResNet passes through here, so it is vectorised and split
+    // across threads (a scalar loop on one core was ~20% of a CPU training step).
+    private static void ReluBackward<T>(nint dxp, nint dyp, nint yp, long n) where T : unmanaged, System.Numerics.INumber<T>
     {
-        for (int i = 0; i < dx.Length; i++) dx[i] = y[i] > T.Zero ? dy[i] : T.Zero;
+        CpuVec.Chunks(n, (start, len) =>
+        {
+            var dx = new Span<T>((T*)dxp + start, len);
+            var dy = new ReadOnlySpan<T>((T*)dyp + start, len);
+            var y = new ReadOnlySpan<T>((T*)yp + start, len);
+            int i = 0;
+            int w = System.Numerics.Vector<T>.Count;
+            for (; i <= len - w; i += w)
+            {
+                var mask = System.Numerics.Vector.GreaterThan(new System.Numerics.Vector<T>(y.Slice(i, w)), System.Numerics.Vector<T>.Zero);
+                System.Numerics.Vector.ConditionalSelect(mask, new System.Numerics.Vector<T>(dy.Slice(i, w)), System.Numerics.Vector<T>.Zero).CopyTo(dx.Slice(i, w));
+            }
+            for (; i < len; i++) dx[i] = y[i] > T.Zero ? dy[i] : T.Zero;
+        });
     }
 
     public void SigmoidForward(Tensor y, Tensor x)
