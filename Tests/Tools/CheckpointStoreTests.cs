@@ -3,7 +3,7 @@
 // torn pair (JSON not describing the tensors beside it) is detected, and best/last resolution.
 using System.Text;
 using NUnit.Framework;
-using ResidualEngine.Tools.Training;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tests.Tools;
 

@@ -2,7 +2,7 @@
 // series colours appear), survives awkward data (NaN, single points, log axes with zeros) and
 // rejects bad arguments with a message naming the argument.
 using NUnit.Framework;
-using ResidualEngine.Tools.Plotting;
+using ResidualEngine.Training.Plotting;
 using SkiaSharp;
 
 namespace ResidualEngine.Tests.Tools;

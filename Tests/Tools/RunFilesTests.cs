@@ -2,7 +2,7 @@
 // checkpoint's step on resume, epochs.csv has one row per epoch, plots are written, and the
 // progress output is one rewritten line on a terminal but plain lines when redirected.
 using NUnit.Framework;
-using ResidualEngine.Tools.Training;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tests.Tools;
 

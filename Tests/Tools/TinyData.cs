@@ -1,5 +1,5 @@
 // A tiny synthetic ImageNet-style folder (4 classes, 16 px) for training tests.
-using ResidualEngine.Tools.Training;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tests.Tools;
 

@@ -1,7 +1,8 @@
 // `residual train` options: defaults, the three layers (resumed run config < --config file <
 // command line), flags, bare --resume, and validation errors that name the offending option.
 using NUnit.Framework;
-using ResidualEngine.Tools.Training;
+using ResidualEngine.Tools.Cli;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tests.Tools;
 

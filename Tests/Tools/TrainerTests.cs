@@ -5,7 +5,7 @@
 // was; the LR schedule reaches the optimizer; `residual eval` reproduces the run's val numbers.
 using NUnit.Framework;
 using ResidualEngine.Tools.Commands;
-using ResidualEngine.Tools.Training;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tests.Tools;
 

@@ -6,7 +6,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using ResidualEngine.Tools.Cli;
-using ResidualEngine.Tools.Training;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tools.Commands;
 

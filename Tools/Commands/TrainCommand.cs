@@ -2,7 +2,8 @@
 // runs the Trainer with Ctrl-C/SIGTERM handling and live progress, then says where the outputs
 // are. With no options at all it is the main job: synthetic data (generated on first use), a
 // CIFAR-style ResNet-20 on 32 px crops, a few minutes on a laptop CPU.
-using ResidualEngine.Tools.Training;
+using ResidualEngine.Tools.Cli;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tools.Commands;
 

@@ -9,7 +9,7 @@ using System.Globalization;
 using ResidualEngine.Models;
 using ResidualEngine.Tools.Bench;
 using ResidualEngine.Tools.Cli;
-using ResidualEngine.Tools.Plotting;
+using ResidualEngine.Training.Plotting;
 
 namespace ResidualEngine.Tools.Experiments;
 

@@ -11,7 +11,7 @@ using ResidualEngine.Nn;
 using ResidualEngine.Nn.Optim;
 using ResidualEngine.Tools.Bench;
 using ResidualEngine.Tools.Cli;
-using ResidualEngine.Tools.Plotting;
+using ResidualEngine.Training.Plotting;
 
 namespace ResidualEngine.Tools.Experiments;
 

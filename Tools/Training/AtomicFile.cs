@@ -2,7 +2,7 @@
 // disk (fsync through FileStream.Flush(true)), then rename it over the target. A reader sees
 // either the old file or the complete new one, never a torn write; a crash leaves at most a
 // stray "*.tmp-*" file, which readers ignore and the next save of the same target removes.
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 public static class AtomicFile
 {

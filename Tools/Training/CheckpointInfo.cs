@@ -5,7 +5,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 /// <summary>One finished epoch, as in epochs.csv.</summary>
 public sealed record EpochRow(int Epoch, double TrainLoss, double TrainTop1, double ValLoss, double ValTop1, double ValTop5, double Lr, double Seconds);

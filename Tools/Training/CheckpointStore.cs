@@ -8,7 +8,7 @@
 using System.Security.Cryptography;
 using ResidualEngine.Serialization;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 /// <summary>Serialises tensors to a stream; the default is SafeTensors.Write (tests inject failing writers).</summary>
 public delegate void TensorWriter(Stream stream, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata);

@@ -7,7 +7,7 @@ using ResidualEngine.Autograd;
 using ResidualEngine.Data;
 using ResidualEngine.Nn;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 public sealed record EvalResult(double Loss, double Top1, double Top5, long Samples, double Seconds)
 {

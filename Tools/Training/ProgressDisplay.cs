@@ -4,7 +4,7 @@
 // stay readable. After each epoch a table row, with the best epoch marked.
 using System.Globalization;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 /// <summary>What the progress line shows; averages are over the steps since the previous report.</summary>
 public sealed record ProgressInfo(int Epoch, int Epochs, int StepInEpoch, int StepsPerEpoch, double Loss, double Top1, double Lr,

@@ -1,7 +1,7 @@
 // Where `--resume` points: a checkpoint file (its directory is the run), a run directory (its
 // last checkpoint), or nothing (--out's directory, else the most recently saved run under
 // runs/). The run's config.json then becomes the bottom layer of the options.
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 public sealed record ResumeTarget(string CheckpointPath, string RunDir)
 {

@@ -6,9 +6,9 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using ResidualEngine.Tools.Plotting;
+using ResidualEngine.Training.Plotting;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 /// <summary>One logged training step: averages over the steps since the previous row.</summary>
 public sealed record StepRow(int Epoch, long Step, double Loss, double Top1, double Lr, double ImagesPerSecond, double DataWaitMs);

@@ -6,7 +6,7 @@
 // (seed, epoch, position), so the samples after the stop point are unchanged.
 using ResidualEngine.Data;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 internal sealed class SkipAheadDataset : IDirectDataset
 {

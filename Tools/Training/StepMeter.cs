@@ -4,7 +4,7 @@
 // that is one synchronisation per window instead of one per step. The meter keeps two sets of
 // sums: the epoch's (for the end-of-epoch row) and the current window's (for the logged row);
 // both go into checkpoints so a resumed run continues them exactly.
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 /// <summary>The result of reading pending steps: the first non-finite loss, if any.</summary>
 public readonly record struct FlushResult(int Steps, long? NonFiniteStep, double NonFiniteValue);

@@ -4,7 +4,7 @@
 // intercepted, so an impatient user can still kill the process at once.
 using System.Runtime.InteropServices;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 public sealed class StopSignal : IDisposable
 {

@@ -6,7 +6,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 public sealed class TrainOptions
 {

@@ -5,7 +5,7 @@ using ResidualEngine.Data;
 using ResidualEngine.Models;
 using ResidualEngine.Nn.Optim;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 public sealed partial class Trainer
 {

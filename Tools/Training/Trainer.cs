@@ -12,7 +12,7 @@ using ResidualEngine.Data;
 using ResidualEngine.Models;
 using ResidualEngine.Nn.Optim;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 public enum TrainOutcome
 {

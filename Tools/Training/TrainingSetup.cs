@@ -8,7 +8,7 @@ using ResidualEngine.Data;
 using ResidualEngine.Models;
 using ResidualEngine.Nn;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Training;
 
 public static class TrainingSetup
 {

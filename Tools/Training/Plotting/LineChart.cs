@@ -4,10 +4,10 @@
 // viewer refreshing the file never sees half a PNG. Text is drawn with SKFont from a system
 // TrueType font when one is found (the NoDependencies Skia build has no fontconfig).
 using System.Globalization;
-using ResidualEngine.Tools.Training;
+using ResidualEngine.Training;
 using SkiaSharp;
 
-namespace ResidualEngine.Tools.Plotting;
+namespace ResidualEngine.Training.Plotting;
 
 public sealed record Series(string Name, IReadOnlyList<(double X, double Y)> Points);
 

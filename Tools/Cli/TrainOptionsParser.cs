@@ -3,9 +3,9 @@
 // ("batch-size": 256, "lr-steps": [30, 60], "nesterov": true); they are turned back into
 // command-line words so that one parser (Cli.Args) checks every value the same way.
 using System.Text.Json;
-using ResidualEngine.Tools.Cli;
+using ResidualEngine.Training;
 
-namespace ResidualEngine.Tools.Training;
+namespace ResidualEngine.Tools.Cli;
 
 public static class TrainOptionsParser
 {
