@@ -15,6 +15,27 @@ public static partial class Ops
         return y;
     }
 
+    public static Tensor Sub(Tensor a, Tensor b)
+    {
+        Check.Compatible("Sub", a, "a", b, "b");
+        var y = NewLike(a);
+        a.Backend.Copy(y, a);
+        a.Backend.Axpby(y, -1, b, 1);
+        if (GradMode.ShouldRecord(a, b)) y.GradFn = new SubNode(a, b);
+        return y;
+    }
+
+    private sealed class SubNode(Tensor a, Tensor b) : Node(a, b)
+    {
+        public override string Name => "Sub";
+        protected internal override Tensor?[] Backward(Tensor dY)
+        {
+            Tensor? db = null;
+            if (NeedsGrad(1)) { db = NewLike(dY); dY.Backend.Axpby(db, -1, dY, 0); }
+            return [NeedsGrad(0) ? dY.Detach() : null, db];
+        }
+    }
+
     public static Tensor Mul(Tensor a, Tensor b)
     {
         Check.Compatible("Mul", a, "a", b, "b");
@@ -31,6 +52,17 @@ public static partial class Ops
         var y = NewLike(x);
         x.Backend.Axpby(y, alpha, x, 0);
         if (GradMode.ShouldRecord(x)) y.GradFn = new ScaleNode(x, alpha);
+        return y;
+    }
+
+    /// <summary>a += b, outside autograd (the engine's gradient accumulation).</summary>
+    internal static void AddInPlace(Tensor a, Tensor b) => a.Backend.Add(a, a, b);
+
+    /// <summary>a + b in a new tensor, outside autograd.</summary>
+    internal static Tensor AddNoGrad(Tensor a, Tensor b)
+    {
+        var y = NewLike(a);
+        a.Backend.Add(y, a, b);
         return y;
     }
 

@@ -30,18 +30,15 @@ public static partial class Ops
         private readonly Tensor _y; // output, same shape as inputs
         public ReluNode(Tensor x, Tensor y) : base(x) => _y = Save(y);
         public ReluNode(Tensor a, Tensor b, Tensor y) : base(a, b) => _y = Save(y);
-        public override string Name => Inputs.Length == 1 ? "Relu" : "AddRelu";
+        public override string Name => InputCount == 1 ? "Relu" : "AddRelu";
         protected internal override Tensor?[] Backward(Tensor dY)
         {
             var dx = NewLike(dY);
             dY.Backend.ReluBackward(dx, dY, _y);
-            if (Inputs.Length == 1) return [dx];
-            // Both summands receive the same gradient; the second gets its own copy.
-            Tensor? db = null;
-            if (NeedsGrad(1)) { db = NewLike(dx); dx.Backend.Copy(db, dx); }
-            return [NeedsGrad(0) ? dx : Drop(dx), db];
+            if (InputCount == 1) return [dx];
+            // Both summands receive the same gradient: one buffer, two handles (the engine never
+            // accumulates into a buffer that another handle still sees).
+            return [dx, NeedsGrad(1) ? dx.Detach() : null];
         }
-
-        private static Tensor? Drop(Tensor t) { t.Dispose(); return null; }
     }
 }
