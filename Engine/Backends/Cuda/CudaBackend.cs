@@ -217,7 +217,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         int td = (int)dst.DType, ts = (int)src.DType;
         long n = dst.Numel;
         void** a = stackalloc void*[] { &pd, &td, &ps, &ts, &n };
-        Launch1D(CudaKernels.ElementwiseFile, CudaKernels.Cast, n, a);
+        Launch1D(CudaKernels.MemoryFile, CudaKernels.Cast, n, a);
     }
 
     public void Fill(Tensor dst, double value)
@@ -258,7 +258,7 @@ public sealed unsafe partial class CudaBackend : IBackend
                 long count = dst.Numel;
                 long v = (long)value;
                 void** a = stackalloc void*[] { &pd, &v, &count };
-                Launch1D(CudaKernels.ElementwiseFile, CudaKernels.FillI64, count, a);
+                Launch1D(CudaKernels.MemoryFile, CudaKernels.FillI64, count, a);
                 break;
             }
             default:
