@@ -31,7 +31,7 @@ public class BenchProfilerTests
             rows = profiler.Rows();
         }
         Assert.That(rows.Single(r => r.Phase == OpProfiler.Forward && r.Op == "Relu").Calls, Is.EqualTo(1));
-        Assert.That(rows.Single(r => r.Phase == OpProfiler.Forward && r.Op == "Sum").Calls, Is.EqualTo(1));
+        Assert.That(rows.Single(r => r.Phase == OpProfiler.Forward && r.Op == "SumTo").Calls, Is.EqualTo(1));
         Assert.That(rows.Any(r => r.Phase == OpProfiler.Backward && r.Op == "ReluBackward"), Is.True);
         Assert.That(rows.Any(r => r.Op == "CopyFromHost"), Is.False, "setup calls must not be recorded");
         Assert.That(rows.Sum(r => r.Percent), Is.EqualTo(100).Within(1e-6));
