@@ -271,6 +271,21 @@ public sealed partial class Tensor : IDisposable
         return a;
     }
 
+    /// <summary>
+    /// Applies <paramref name="f"/> to this tensor and disposes this handle: the way model code frees
+    /// an intermediate the moment it is dead (`Conv1.Forward(x).Then(Bn1.Forward).Then(Ops.Relu)`).
+    /// The autograd graph keeps whatever its backward still needs.
+    /// </summary>
+    public Tensor Then(Func<Tensor, Tensor> f)
+    {
+        ArgumentNullException.ThrowIfNull(f);
+        Tensor y;
+        try { y = f(this); }
+        catch { Dispose(); throw; }
+        if (!ReferenceEquals(y, this)) Dispose();
+        return y;
+    }
+
     /// <summary>A copy of the data in a new buffer, with no autograd history.</summary>
     public Tensor Clone() => To(DType);
 

@@ -83,10 +83,8 @@ public static class ModelBench
                     sgd!.ZeroGrad();
                     var logits = model.Forward(x);
                     var loss = Ops.SoftmaxCrossEntropy(logits, labels);
-                    memory.Sample();
                     if (profiler is not null && timed) profiler.Phase = OpProfiler.Backward;
                     loss.Backward();
-                    memory.Sample();
                     if (profiler is not null && timed) profiler.Phase = OpProfiler.Optimizer;
                     sgd.Step();
                     if (i == cfg.Warmup + cfg.Steps - 1) lastLoss = LossValue(loss, profiler);
@@ -95,12 +93,10 @@ public static class ModelBench
                 {
                     using var noGrad = GradMode.NoGrad();
                     model.Forward(x);
-                    memory.Sample();
                 }
                 backend.Synchronize();
             }
             double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            memory.Sample();
             if (timed) samples.Add(ms);
             log?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(timed ? "step" : "warm-up")} {i + 1 - (timed ? cfg.Warmup : 0)}: {ms:F1} ms"));
         }
@@ -138,7 +134,7 @@ public static class ModelBench
             PeakTensorBytes = memory.PeakTensorBytes,
             ProcessPeakRssBytes = peakRss,
             AllocatorPeakBytes = allocator?.PeakAllocatedBytes,
-            AllocatorReservedBytes = allocator?.ReservedBytes,
+            AllocatorReservedBytes = memory.ReservedBytes,
             Parameters = parameters,
             GmacsPerImage = gmacs,
             GflopPerImage = 2 * gmacs * (train ? 3 : 1),

@@ -56,9 +56,13 @@ public sealed unsafe partial class CudaBackend : IBackend
         _stream = _streamHandle.DangerousGetHandle();
         _staging = new CudaStaging(_stream);
         Allocator = new CudaAllocator(new DriverDeviceMemory(() => _stream, Enter), Device);
+        lock (s_allocators) s_allocators.Add(Allocator);
+        TensorStats.SetCudaReserved(() => { lock (s_allocators) return s_allocators.Sum(a => a.Stats.ReservedBytes); });
         _kernels = new KernelLibrary(info.Arch);
         _maxBlocks = (uint)Math.Max(1, info.MultiprocessorCount * 32);
     }
+
+    private static readonly List<CudaAllocator> s_allocators = new();
 
     public Device Device { get; }
     public CudaDeviceInfo Info { get; }
