@@ -16,7 +16,7 @@ public static class TrainOptionsParser
     public static readonly string[] Valued =
     [
         "data", "model", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "lr-steps",
-        "warmup-epochs", "plateau-patience", "label-smoothing", "image-size", "min-crop-scale", "workers", "seed", "device", "out", "resume", "config",
+        "warmup-epochs", "plateau-patience", "label-smoothing", "image-size", "min-crop-scale", "max-image-pixels", "workers", "seed", "device", "out", "resume", "config",
         "max-steps-per-epoch", "log-every",
         "synth-classes", "synth-train-per-class", "synth-val-per-class", "synth-size", "synth-seed",
     ];
@@ -81,6 +81,7 @@ public static class TrainOptionsParser
         o.LabelSmoothing = a.Double("label-smoothing", o.LabelSmoothing);
         o.ImageSize = a.Int("image-size", o.ImageSize);
         o.MinCropScale = a.Double("min-crop-scale", o.MinCropScale);
+        o.MaxImagePixels = a.Long("max-image-pixels", o.MaxImagePixels);
         o.Workers = a.Int("workers", o.Workers);
         o.Seed = a.Int("seed", o.Seed);
         o.Device = a.String("device", o.Device).Trim().ToLowerInvariant();
@@ -133,7 +134,11 @@ public static class TrainOptionsParser
     internal static Dictionary<string, string?> ReadJsonLayer(string path, string what, bool skipCommandOnly)
     {
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
+        // Only a regular file of sane size is read (a FIFO passed as --config would block).
+        string text;
+        try { text = ResidualEngine.IO.SafeFile.ReadAllText(path, what); }
+        catch (IOException e) { throw new ArgumentException(e.Message); }
+        try { doc = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
         catch (JsonException e) { throw new ArgumentException($"{what} '{path}' is not valid JSON: {e.Message}"); }
         using (doc)
         {

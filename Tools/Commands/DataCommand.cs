@@ -11,12 +11,14 @@ public static class DataCommand
     private const string Usage = """
         usage: residual data synth --out DIR [--classes 10] [--train-per-class 100] [--val-per-class 20]
                                    [--size 64] [--seed 0] [--quality 90]
-               residual data check --root DIR
+               residual data check --root DIR [--max-image-pixels N]
 
           synth   write DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg (skipped when DIR already
                   holds the same dataset, see DIR/manifest.json)
           check   list the classes of an image folder (DIR/<class>/... or DIR/train + DIR/val) and
-                  decode every image, reporting the unreadable ones
+                  decode every image; lists every unreadable file with its reason and exits with 1
+                  when there is any (--max-image-pixels: larger images count as unreadable,
+                  default 178956970, PIL's limit)
         """;
 
     public static int Run(string[] args)
@@ -64,7 +66,15 @@ public static class DataCommand
     {
         var root = a.String("root") ?? (a.Positional.Count == 1 ? a.Positional[0] : null)
             ?? throw new ArgumentException("option --root DIR is required");
+        long maxPixels = a.Long("max-image-pixels", EncodedImage.DefaultMaxPixels, 1);
         a.RejectUnknown();
+        return CheckFolder(root, maxPixels, Console.Out);
+    }
+
+    /// <summary>`data check`: every bad file with its reason; 1 when there is any, else 0.</summary>
+    public static int CheckFolder(string root, long maxPixels, TextWriter output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
         var folders = new List<(string Name, ImageFolder Folder)>();
         if (Directory.Exists(Path.Combine(root, "train")))
         {
@@ -81,24 +91,13 @@ public static class DataCommand
         foreach (var (name, f) in folders)
         {
             var counts = f.CountsPerClass();
-            Console.WriteLine($"{name}: {f.Count} images in {f.Classes.Count} classes ({f.Root}); per class min {counts.Min()}, max {counts.Max()}");
-            var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
-            Parallel.ForEach(f.Samples, s =>
-            {
-                try
-                {
-                    using var img = EncodedImage.Open(s.Path);
-                    img.Decode();
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    failures.Add(e.Message);
-                }
-            });
-            foreach (var m in failures.Order(StringComparer.Ordinal)) Console.WriteLine($"  unreadable: {m}");
+            output.WriteLine($"{name}: {f.Count} images in {f.Classes.Count} classes ({f.Root}); per class min {counts.Min()}, max {counts.Max()}");
+            foreach (var note in f.Notes) output.WriteLine($"  listing: {note}");
+            var failures = ImageCheck.Run(f, maxPixels);
+            foreach (var b in failures) output.WriteLine($"  unreadable: {b.Path}: {b.Reason}");
             bad += failures.Count;
         }
-        Console.WriteLine($"checked in {sw.Elapsed.TotalSeconds:F1} s: {bad} unreadable file{(bad == 1 ? "" : "s")}");
+        output.WriteLine($"checked in {sw.Elapsed.TotalSeconds:F1} s: {bad} unreadable file{(bad == 1 ? "" : "s")}");
         return bad == 0 ? 0 : 1;
     }
 }

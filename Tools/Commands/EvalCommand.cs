@@ -22,19 +22,29 @@ public static class EvalCommand
         }
         var checkpoint = a.String("checkpoint") ?? throw new ArgumentException("option --checkpoint is required (a .safetensors file or a run directory)");
         var request = new EvalRequest(checkpoint, a.String("data"), a.String("model"), a.Flag("ten-crop"),
-            a.Int("batch-size", 64, 1), a.Int("workers", 2, 0, 256), a.String("device", "auto").Trim().ToLowerInvariant(), a.Int("image-size", 0, 0, 1024));
+            a.Int("batch-size", 64, 1), a.Int("workers", 2, 0, 256), a.String("device", "auto").Trim().ToLowerInvariant(), a.Int("image-size", 0))
+        {
+            MaxImagePixels = a.Long("max-image-pixels", Data.EncodedImage.DefaultMaxPixels, 1),
+        };
         if (a.Positional.Count > 0) throw new ArgumentException($"unexpected argument: {string.Join(" ", a.Positional)}");
         a.RejectUnknown();
         Evaluate(request, Console.Out);
         return 0;
     }
 
-    public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0);
+    public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0)
+    {
+        /// <summary>Images whose header claims more pixels are skipped as unreadable.</summary>
+        public long MaxImagePixels { get; init; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
+    }
 
     public static EvalResult Evaluate(EvalRequest q, TextWriter log)
     {
         ArgumentNullException.ThrowIfNull(q);
         ArgumentNullException.ThrowIfNull(log);
+        // The same range as train's: a crop smaller than 8 px is no image the nets can take.
+        if (q.ImageSize != 0 && (q.ImageSize < 8 || q.ImageSize > 1024))
+            throw new ArgumentException($"option --image-size must be 0 (the checkpoint's size) or in [8, 1024], got {q.ImageSize}");
         var path = CheckpointStore.Resolve(q.Checkpoint, preferBest: true);
         var (info, file) = CheckpointStore.Load(path);
         using (file)
@@ -68,13 +78,13 @@ public static class EvalCommand
             if (q.TenCrop)
             {
                 var loaders = Enumerable.Range(0, 10).Select(c => TrainingSetup.Loader(
-                    new Data.ImageFolderDataset(val, new TenCropTransform(size, c)), q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
+                    new Data.ImageFolderDataset(val, new TenCropTransform(size, c)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
                 try { r = Evaluator.EvaluateTenCrop(model, loaders); }
                 finally { foreach (var l in loaders) l.Dispose(); }
             }
             else
             {
-                using var loader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, size), q.BatchSize, train: false, 0, q.Workers, device);
+                using var loader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, size, q.MaxImagePixels), q.BatchSize, train: false, 0, q.Workers, device);
                 r = Evaluator.Evaluate(model, loader);
             }
             Trainer.PrintEval(log, r);
@@ -89,10 +99,10 @@ public static class EvalCommand
         if (!File.Exists(cfg)) return null;
         try
         {
-            var j = JsonNode.Parse(File.ReadAllText(cfg));
+            var j = JsonNode.Parse(ResidualEngine.IO.SafeFile.ReadAllText(cfg, "run config"));
             return j?["_run"]?["data_root"]?.GetValue<string>() ?? j?["data"]?.GetValue<string>();
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or InvalidOperationException)
         {
             return null;
         }
@@ -107,5 +117,6 @@ public static class EvalCommand
           --ten-crop          average the softmax over 4 corners + centre and their mirror images
           --image-size N      crop size (default: the checkpoint's, else the model's native size)
           --batch-size N      (default 64)   --workers N (default 2)   --device auto|cpu|cuda
+          --max-image-pixels N  larger images are skipped as unreadable (default 178956970, PIL's limit)
         """);
 }

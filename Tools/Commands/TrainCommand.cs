@@ -86,6 +86,8 @@ public static class TrainCommand
                                   ImageNet nets and 32 for CIFAR nets, at most the synthetic image size)
           --min-crop-scale F      RandomResizedCrop's smallest area (default 0.08 with --data, 0.35 synthetic)
           --workers N             decoding threads (default 2)
+          --max-image-pixels N    images whose header claims more pixels are skipped as unreadable
+                                  (default 178956970, PIL's limit)
         model and optimisation
           --model NAME            any zoo name, see `residual models` (default resnet20)
           --epochs N              (default 6)      --batch-size N (default 64)

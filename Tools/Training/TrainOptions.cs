@@ -38,6 +38,8 @@ public sealed class TrainOptions
     public int ImageSize { get; set; }
     /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
     public double MinCropScale { get; set; }
+    /// <summary>Images whose header claims more pixels are skipped as bad files (PIL's limit by default).</summary>
+    public long MaxImagePixels { get; set; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
 
     // ---- running ----
     public int Workers { get; set; } = 2;
@@ -81,6 +83,7 @@ public sealed class TrainOptions
         if (!(LabelSmoothing >= 0 && LabelSmoothing < 1)) throw new ArgumentException($"option --label-smoothing must be in [0, 1), got {Fmt(LabelSmoothing)}");
         if (ImageSize != 0 && (ImageSize < 8 || ImageSize > 1024)) throw new ArgumentException($"option --image-size must be 0 (model default) or in [8, 1024], got {ImageSize}");
         if (!(MinCropScale >= 0 && MinCropScale <= 1)) throw new ArgumentException($"option --min-crop-scale must be in (0, 1] (or 0 for auto), got {Fmt(MinCropScale)}");
+        if (MaxImagePixels < 1) throw new ArgumentException($"option --max-image-pixels must be at least 1, got {MaxImagePixels}");
         if (Workers < 0 || Workers > 256) throw new ArgumentException($"option --workers must be in [0, 256], got {Workers}");
         if (MaxStepsPerEpoch < 0) throw new ArgumentException($"option --max-steps-per-epoch must be >= 0 (0 = whole epoch), got {MaxStepsPerEpoch}");
         if (LogEvery < 1) throw new ArgumentException($"option --log-every must be at least 1, got {LogEvery}");
@@ -130,6 +133,7 @@ public sealed class TrainOptions
             ["label-smoothing"] = LabelSmoothing,
             ["image-size"] = ImageSize,
             ["min-crop-scale"] = MinCropScale,
+            ["max-image-pixels"] = MaxImagePixels,
             ["workers"] = Workers,
             ["seed"] = Seed,
             ["device"] = Device,
