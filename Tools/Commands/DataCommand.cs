@@ -1,5 +1,6 @@
-// `residual data`: make synthetic ImageNet-style data (`synth`) and check an image folder
-// (`check`: lists classes and counts, decodes every file and reports the unreadable ones).
+// `residual data`: make synthetic ImageNet-style data (`synth`), import a dataset distributed as
+// arrays (`import`: IDX, CIFAR-10; see DataImportCommand) and check an image folder (`check`:
+// lists classes and counts, decodes every file and reports the unreadable ones).
 using System.Diagnostics;
 using ResidualEngine.Data;
 using ResidualEngine.Tools.Cli;
@@ -11,10 +12,13 @@ public static class DataCommand
     private const string Usage = """
         usage: residual data synth --out DIR [--classes 10] [--train-per-class 100] [--val-per-class 20]
                                    [--size 64] [--seed 0] [--quality 90]
+               residual data import --from SOURCE --out DIR [--classes NAMES]   (--help for more)
                residual data check --root DIR
 
           synth   write DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg (skipped when DIR already
                   holds the same dataset, see DIR/manifest.json)
+          import  MNIST-family IDX files or a CIFAR-10 archive into DIR/train/<class>/*.png and
+                  DIR/val/<class>/*.png (the official test split)
           check   list the classes of an image folder (DIR/<class>/... or DIR/train + DIR/val) and
                   decode every image, reporting the unreadable ones
         """;
@@ -28,6 +32,7 @@ public static class DataCommand
             return args.Length == 0 ? 2 : 0;
         }
         var a = new Args(args[1..]);
+        if (args[0] == "import") return DataImportCommand.Run(a);
         if (a.Help)
         {
             Console.WriteLine(Usage);
