@@ -1,5 +1,6 @@
-// `residual data`: make synthetic ImageNet-style data (`synth`) and check an image folder
-// (`check`: lists classes and counts, decodes every file and reports the unreadable ones).
+// `residual data`: make synthetic ImageNet-style data (`synth`), import a dataset distributed as
+// arrays (`import`: IDX, CIFAR-10; see DataImportCommand) and check an image folder (`check`:
+// lists classes and counts, decodes every file and reports the unreadable ones).
 using System.Diagnostics;
 using ResidualEngine.Data;
 using System.CommandLine;
@@ -40,7 +41,20 @@ public static class DataCommand
                 ?? throw new UsageException("which folder? give --root DIR (or DIR)");
             return Check(root);
         });
-        return new Command("data", "Make synthetic ImageNet-style data, or check an image folder.") { synth, check };
+        var import = new Command("import", "MNIST-family IDX files or a CIFAR-10 archive into DIR/train/<class>/*.png and DIR/val/<class>/*.png (the official test split).\n" +
+            "Writes DIR/README.txt and DIR/manifest.json (every file written, and the sources' SHA-256); refuses a non-empty folder it did not write.")
+        {
+            BenchCommand.Value("--from", "a folder with IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST; .gz or not), or CIFAR-10: cifar-10-python.tar.gz, cifar-10-binary.tar.gz, or their extracted folder", "SOURCE"),
+            BenchCommand.Value("--out", "a new or empty folder, or one this command wrote before (a repeat with the same source is a no-op)", "DIR"),
+            BenchCommand.Value("--classes", "class names by label: fashion-mnist, mnist, kmnist, cifar10, a file with one name per line, or a comma-separated list (default: from the source)", "NAMES"),
+            BenchCommand.Value("--prefix", "which dataset of a folder holding several (EMNIST: emnist-balanced, ...)", "P"),
+            BenchCommand.Value("--transpose", "auto (default: only for EMNIST), yes or no", "A"),
+            BenchCommand.Value("--format", "auto (default), idx or cifar10", "F"),
+            BenchCommand.Value("--threads", "PNG encoding threads (0 = all cores)", "N"),
+            new Argument<string?>("SOURCE") { Description = "as --from", Arity = ArgumentArity.ZeroOrOne },
+        };
+        import.SetAction(parse => DataImportCommand.Run(CliApp.ToArgs(parse)));
+        return new Command("data", "Make synthetic ImageNet-style data, import IDX or CIFAR-10 data, or check an image folder.") { synth, import, check };
     }
 
     private static int Check(string root)
