@@ -14,7 +14,8 @@ public sealed partial class Trainer
         public required Device Device { get; init; }
         public required string ModelName { get; init; }
         public required ResNet Model { get; init; }
-        public required Sgd Optimizer { get; init; }
+        public required IOptimizer Optimizer { get; init; }
+        public required TrainingStep Step { get; init; }
         public required LrSchedule Schedule { get; init; }
         public required DataLoader TrainLoader { get; init; }
         public required DataLoader ValLoader { get; init; }
@@ -108,6 +109,7 @@ public sealed partial class Trainer
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
+                    Step = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing)),
                     TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
                     ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info,
                     StartEpoch = info?.Epoch ?? 1, StartStep = info?.StepInEpoch ?? 0, GlobalStep = info?.GlobalStep ?? 0,

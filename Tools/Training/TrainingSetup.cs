@@ -99,6 +99,15 @@ public static class TrainingSetup
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
             DropLast: train && data.Count >= batchSize, Device: device));
 
+    /// <summary>A shuffled training loader over an ImageFolder (one sub-folder per class): RandomResizedCrop
+    /// to <paramref name="imageSize"/> (smallest area <paramref name="minCropScale"/>) and flips, ImageNet normalisation.</summary>
+    public static DataLoader TrainLoader(string folder, int imageSize, int batchSize, int seed = 1, int workers = 2, double minCropScale = 0.08, Device? device = null) =>
+        Loader(TrainDataset(ImageFolder.Open(folder), imageSize, minCropScale), batchSize, train: true, seed, workers, device ?? Device.Cpu);
+
+    /// <summary>An evaluation loader over an ImageFolder: resize to imageSize * 256/224, centre crop, ImageNet normalisation, fixed order.</summary>
+    public static DataLoader ValLoader(string folder, int imageSize, int batchSize, int workers = 2, Device? device = null) =>
+        Loader(EvalDataset(ImageFolder.Open(folder), imageSize), batchSize, train: false, 0, workers, device ?? Device.Cpu);
+
     /// <summary>Checks that train and val list the same classes (the labels would not line up otherwise).</summary>
     public static void CheckSameClasses(IReadOnlyList<string> train, IReadOnlyList<string> val, string what)
     {
@@ -111,7 +120,7 @@ public static class TrainingSetup
     }
 
     /// <summary>Model tensors plus optimizer state under "optimizer.", in a stable order, for a checkpoint.</summary>
-    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.Sgd? optimizer)
+    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.IOptimizer? optimizer)
     {
         ArgumentNullException.ThrowIfNull(model);
         var list = model.StateDict().Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)).ToList();
