@@ -22,18 +22,21 @@ public static class EvalCommand
         var batch = new Option<int>("--batch-size") { Description = "images per batch", HelpName = "N", DefaultValueFactory = _ => 64 };
         var workers = new Option<int>("--workers") { Description = "decoding threads", HelpName = "N", DefaultValueFactory = _ => 2 };
         var device = new Option<string>("--device") { Description = "auto | cpu | cuda | cuda:N", HelpName = "D", DefaultValueFactory = _ => "auto" };
+        var json = new Option<bool>("--json") { Description = "print the result as JSON on stdout (schema residual.eval/1, docs/cli-json.md); progress goes to stderr" };
         OptionRules.ZeroOrRange(imageSize, 8, 1024);
         OptionRules.Range(batch, 1, 65536);
         OptionRules.Range(workers, 0, 256);
         var cmd = new Command("eval", "Evaluate a checkpoint: loss, top-1 and top-5 on a validation set.")
         {
-            checkpoint, data, model, tenCrop, imageSize, batch, workers, device,
+            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, json,
         };
         cmd.SetAction(parse =>
         {
             var request = new EvalRequest(parse.GetValue(checkpoint)!, parse.GetValue(data), parse.GetValue(model), parse.GetValue(tenCrop),
                 parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize));
-            Evaluate(request, Console.Out);
+            bool asJson = parse.GetValue(json);
+            var report = Run(request, asJson ? Console.Error : Console.Out);
+            if (asJson) Console.Out.WriteLine(CliJson.Text(report.ToJson()));
             return 0;
         });
         return cmd;
@@ -41,7 +44,27 @@ public static class EvalCommand
 
     public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0);
 
-    public static EvalResult Evaluate(EvalRequest q, TextWriter log)
+    /// <summary>What was evaluated and the result.</summary>
+    public sealed record EvalReport(EvalResult Result, string Checkpoint, string Model, int? Epoch, string Data, int ImageSize, bool TenCrop, string Device)
+    {
+        public System.Text.Json.Nodes.JsonObject ToJson()
+        {
+            var j = CliJson.Document("eval");
+            j["checkpoint"] = Path.GetFullPath(Checkpoint);
+            j["model"] = Model;
+            j["epoch"] = Epoch;
+            j["data"] = Path.GetFullPath(Data);
+            j["image_size"] = ImageSize;
+            j["ten_crop"] = TenCrop;
+            j["device"] = Device;
+            foreach (var (k, v) in CliJson.Metrics(Result)) j[k] = v?.DeepClone();
+            return j;
+        }
+    }
+
+    public static EvalResult Evaluate(EvalRequest q, TextWriter log) => Run(q, log).Result;
+
+    public static EvalReport Run(EvalRequest q, TextWriter log)
     {
         ArgumentNullException.ThrowIfNull(q);
         ArgumentNullException.ThrowIfNull(log);
@@ -88,7 +111,7 @@ public static class EvalCommand
                 r = Evaluator.Evaluate(model, loader);
             }
             Trainer.PrintEval(log, r);
-            return r;
+            return new EvalReport(r, path, modelName, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
         }
     }
 
