@@ -10,13 +10,13 @@ namespace ResidualEngine.Tools.Cli;
 public static class TrainOptionsParser
 {
     /// <summary>Options without a value.</summary>
-    public static readonly string[] Flags = ["synthetic", "nesterov", "no-bn-weight-decay", "eval-only"];
+    public static readonly string[] Flags = ["synthetic", "nesterov", "no-bn-weight-decay", "eval-only", "freeze"];
 
     /// <summary>Options with a value, in help order.</summary>
     public static readonly string[] Valued =
     [
         "data", "model", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "lr-steps",
-        "warmup-epochs", "plateau-patience", "label-smoothing", "image-size", "min-crop-scale", "workers", "seed", "device", "out", "resume", "config",
+        "warmup-epochs", "plateau-patience", "label-smoothing", "weights", "image-size", "min-crop-scale", "workers", "seed", "device", "out", "resume", "config",
         "max-steps-per-epoch", "log-every",
         "synth-classes", "synth-train-per-class", "synth-val-per-class", "synth-size", "synth-seed",
     ];
@@ -79,6 +79,8 @@ public static class TrainOptionsParser
         o.WarmupEpochs = a.Int("warmup-epochs", o.WarmupEpochs);
         o.PlateauPatience = a.Int("plateau-patience", o.PlateauPatience);
         o.LabelSmoothing = a.Double("label-smoothing", o.LabelSmoothing);
+        o.Weights = a.String("weights") is { Length: > 0 } w ? w : null;
+        o.Freeze = a.Flag("freeze");
         o.ImageSize = a.Int("image-size", o.ImageSize);
         o.MinCropScale = a.Double("min-crop-scale", o.MinCropScale);
         o.Workers = a.Int("workers", o.Workers);

@@ -98,6 +98,9 @@ public static class TrainCommand
           --warmup-epochs N       linear warmup (default 0)
           --plateau-patience N    epochs without val improvement before plateau divides by 10 (default 10)
           --label-smoothing F     (default 0)
+          --weights FILE          start from these weights: safetensors or a PyTorch .pth/.pt state dict
+                                  (torchvision's); a head of another class count is replaced and re-initialised
+          --freeze                with --weights: train the head only (backbone and its BN statistics fixed)
         running
           --seed N                weights, data order and augmentation (default 1)
           --device D              auto | cpu | cuda | cuda:N (default auto: CUDA when present)

@@ -34,6 +34,10 @@ public sealed class TrainOptions
     /// <summary>Epochs without improvement of the val error before the plateau schedule divides the LR by 10.</summary>
     public int PlateauPatience { get; set; } = 10;
     public double LabelSmoothing { get; set; }
+    /// <summary>Weights to start from (safetensors or a PyTorch .pth/.pt state dict); the head is replaced when the class count differs.</summary>
+    public string? Weights { get; set; }
+    /// <summary>Train only the head: the backbone loaded from <see cref="Weights"/> stays as it is (BN statistics included).</summary>
+    public bool Freeze { get; set; }
     /// <summary>Crop size fed to the network; 0 means the model's native size (224 ImageNet nets, 32 CIFAR nets), capped by the synthetic image size.</summary>
     public int ImageSize { get; set; }
     /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
@@ -79,6 +83,7 @@ public sealed class TrainOptions
         if (WarmupEpochs >= Epochs && WarmupEpochs > 0) throw new ArgumentException($"option --warmup-epochs ({WarmupEpochs}) must be less than --epochs ({Epochs})");
         if (PlateauPatience < 0) throw new ArgumentException($"option --plateau-patience must be >= 0, got {PlateauPatience}");
         if (!(LabelSmoothing >= 0 && LabelSmoothing < 1)) throw new ArgumentException($"option --label-smoothing must be in [0, 1), got {Fmt(LabelSmoothing)}");
+        if (Freeze && Weights is null) throw new ArgumentException("option --freeze needs --weights FILE (freezing a randomly initialised backbone trains only a linear head on random features)");
         if (ImageSize != 0 && (ImageSize < 8 || ImageSize > 1024)) throw new ArgumentException($"option --image-size must be 0 (model default) or in [8, 1024], got {ImageSize}");
         if (!(MinCropScale >= 0 && MinCropScale <= 1)) throw new ArgumentException($"option --min-crop-scale must be in (0, 1] (or 0 for auto), got {Fmt(MinCropScale)}");
         if (Workers < 0 || Workers > 256) throw new ArgumentException($"option --workers must be in [0, 256], got {Workers}");
@@ -128,6 +133,8 @@ public sealed class TrainOptions
             ["warmup-epochs"] = WarmupEpochs,
             ["plateau-patience"] = PlateauPatience,
             ["label-smoothing"] = LabelSmoothing,
+            ["weights"] = Weights is null ? null : Path.GetFullPath(Weights),
+            ["freeze"] = Freeze,
             ["image-size"] = ImageSize,
             ["min-crop-scale"] = MinCropScale,
             ["workers"] = Workers,
