@@ -4,6 +4,7 @@
 #   ./build.sh test [filter]    build and run every test; ends with "Tests: N passed, N failed, N skipped"
 #   ./build.sh train [args]     the main job: train a small ResNet on synthetic data (or pass residual train options)
 #   ./build.sh bench [args]     benchmarks: ours and PyTorch's side by side when Python+torch is present
+#   ./build.sh fashion-mnist [DIR]  Fashion-MNIST (Debian's dataset-fashion-mnist) as an ImageFolder in DIR (data/fashion-mnist)
 #   ./build.sh publish          self-contained linux-x64 bundles of `residual` and the tests in .gpu/ (for a GPU box without .NET)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -38,7 +39,29 @@ ensure_nvrtc() {
   echo "build.sh: WARNING: NVRTC not found and could not be installed; kernel-compile tests will be SKIPPED" >&2
 }
 
+# Fashion-MNIST is the real data of the experiments (docs/experiments); Debian ships it as
+# dataset-fashion-mnist (IDX files, ~30 MB). Install it when we are root with apt; say loudly when not.
+ensure_fashion_mnist() {
+  local dir=/usr/share/datasets/fashion-mnist
+  ls "$dir"/train-images-idx3-ubyte* >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "build.sh: installing Debian's dataset-fashion-mnist"
+    if apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; then
+      echo "build.sh: dataset-fashion-mnist installed in $dir"
+      return 0
+    fi
+  fi
+  echo "build.sh: WARNING: Fashion-MNIST is not in $dir and could not be installed (needs root and apt: apt-get install dataset-fashion-mnist)" >&2
+  return 1
+}
+
 case "$verb" in
+  fashion-mnist)
+    need_dotnet
+    ensure_fashion_mnist || exit 1
+    dotnet build Tools -c "$CONFIG" -v q -nologo >/dev/null
+    exec dotnet "Tools/bin/$CONFIG/net10.0/residual.dll" data import --from /usr/share/datasets/fashion-mnist --out "${1:-data/fashion-mnist}"
+    ;;
   build)
     need_dotnet
     dotnet build ResidualEngine.sln -c "$CONFIG" "$@"
@@ -90,7 +113,7 @@ case "$verb" in
     sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     ;;
   *)
-    echo "build.sh: unknown verb '$verb' (build, test, train, bench, publish)" >&2
+    echo "build.sh: unknown verb '$verb' (build, test, train, bench, fashion-mnist, publish)" >&2
     exit 2
     ;;
 esac

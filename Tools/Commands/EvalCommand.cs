@@ -5,7 +5,7 @@
 // .safetensors still knows its input size); PyTorch .pth files are read too. --data defaults
 // to the data set the run was trained on. --ten-crop averages the softmax over ten crops as in
 // the paper.
-using System.Globalization;
+using System.CommandLine;
 using System.Text.Json.Nodes;
 using ResidualEngine.Tools.Cli;
 using ResidualEngine.Training;
@@ -14,21 +14,31 @@ namespace ResidualEngine.Tools.Commands;
 
 public static class EvalCommand
 {
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        var a = new Args(args, "ten-crop");
-        if (a.Help)
+        var checkpoint = new Option<string>("--checkpoint") { Description = "a .safetensors checkpoint, a run directory (best, else last), or a PyTorch .pth/.pt state dict", HelpName = "PATH", Required = true };
+        var data = new Option<string>("--data") { Description = "data root with val/ (or a folder of class folders); default: what the run trained on", HelpName = "DIR" };
+        var model = new Option<string>("--model") { Description = "needed only when the checkpoint does not name its model", HelpName = "NAME" };
+        var tenCrop = new Option<bool>("--ten-crop") { Description = "average the softmax over 4 corners + centre and their mirror images" };
+        var imageSize = new Option<int>("--image-size") { Description = "crop size; 0 = the checkpoint's, else the model's native size", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch-size") { Description = "images per batch", HelpName = "N", DefaultValueFactory = _ => 64 };
+        var workers = new Option<int>("--workers") { Description = "decoding threads", HelpName = "N", DefaultValueFactory = _ => 2 };
+        var device = new Option<string>("--device") { Description = "auto | cpu | cuda | cuda:N", HelpName = "D", DefaultValueFactory = _ => "auto" };
+        OptionRules.ZeroOrRange(imageSize, 8, 1024);
+        OptionRules.Range(batch, 1, 65536);
+        OptionRules.Range(workers, 0, 256);
+        var cmd = new Command("eval", "Evaluate a checkpoint: loss, top-1 and top-5 on a validation set.")
         {
-            Console.WriteLine(Help);
+            checkpoint, data, model, tenCrop, imageSize, batch, workers, device,
+        };
+        cmd.SetAction(parse =>
+        {
+            var request = new EvalRequest(parse.GetValue(checkpoint)!, parse.GetValue(data), parse.GetValue(model), parse.GetValue(tenCrop),
+                parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize));
+            Evaluate(request, Console.Out);
             return 0;
-        }
-        var checkpoint = a.String("checkpoint") ?? throw new ArgumentException("option --checkpoint is required (a .safetensors file or a run directory)");
-        var request = new EvalRequest(checkpoint, a.String("data"), a.String("model"), a.Flag("ten-crop"),
-            a.Int("batch-size", 64, 1), a.Int("workers", 2, 0, 256), a.String("device", "auto").Trim().ToLowerInvariant(), a.Int("image-size", 0, 0, 1024));
-        if (a.Positional.Count > 0) throw new ArgumentException($"unexpected argument: {string.Join(" ", a.Positional)}");
-        a.RejectUnknown();
-        Evaluate(request, Console.Out);
-        return 0;
+        });
+        return cmd;
     }
 
     public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0);
@@ -109,15 +119,4 @@ public static class EvalCommand
             return null;
         }
     }
-
-    private static readonly string Help = string.Create(CultureInfo.InvariantCulture, $"""
-        usage: residual eval --checkpoint PATH [--data DIR] [--model NAME] [--ten-crop] [options]
-
-          --checkpoint PATH   a .safetensors checkpoint, or a run directory (best, else last)
-          --data DIR          data root with val/ (or a folder of class folders); default: what the run trained on
-          --model NAME        needed only when the checkpoint does not name its model
-          --ten-crop          average the softmax over 4 corners + centre and their mirror images
-          --image-size N      crop size (default: the checkpoint's, else the model's native size)
-          --batch-size N      (default 64)   --workers N (default 2)   --device auto|cpu|cuda
-        """);
 }

@@ -6,27 +6,22 @@ using System.Runtime.InteropServices;
 using ResidualEngine.Backends;
 using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Native;
-using ResidualEngine.Tools.Cli;
+using System.CommandLine;
 
 namespace ResidualEngine.Tools.Commands;
 
 public static class InfoCommand
 {
-    private const string Usage = """
-        usage: residual info [--verbose]
-
-        Prints OS, .NET, GPUs, driver and library versions, and where each CUDA library was found
-        (or every path tried when it was not). --verbose also lists the paths tried for found libraries.
-        """;
-
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var a = new Args(args, "verbose");
-        if (a.Help) { Console.WriteLine(Usage); return 0; }
-        bool verbose = a.Flag("verbose");
-        a.RejectUnknown();
+        var verbose = new Option<bool>("--verbose") { Description = "also list the paths tried for libraries that were found" };
+        var cmd = new Command("info", "Print OS, .NET, GPUs, driver and library versions, and where each CUDA library was found (or every path tried when it was not).") { verbose };
+        cmd.SetAction(parse => Run(parse.GetValue(verbose)));
+        return cmd;
+    }
 
+    public static int Run(bool verbose)
+    {
         Console.WriteLine("System");
         Console.WriteLine($"  OS          {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})");
         Console.WriteLine($"  .NET        {RuntimeInformation.FrameworkDescription}");

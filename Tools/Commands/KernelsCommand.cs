@@ -4,41 +4,20 @@
 using System.Text.RegularExpressions;
 using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Native;
-using ResidualEngine.Tools.Cli;
+using System.CommandLine;
 
 namespace ResidualEngine.Tools.Commands;
 
 public static partial class KernelsCommand
 {
-    private const string Usage = """
-        usage: residual kernels list
-               residual kernels check [--arch sm_90]...   (default: the GPU's arch, else sm_80 and sm_90)
-
-        Kernels are the Kernels/*.cu files embedded in the engine; NVRTC compiles them at run time.
-        """;
-
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var a = new Args(args);
-        if (a.Help || a.Positional.Count == 0)
-        {
-            Console.WriteLine(Usage);
-            return a.Help ? 0 : 2;
-        }
-        switch (a.Positional[0])
-        {
-            case "list":
-                a.RejectUnknown();
-                return List();
-            case "check":
-                var archs = a.Strings("arch").ToList();
-                a.RejectUnknown();
-                return Check(archs);
-            default:
-                Console.Error.WriteLine($"residual kernels: unknown subcommand '{a.Positional[0]}'\n\n{Usage}");
-                return 2;
-        }
+        var list = new Command("list", "List the kernel files embedded in the engine and the kernels each declares.");
+        list.SetAction(_ => List());
+        var arch = new Option<string[]>("--arch") { Description = "target architecture, e.g. sm_90; repeat for several (default: the GPU's, else sm_80 and sm_90)", HelpName = "sm_NN", Arity = ArgumentArity.OneOrMore };
+        var check = new Command("check", "Compile every kernel with NVRTC (no GPU needed); exit 1 on any failure, 3 when NVRTC is missing.") { arch };
+        check.SetAction(parse => Check((parse.GetValue(arch) ?? []).ToList()));
+        return new Command("kernels", "The CUDA kernels (Kernels/*.cu, embedded in the engine and compiled by NVRTC at run time).") { list, check };
     }
 
     private static int List()
@@ -62,6 +41,7 @@ public static partial class KernelsCommand
 
     private static int Check(List<string> archs)
     {
+        BenchCommand.Usage(() => archs.Select(KernelLibrary.ParseArch).ToList()); // reject typos before anything else
         string nvrtc;
         try
         {
@@ -76,7 +56,6 @@ public static partial class KernelsCommand
         }
         if (archs.Count == 0)
             archs = CudaDevices.TryInitialize(out _) ? [CudaDevices.Get(0).Arch] : ["sm_80", "sm_90"];
-        foreach (var arch in archs) KernelLibrary.ParseArch(arch); // reject typos before compiling anything
 
         var report = LibraryResolver.Find(CudaLibrary.Nvrtc);
         Console.WriteLine($"NVRTC {nvrtc} ({report.LoadedPath}); {KernelLibrary.Sources.Count} kernel files");
