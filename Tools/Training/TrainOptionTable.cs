@@ -46,6 +46,9 @@ public static class TrainOptionTable
         Int("plateau-patience", "model", "epochs without val improvement before the plateau schedule divides the LR by 10", o => o.PlateauPatience, (o, v) => o.PlateauPatience = v, 0),
         Double("label-smoothing", "model", "label smoothing of the cross-entropy", o => o.LabelSmoothing, (o, v) => o.LabelSmoothing = v,
             check: v => !(v >= 0 && v < 1) ? $"must be in [0, 1), got {F(v)}" : null),
+        Text("weights", "model", "start from these weights: safetensors or a PyTorch .pth/.pt state dict (torchvision's); a head of another class count is replaced and re-initialised",
+            "FILE", o => o.Weights, (o, v) => o.Weights = v, v => v.Length == 0 ? "is empty (an unset shell variable?)" : null),
+        Switch("freeze", "model", "with --weights: train the head only (the backbone and its BN statistics stay as loaded)", o => o.Freeze, (o, v) => o.Freeze = v),
 
         // ---- running ----
         Int("seed", "running", "seed of the weights, data order and augmentation", o => o.Seed, (o, v) => o.Seed = v),

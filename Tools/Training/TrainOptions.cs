@@ -34,6 +34,10 @@ public sealed class TrainOptions
     /// <summary>Epochs without improvement of the val error before the plateau schedule divides the LR by 10.</summary>
     public int PlateauPatience { get; set; } = 10;
     public double LabelSmoothing { get; set; }
+    /// <summary>Weights to start from (safetensors or a PyTorch .pth/.pt state dict); the head is replaced when the class count differs.</summary>
+    public string? Weights { get; set; }
+    /// <summary>Train only the head: the backbone loaded from <see cref="Weights"/> stays as it is (BN statistics included).</summary>
+    public bool Freeze { get; set; }
     /// <summary>Crop size fed to the network; 0 means the model's native size (224 ImageNet nets, 32 CIFAR nets), capped by the synthetic image size.</summary>
     public int ImageSize { get; set; }
     /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
@@ -68,6 +72,7 @@ public sealed class TrainOptions
             if (opt.Check(opt.Get(this)) is { } why) throw new ArgumentException($"option --{opt.Name} {why}");
         if (Nesterov && Momentum == 0) throw new ArgumentException("option --nesterov needs a momentum above 0");
         if (LrSteps.Length > 0 && Schedule != "step") throw new ArgumentException($"option --lr-steps only applies to --schedule step (schedule is {Schedule})");
+        if (Freeze && Weights is null) throw new ArgumentException("option --freeze needs --weights FILE (freezing a randomly initialised backbone trains only a linear head on random features)");
         if (WarmupEpochs >= Epochs && WarmupEpochs > 0) throw new ArgumentException($"option --warmup-epochs ({WarmupEpochs}) must be less than --epochs ({Epochs})");
         if (Data is not null)
         {
@@ -86,6 +91,7 @@ public sealed class TrainOptions
         foreach (var opt in TrainOptionTable.All)
             if (!opt.CommandOnly) o[opt.Name] = opt.ToJson(this);
         if (Data is not null) o["data"] = Path.GetFullPath(Data);
+        if (Weights is not null) o["weights"] = Path.GetFullPath(Weights);
         return o;
     }
 
