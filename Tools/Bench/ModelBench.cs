@@ -1,6 +1,6 @@
 // `residual bench --model ...`: times whole training or inference steps of a zoo model on
-// synthetic, seeded inputs that already sit on the device (no data loading). A train step is
-// forward + softmax cross-entropy + backward + SGD (momentum 0.9, weight decay 1e-4), all inside
+// synthetic, seeded inputs that already sit on the device (no data loading). A train step is the
+// shared TrainingStep: forward + softmax cross-entropy + backward + SGD (momentum 0.9, weight decay 1e-4), all inside
 // one TensorScope, exactly what Tools/bench/pytorch_baseline.py does on the PyTorch side.
 using System.Diagnostics;
 using System.Globalization;
@@ -9,6 +9,7 @@ using ResidualEngine.Backends;
 using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Nn;
 using ResidualEngine.Nn.Optim;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tools.Bench;
 
@@ -67,6 +68,8 @@ public static class ModelBench
         for (int i = 0; i < labelValues.Length; i++) labelValues[i] = rng.Next(numClasses);
         using var labels = Tensor.FromArray(labelValues, new Shape(cfg.BatchSize), cfg.Device);
         using var sgd = train ? Sgd.ForModule(model, cfg.LearningRate, Momentum, WeightDecay, nesterov: false, noBnWeightDecay: false) : null;
+        var probe = new PhaseProbe(profiler);
+        var step = sgd is null ? null : new TrainingStep(model, sgd) { Hooks = { probe } };
 
         var samples = new List<double>(cfg.Steps);
         double lastLoss = double.NaN;
@@ -80,14 +83,9 @@ public static class ModelBench
             {
                 if (train)
                 {
-                    sgd!.ZeroGrad();
-                    var logits = model.Forward(x);
-                    var loss = Ops.SoftmaxCrossEntropy(logits, labels);
-                    if (profiler is not null && timed) profiler.Phase = OpProfiler.Backward;
-                    loss.Backward();
-                    if (profiler is not null && timed) profiler.Phase = OpProfiler.Optimizer;
-                    sgd.Step();
-                    if (i == cfg.Warmup + cfg.Steps - 1) lastLoss = LossValue(loss, profiler);
+                    probe.Timed = timed;
+                    var r = step!.Run(x, labels);
+                    if (i == cfg.Warmup + cfg.Steps - 1) lastLoss = LossValue(r.Loss, profiler);
                 }
                 else
                 {
@@ -146,6 +144,22 @@ public static class ModelBench
                 : "CPU: Stopwatch around every backend call; step times above include the profiler's small overhead",
             FinalLoss = double.IsNaN(lastLoss) ? null : lastLoss,
         };
+    }
+
+    /// <summary>Moves the profiler to the next phase after the forward and backward passes.</summary>
+    private sealed class PhaseProbe(OpProfiler? profiler) : ITrainingHook
+    {
+        public bool Timed { get; set; }
+
+        public void AfterForward(StepContext step)
+        {
+            if (profiler is not null && Timed) profiler.Phase = OpProfiler.Backward;
+        }
+
+        public void BeforeOptimizerStep(StepContext step)
+        {
+            if (profiler is not null && Timed) profiler.Phase = OpProfiler.Optimizer;
+        }
     }
 
     private static double LossValue(Tensor loss, OpProfiler? profiler)

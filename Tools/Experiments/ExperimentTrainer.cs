@@ -2,12 +2,12 @@
 // DataLoader, learning rate divided by 10 at 50% and 75% of the iterations (He et al.'s CIFAR
 // schedule, scaled to the run), and at regular points the training error of the mini-batches
 // since the last point (train mode, as the paper's thin curves) and the validation error (eval
-// mode). No checkpoints: an experiment run is short and is simply re-run.
+// mode), through the shared TrainingStep and Evaluator. No checkpoints: an experiment run is short and is simply re-run.
 using System.Diagnostics;
-using ResidualEngine.Autograd;
 using ResidualEngine.Data;
 using ResidualEngine.Nn;
 using ResidualEngine.Nn.Optim;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tools.Experiments;
 
@@ -40,6 +40,7 @@ public static class ExperimentTrainer
         int perEpoch = train.BatchesPerEpoch, total = perEpoch * s.Epochs;
         int every = Math.Max(1, total / Math.Max(1, s.EvalPoints));
         using var sgd = Sgd.ForModule(model, s.LearningRate, Schedule.Momentum, Schedule.WeightDecay);
+        var step = new TrainingStep(model, sgd);
         var curve = new List<CurvePoint>();
         var sw = Stopwatch.StartNew();
         int iteration = 0, wrong = 0, seen = 0;
@@ -52,25 +53,19 @@ public static class ExperimentTrainer
             {
                 using (batch)
                 {
-                    sgd.LearningRate = s.LearningRate * (iteration >= total * 3 / 4 ? 0.01 : iteration >= total / 2 ? 0.1 : 1.0);
+                    double lr = s.LearningRate * (iteration >= total * 3 / 4 ? 0.01 : iteration >= total / 2 ? 0.1 : 1.0);
                     using var scope = TensorScope.Begin();
-                    var x = device.Type == DeviceType.Cpu ? batch.Images : batch.Images.To(device);
-                    var y = device.Type == DeviceType.Cpu ? batch.Labels : batch.Labels.To(device);
-                    sgd.ZeroGrad();
-                    var logits = model.Forward(x);
-                    var loss = Ops.SoftmaxCrossEntropy(logits, y);
-                    loss.Backward();
-                    sgd.Step();
-                    wrong += Errors(logits, batch.Labels);
+                    var r = step.Run(batch, lr);
+                    wrong += Errors(r.Logits, batch.Labels);
                     seen += batch.Count;
-                    double l = loss.Item();
+                    double l = r.LossValue();
                     if (double.IsFinite(l)) { lossSum += l; lossCount++; }
                 }
                 iteration++;
                 onStep?.Invoke(iteration);
                 if (iteration % every == 0 || iteration == total)
                 {
-                    double valError = Evaluate(model, val, device);
+                    double valError = Evaluate(model, val);
                     var p = new CurvePoint(iteration, iteration / (double)perEpoch, 100.0 * wrong / Math.Max(1, seen), valError,
                         lossCount > 0 ? lossSum / lossCount : double.NaN, sgd.LearningRate);
                     curve.Add(p);
@@ -84,33 +79,11 @@ public static class ExperimentTrainer
         return new TrainRun(name, model.ParameterCount(), curve, sw.Elapsed.TotalSeconds, iteration, s.BatchSize);
     }
 
-    /// <summary>Top-1 error in percent over a loader (eval mode, no gradients); restores training mode.</summary>
-    public static double Evaluate(Module model, DataLoader loader, Device device)
+    /// <summary>Top-1 error in percent over a loader (the shared evaluation: eval mode, no gradients); restores training mode.</summary>
+    public static double Evaluate(Module model, DataLoader loader)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(loader);
-        bool wasTraining = model.Training;
-        model.Eval();
-        int wrong = 0, seen = 0;
-        try
-        {
-            using var noGrad = GradMode.NoGrad();
-            foreach (var batch in loader.Epoch(0))
-            {
-                using (batch)
-                {
-                    using var scope = TensorScope.Begin();
-                    var x = device.Type == DeviceType.Cpu ? batch.Images : batch.Images.To(device);
-                    wrong += Errors(model.Forward(x), batch.Labels);
-                    seen += batch.Count;
-                }
-            }
-        }
-        finally
-        {
-            model.Train(wasTraining);
-        }
-        return 100.0 * wrong / Math.Max(1, seen);
+        var r = Evaluator.Evaluate(model, loader);
+        return r.Samples == 0 ? 0 : 100.0 * r.Top1Error;
     }
 
     /// <summary>Samples whose arg-max logit is not the label (a NaN row counts as wrong).</summary>

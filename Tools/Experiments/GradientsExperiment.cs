@@ -11,6 +11,7 @@ using ResidualEngine.Nn;
 using ResidualEngine.Nn.Optim;
 using ResidualEngine.Tools.Bench;
 using ResidualEngine.Tools.Cli;
+using ResidualEngine.Training;
 using ResidualEngine.Training.Plotting;
 
 namespace ResidualEngine.Tools.Experiments;
@@ -197,20 +198,15 @@ public static class GradientsExperiment
     {
         using var loader = data.TrainLoader(o.BatchSize, o.Seed);
         using var sgd = Sgd.ForModule(model, o.LearningRate, Schedule.Momentum, Schedule.WeightDecay);
-        model.Train();
+        var trainingStep = new TrainingStep(model, sgd);
         int step = 0;
         for (int epoch = 0; step < o.Steps; epoch++)
         {
             foreach (var batch in loader.Epoch(epoch))
             {
                 using (batch)
-                {
-                    using var scope = TensorScope.Begin();
-                    sgd.ZeroGrad();
-                    var loss = Ops.SoftmaxCrossEntropy(model.Forward(batch.Images.To(o.Device)), batch.Labels.To(o.Device));
-                    loss.Backward();
-                    sgd.Step();
-                }
+                using (TensorScope.Begin())
+                    trainingStep.Run(batch);
                 if (++step >= o.Steps) break;
             }
         }

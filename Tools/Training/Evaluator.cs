@@ -1,7 +1,8 @@
 // Validation: loss, top-1 and top-5 of a model in eval mode (BN running statistics, no
 // gradients). Single centre crop by default; ten-crop (He et al., following Krizhevsky) averages
 // the softmax over the four corners and the centre of the resized image and their mirror
-// images. Evaluation reads logits to the host once per batch: it is not the hot loop.
+// images. Evaluation reads logits to the host once per batch: it is not the hot loop. This is
+// the only evaluation: `residual train` (every epoch), `residual eval` and the experiments call it.
 using System.Diagnostics;
 using ResidualEngine.Autograd;
 using ResidualEngine.Data;
@@ -16,7 +17,8 @@ public sealed record EvalResult(double Loss, double Top1, double Top5, long Samp
 
 public static class Evaluator
 {
-    /// <summary>Mean cross-entropy and top-1/top-5 accuracy over a loader's epoch 0 (at most <paramref name="maxBatches"/> batches when > 0).</summary>
+    /// <summary>Mean cross-entropy and top-1/top-5 accuracy over a loader's epoch 0 (at most <paramref name="maxBatches"/> batches when > 0),
+    /// in eval mode without gradients; batches on another device than the model's are moved to it. The model's mode is restored.</summary>
     public static EvalResult Evaluate(Module model, DataLoader loader, int maxBatches = 0, Action<int, int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -27,6 +29,7 @@ public static class Evaluator
         double lossSum = 0;
         long top1 = 0, top5 = 0, n = 0;
         int total = maxBatches > 0 ? Math.Min(maxBatches, loader.BatchesPerEpoch) : loader.BatchesPerEpoch, b = 0;
+        var device = model.Device;
         try
         {
             using var ng = GradMode.NoGrad();
@@ -35,8 +38,8 @@ public static class Evaluator
                 using (batch)
                 {
                     using var scope = TensorScope.Begin();
-                    var logits = model.Forward(batch.Images);
-                    var loss = Ops.SoftmaxCrossEntropy(logits, batch.Labels);
+                    var logits = model.Forward(OnDevice(batch.Images, device));
+                    var loss = Ops.SoftmaxCrossEntropy(logits, OnDevice(batch.Labels, device));
                     var scores = logits.ToFloats();
                     var labels = batch.Labels.ToDoubles();
                     int k = logits.Shape[^1];
@@ -68,6 +71,7 @@ public static class Evaluator
         double lossSum = 0;
         long top1 = 0, top5 = 0, n = 0;
         var iters = crops.Select(c => c.Epoch(0).GetEnumerator()).ToList();
+        var device = model.Device;
         int total = crops[0].BatchesPerEpoch, b = 0;
         try
         {
@@ -86,7 +90,7 @@ public static class Evaluator
                     int k = 0;
                     foreach (var bt in batches)
                     {
-                        var logits = model.Forward(bt.Images).ToFloats();
+                        var logits = model.Forward(OnDevice(bt.Images, device)).ToFloats();
                         k = logits.Length / count;
                         mean ??= new double[logits.Length];
                         AddSoftmax(logits, k, mean, 1.0 / batches.Count);
@@ -113,6 +117,8 @@ public static class Evaluator
         }
         return Result(lossSum, top1, top5, n, sw.Elapsed.TotalSeconds);
     }
+
+    private static Tensor OnDevice(Tensor t, Device device) => t.Device == device ? t : t.To(device);
 
     private static EvalResult Result(double lossSum, long top1, long top5, long n, double seconds) =>
         n == 0 ? new EvalResult(double.NaN, double.NaN, double.NaN, 0, seconds)

@@ -14,7 +14,8 @@ public sealed partial class Trainer
         public required Device Device { get; init; }
         public required string ModelName { get; init; }
         public required ResNet Model { get; init; }
-        public required Sgd Optimizer { get; init; }
+        public required IOptimizer Optimizer { get; init; }
+        public required TrainingStep Step { get; init; }
         public required LrSchedule Schedule { get; init; }
         public required DataLoader TrainLoader { get; init; }
         public required DataLoader ValLoader { get; init; }
@@ -78,6 +79,9 @@ public sealed partial class Trainer
             DataLoader? trainLoader = null, valLoader = null;
             try
             {
+                // A resumed run's weights come from its checkpoint; --weights only starts a fresh one.
+                if (info is null && o.Weights is not null) log.WriteLine(Pretrained.Load(model, o.Weights).Description);
+                var freeze = o.Freeze ? Pretrained.FreezeBackbone(model) : null;
                 model.To(device);
                 opt = Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay);
                 var schedule = LrSchedule.Create(o.Schedule, o.Lr, o.Epochs, o.LrSteps.Length > 0 ? o.LrSteps : null, o.WarmupEpochs, o.PlateauPatience);
@@ -93,10 +97,10 @@ public sealed partial class Trainer
                     if (info.Schedule is { Count: > 0 } st && info.ScheduleKind == schedule.Kind) schedule.LoadState(st);
                 }
 
-                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize), o.BatchSize, train: false, o.Seed, o.Workers, device);
+                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels), o.BatchSize, train: false, o.Seed, o.Workers, device);
                 // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
                 trainLoader = train is null ? valLoader
-                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale), o.BatchSize, train: true, o.Seed, o.Workers, device);
+                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels), o.BatchSize, train: true, o.Seed, o.Workers, device);
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
 
                 t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -105,9 +109,12 @@ public sealed partial class Trainer
                 if (info is null && !o.EvalOnly && (store.Exists(CheckpointStore.Last) || File.Exists(files.MetricsPath)))
                     throw new ArgumentException($"option --out: '{t.RunDir}' already holds a run; continue it with --resume {t.RunDir}, or choose another --out");
 
+                var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
+                if (freeze is not null) trainingStep.Hooks.Add(freeze);
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
+                    Step = trainingStep,
                     TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
                     ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info,
                     StartEpoch = info?.Epoch ?? 1, StartStep = info?.StepInEpoch ?? 0, GlobalStep = info?.GlobalStep ?? 0,

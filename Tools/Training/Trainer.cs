@@ -1,5 +1,5 @@
-// The training loop of `residual train`. Per step: set the scheduled LR, forward, softmax
-// cross-entropy, backward, SGD step, and hand the loss and logits to the StepMeter (read back
+// The training loop of `residual train`. Per step: the shared TrainingStep at the scheduled LR
+// (forward, loss, backward, optimizer step), then the loss and logits go to the StepMeter (read back
 // every --log-every steps, not every step). Per epoch: validation, LR-schedule feedback, the
 // table row, the files of the run directory, and a checkpoint (`last`, copied to `best` when
 // val top-1 improves). Resuming restores weights, BN statistics, momentum buffers, step count,
@@ -30,6 +30,9 @@ public sealed partial class Trainer
     // The last values read from the device, shown on the live line until the next read.
     private double _lastLoss = double.NaN, _lastTop1 = double.NaN;
 
+    /// <summary>A run that logs to the console and stops only when it is done (or <see cref="RequestStop"/> is called).</summary>
+    public Trainer(TrainOptions options) : this(options, Console.Out, ProgressDisplay.ForConsole(), StopSignal.Manual()) { }
+
     public Trainer(TrainOptions options, TextWriter log, ProgressDisplay progress, StopSignal stop)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -58,8 +61,13 @@ public sealed partial class Trainer
     public EvalResult? LastEval { get; private set; }
     public string? DivergenceMessage { get; private set; }
 
+    /// <summary>Asks the run to stop after the current step and save a checkpoint (thread-safe).</summary>
+    public void RequestStop(string reason = "requested") => _stop.Request(reason);
+
+    /// <summary>Trains (or evaluates, with EvalOnly) as the options say; returns how the run ended.</summary>
     public TrainOutcome Run()
     {
+        _o.Validate();
         var total = Stopwatch.StartNew();
         using var run = RunState.Open(this);
         var s = run;
@@ -133,15 +141,10 @@ public sealed partial class Trainer
                 {
                     if (step < skip) { step++; continue; }
                     lr = s.Schedule.LearningRate(epoch - 1, step, s.StepsPerEpoch);
-                    s.Optimizer.LearningRate = lr;
-                    using (var scope = TensorScope.Begin())
+                    using (TensorScope.Begin())
                     {
-                        s.Optimizer.ZeroGrad();
-                        var logits = s.Model.Forward(batch.Images);
-                        var loss = Ops.SoftmaxCrossEntropy(logits, batch.Labels, _o.LabelSmoothing);
-                        loss.Backward();
-                        s.Optimizer.Step();
-                        meter.Add(s.GlobalStep + 1, loss, logits, batch.Labels, batch.Count);
+                        var r = s.Step.Run(batch, lr);
+                        meter.Add(s.GlobalStep + 1, r.Loss, r.Logits, batch.Labels, batch.Count);
                     }
                     step++;
                     stepsRun++;
@@ -266,13 +269,9 @@ public sealed partial class Trainer
             PartialSeconds = partialSeconds,
             Reason = reason,
         };
-        var meta = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["format"] = "pt",
-            ["residual.model"] = s.ModelName,
-            ["residual.num_classes"] = s.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
-        };
+        // The weights describe themselves (model, classes, input size, normalisation) even without the .json.
+        var meta = TrainingSetup.Metadata(s.ModelName, s.Classes, s.ImageSize).ToDictionary();
+        meta["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
         s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer), info, meta);
     }
 

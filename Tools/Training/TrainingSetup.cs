@@ -89,15 +89,45 @@ public static class TrainingSetup
         return ImageFolder.Open(Directory.Exists(val) ? val : root);
     }
 
-    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale) =>
-        new ImageFolderDataset(folder, new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale });
+    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale, long maxPixels = EncodedImage.DefaultMaxPixels) =>
+        new ImageFolderDataset(folder, new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale }) { MaxPixels = maxPixels };
 
-    public static IDataset EvalDataset(ImageFolder folder, int size) =>
-        new ImageFolderDataset(folder, new EvalTransform(size, Normalization.ImageNet));
+    public static IDataset EvalDataset(ImageFolder folder, int size, long maxPixels = EncodedImage.DefaultMaxPixels) =>
+        new ImageFolderDataset(folder, new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
 
     public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device) =>
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
             DropLast: train && data.Count >= batchSize, Device: device));
+
+    /// <summary>A shuffled training loader over an ImageFolder (one sub-folder per class): RandomResizedCrop
+    /// to <paramref name="imageSize"/> (smallest area <paramref name="minCropScale"/>) and flips, ImageNet normalisation.</summary>
+    public static DataLoader TrainLoader(string folder, int imageSize, int batchSize, int seed = 1, int workers = 2, double minCropScale = 0.08, Device? device = null) =>
+        Loader(TrainDataset(ImageFolder.Open(folder), imageSize, minCropScale), batchSize, train: true, seed, workers, device ?? Device.Cpu);
+
+    /// <summary>An evaluation loader over an ImageFolder: resize to imageSize * 256/224, centre crop, ImageNet normalisation, fixed order.</summary>
+    public static DataLoader ValLoader(string folder, int imageSize, int batchSize, int workers = 2, Device? device = null) =>
+        Loader(EvalDataset(ImageFolder.Open(folder), imageSize), batchSize, train: false, 0, workers, device ?? Device.Cpu);
+
+    /// <summary>The normalisation every loader here applies (torchvision's ImageNet mean and std).</summary>
+    public static Normalization InputNormalization => Normalization.ImageNet;
+
+    /// <summary>What a weights file written by a run records about its model (see <see cref="ModelMetadata"/>).</summary>
+    public static ModelMetadata Metadata(string model, IReadOnlyList<string> classes, int imageSize) => new()
+    {
+        Model = model,
+        NumClasses = classes.Count,
+        Classes = classes,
+        ImageSize = imageSize,
+        Mean = ModelMetadata.ImageNetMean,
+        Std = ModelMetadata.ImageNetStd,
+    };
+
+    /// <summary>The normalisation a file's metadata records, as a transform's.</summary>
+    public static Normalization NormalizationOf(ModelMetadata m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        return new((float)m.Mean[0], (float)m.Mean[1], (float)m.Mean[2], (float)m.Std[0], (float)m.Std[1], (float)m.Std[2]);
+    }
 
     /// <summary>Checks that train and val list the same classes (the labels would not line up otherwise).</summary>
     public static void CheckSameClasses(IReadOnlyList<string> train, IReadOnlyList<string> val, string what)
@@ -111,7 +141,7 @@ public static class TrainingSetup
     }
 
     /// <summary>Model tensors plus optimizer state under "optimizer.", in a stable order, for a checkpoint.</summary>
-    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.Sgd? optimizer)
+    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.IOptimizer? optimizer)
     {
         ArgumentNullException.ThrowIfNull(model);
         var list = model.StateDict().Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)).ToList();

@@ -7,7 +7,7 @@ namespace ResidualEngine.Nn.Optim;
 /// <summary>A set of parameters sharing hyper-parameters (e.g. BN and bias without weight decay).</summary>
 public sealed record ParamGroup(IReadOnlyList<Tensor> Parameters, double WeightDecay);
 
-public sealed class Sgd : IDisposable
+public sealed class Sgd : IOptimizer
 {
     private readonly ParamGroup[] _groups;
     private readonly Tensor[] _params;        // every parameter, in group order
@@ -70,6 +70,7 @@ public sealed class Sgd : IDisposable
     }
 
     public IReadOnlyList<ParamGroup> Groups => _groups;
+    public IEnumerable<Tensor> Parameters => _params;
     public double Momentum { get; }
     public double Dampening { get; }
     public bool Nesterov { get; }

@@ -1,0 +1,146 @@
+// One training step, the only one in the code base: `residual train`, `residual bench`, both
+// experiments and users' own loops call it. Per step: set the learning rate, move the batch to
+// the model's device, zero the gradients, forward, loss, backward, optimizer step. Recipe pieces
+// attach as hooks at fixed points (mixup/cutmix replace images and targets before the forward,
+// gradient clipping runs before the optimizer step, EMA after it) and the loss is a delegate
+// (label smoothing, soft targets). Everything the step allocates is freed when it returns,
+// except the loss and logits it hands back (detached from the graph); nothing is read back to
+// the host, so on a GPU a step never waits for the device.
+using ResidualEngine.Data;
+using ResidualEngine.Nn;
+using ResidualEngine.Nn.Optim;
+
+namespace ResidualEngine.Training;
+
+/// <summary>A scalar loss from the logits (N, K) and the targets (class indices, or whatever a hook made of them).</summary>
+public delegate Tensor LossFunction(Tensor logits, Tensor targets);
+
+/// <summary>
+/// Code run at fixed points of every <see cref="TrainingStep"/>; implement only the methods you need.
+/// Hooks run in the order they were added to <see cref="TrainingStep.Hooks"/>.
+/// </summary>
+public interface ITrainingHook
+{
+    /// <summary>Before the forward pass: may replace <see cref="StepContext.Images"/> and <see cref="StepContext.Targets"/> (mixup, cutmix).</summary>
+    void BeforeForward(StepContext step) { }
+
+    /// <summary>After the loss was computed, before the backward pass.</summary>
+    void AfterForward(StepContext step) { }
+
+    /// <summary>Gradients are in place and the optimizer has not run yet (gradient clipping, inspection).</summary>
+    void BeforeOptimizerStep(StepContext step) { }
+
+    /// <summary>After the parameters were updated (an exponential moving average of the weights).</summary>
+    void AfterOptimizerStep(StepContext step) { }
+}
+
+/// <summary>What one step works on; hooks read it and may replace the inputs before the forward pass.</summary>
+public sealed class StepContext
+{
+    internal StepContext(TrainingStep owner, Tensor images, Tensor labels)
+    {
+        Model = owner.Model;
+        Optimizer = owner.Optimizer;
+        StepIndex = owner.Optimizer.StepCount;
+        Images = images;
+        Labels = labels;
+        Targets = labels;
+    }
+
+    public Module Model { get; }
+    public IOptimizer Optimizer { get; }
+    /// <summary>Optimizer steps taken before this one.</summary>
+    public long StepIndex { get; }
+    /// <summary>The batch's images on the model's device; a hook may replace them before the forward pass.</summary>
+    public Tensor Images { get; set; }
+    /// <summary>The batch's class indices on the model's device, as given (metrics use these).</summary>
+    public Tensor Labels { get; }
+    /// <summary>What the loss compares the logits with: the labels, unless a hook replaced them (e.g. soft targets).</summary>
+    public Tensor Targets { get; set; }
+    /// <summary>The forward pass's output (set after the forward pass).</summary>
+    public Tensor? Logits { get; internal set; }
+    /// <summary>The scalar loss (set after the forward pass).</summary>
+    public Tensor? Loss { get; internal set; }
+}
+
+/// <summary>
+/// A step's loss (scalar) and logits, detached from the autograd graph. They belong to the
+/// TensorScope that was current when the step was called (or to the caller when there was none);
+/// disposing the result frees them early.
+/// </summary>
+public sealed class StepResult(Tensor loss, Tensor logits) : IDisposable
+{
+    public Tensor Loss { get; } = loss;
+    public Tensor Logits { get; } = logits;
+
+    /// <summary>The loss as a number (waits for the device).</summary>
+    public double LossValue() => Loss.Item();
+
+    public void Dispose()
+    {
+        Loss.Dispose();
+        Logits.Dispose();
+    }
+}
+
+public sealed class TrainingStep
+{
+    public TrainingStep(Module model, IOptimizer optimizer, LossFunction? loss = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        Model = model;
+        Optimizer = optimizer;
+        Loss = loss ?? CrossEntropy();
+    }
+
+    public Module Model { get; }
+    public IOptimizer Optimizer { get; }
+    public LossFunction Loss { get; set; }
+    public List<ITrainingHook> Hooks { get; } = new();
+
+    /// <summary>Softmax cross-entropy against class indices, with optional label smoothing (as torch's CrossEntropyLoss).</summary>
+    public static LossFunction CrossEntropy(double labelSmoothing = 0)
+    {
+        if (!(labelSmoothing >= 0 && labelSmoothing < 1))
+            throw new ArgumentException($"label smoothing must be in [0, 1), got {labelSmoothing}", nameof(labelSmoothing));
+        return (logits, targets) => Ops.SoftmaxCrossEntropy(logits, targets, labelSmoothing);
+    }
+
+    /// <summary>One step on a loader's batch (see <see cref="Run(Tensor, Tensor, double?)"/>).</summary>
+    public StepResult Run(Batch batch, double? learningRate = null)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        return Run(batch.Images, batch.Labels, learningRate);
+    }
+
+    /// <summary>
+    /// One optimizer step on images (N, C, H, W) and labels (N): sets the learning rate when one is
+    /// given, puts the model in training mode, and moves the batch to the model's device if needed.
+    /// </summary>
+    public StepResult Run(Tensor images, Tensor labels, double? learningRate = null)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (images.Rank < 1 || labels.Rank < 1 || images.Shape[0] != labels.Shape[0])
+            throw new ArgumentException($"TrainingStep: {images.Describe()} and {labels.Describe()} do not hold the same number of samples");
+        if (learningRate is { } lr) Optimizer.LearningRate = lr;
+        if (!Model.Training) Model.Train();
+        var device = Model.Device;
+        using var scope = TensorScope.Begin();
+        var x = images.Device == device ? images : images.To(device);
+        var y = labels.Device == device ? labels : labels.To(device);
+        var ctx = new StepContext(this, x, y);
+        foreach (var h in Hooks) h.BeforeForward(ctx);
+        Optimizer.ZeroGrad();
+        ctx.Logits = Model.Forward(ctx.Images);
+        ctx.Loss = Loss(ctx.Logits, ctx.Targets);
+        if (ctx.Loss.Numel != 1) throw new InvalidOperationException($"TrainingStep: the loss function returned {ctx.Loss.Describe()}, not a scalar");
+        foreach (var h in Hooks) h.AfterForward(ctx);
+        ctx.Loss.Backward();
+        foreach (var h in Hooks) h.BeforeOptimizerStep(ctx);
+        Optimizer.Step();
+        foreach (var h in Hooks) h.AfterOptimizerStep(ctx);
+        return new StepResult(scope.Keep(ctx.Loss.Detach()), scope.Keep(ctx.Logits.Detach()));
+    }
+}
