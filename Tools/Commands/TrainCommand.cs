@@ -21,16 +21,44 @@ public static class TrainCommand
     {
         var cmd = new Command("train", Description);
         var map = TrainCli.AddOptions(cmd);
+        var json = new Option<bool>("--json") { Description = "end with a JSON summary on stdout (schema residual.train/1, docs/cli-json.md); progress goes to stderr" };
+        cmd.Options.Add(json);
         cmd.SetAction(parse =>
         {
             var given = TrainCli.Given(parse, map);
+            bool asJson = parse.GetValue(json);
+            var text = asJson ? Console.Error : Console.Out;
             using var stop = StopSignal.ForProcess();
-            var (outcome, trainer) = Start(given, Console.Out, ProgressDisplay.ForConsole(), stop, null);
+            var progress = asJson ? new ProgressDisplay(Console.Error, !Console.IsErrorRedirected) : ProgressDisplay.ForConsole();
+            var (outcome, trainer) = Start(given, text, progress, stop, null);
             if (!trainer.Options.EvalOnly && trainer.RunDir.Length > 0 && outcome != TrainOutcome.Diverged)
-                PrintOutputs(trainer);
+                PrintOutputs(trainer, text);
+            if (asJson) Console.Out.WriteLine(CliJson.Text(Summary(trainer, outcome)));
             return (int)outcome;
         });
         return cmd;
+    }
+
+    /// <summary>The final summary of a run (what --json prints).</summary>
+    public static System.Text.Json.Nodes.JsonObject Summary(Trainer t, TrainOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        var j = CliJson.Document("train");
+        j["outcome"] = outcome.ToString().ToLowerInvariant();
+        j["exit_code"] = (int)outcome;
+        j["run_dir"] = t.RunDir.Length > 0 ? Path.GetFullPath(t.RunDir) : null;
+        j["model"] = TrainingSetup.CanonicalModel(t.Options.Model);
+        j["epochs"] = t.Options.Epochs;
+        j["epochs_completed"] = t.History.Count > 0 ? t.History[^1].Epoch : 0;
+        j["best_epoch"] = t.BestEpoch > 0 ? t.BestEpoch : null;
+        j["best_val_top1"] = t.History.FirstOrDefault(r => r.Epoch == t.BestEpoch) is { } b ? CliJson.Number(b.ValTop1) : null;
+        j["last_epoch"] = t.History.Count > 0 ? CliJson.Epoch(t.History[^1]) : null;
+        j["eval"] = t.LastEval is { } e ? CliJson.Metrics(e) : null;
+        j["divergence"] = t.DivergenceMessage;
+        string? Ckpt(string name) => t.RunDir.Length > 0 && File.Exists(Path.Combine(t.RunDir, name + ".safetensors")) ? Path.GetFullPath(Path.Combine(t.RunDir, name + ".safetensors")) : null;
+        j["checkpoints"] = new System.Text.Json.Nodes.JsonObject { ["last"] = Ckpt(CheckpointStore.Last), ["best"] = Ckpt(CheckpointStore.Best) };
+        j["history"] = new System.Text.Json.Nodes.JsonArray(t.History.Select(r => (System.Text.Json.Nodes.JsonNode?)CliJson.Epoch(r)).ToArray());
+        return j;
     }
 
     /// <summary>Parses a `residual train` command line (without the word "train"), locates the run to resume, and
@@ -60,11 +88,11 @@ public static class TrainCommand
         return (trainer.Run(), trainer);
     }
 
-    private static void PrintOutputs(Trainer t)
+    private static void PrintOutputs(Trainer t, TextWriter w)
     {
         var dir = t.RunDir;
-        Console.WriteLine();
-        Console.WriteLine($"outputs in {Path.GetFullPath(dir)}:");
+        w.WriteLine();
+        w.WriteLine($"outputs in {Path.GetFullPath(dir)}:");
         foreach (var (file, what) in new[]
         {
             ("config.json", "resolved options"),
@@ -76,8 +104,8 @@ public static class TrainCommand
             ("best.safetensors", "best checkpoint by val top-1 (+ best.json)"),
         })
         {
-            if (File.Exists(Path.Combine(dir, file))) Console.WriteLine($"  {file,-18} {what}");
+            if (File.Exists(Path.Combine(dir, file))) w.WriteLine($"  {file,-18} {what}");
         }
-        Console.WriteLine($"evaluate: residual eval --checkpoint {dir}    resume: residual train --resume {dir} --epochs N");
+        w.WriteLine($"evaluate: residual eval --checkpoint {dir}    resume: residual train --resume {dir} --epochs N");
     }
 }
