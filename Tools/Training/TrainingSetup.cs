@@ -57,7 +57,13 @@ public static class TrainingSetup
         }
     }
 
-    public static ResNet CreateModel(string name, int numClasses, int seed) => ModelZoo.Create(CanonicalModel(name), numClasses, seed);
+    public static ResNet CreateModel(string name, int numClasses, int seed, double dropPath = 0)
+    {
+        var cfg = ModelZoo.Config(CanonicalModel(name));
+        if (numClasses < 1) throw new ArgumentException($"number of classes must be positive, got {numClasses}", nameof(numClasses));
+        if (dropPath > 0 && cfg.Plain) throw new ArgumentException($"option --drop-path: {name} is a plain network; stochastic depth needs shortcuts");
+        return new ResNet(cfg with { NumClasses = numClasses, DropPathRate = dropPath }, seed);
+    }
 
     /// <summary>The crop size fed to the network: the option, or the model's native size (capped by synthetic images).</summary>
     public static int ResolveImageSize(int option, string model, int? dataSize)
