@@ -53,6 +53,9 @@ public class TrainerTests
     // Each recipe piece that draws random numbers or keeps state must resume exactly too.
     [TestCase("plain")]
     [TestCase("droppath", "--drop-path", "0.2")]
+    [TestCase("adamw", "--opt", "adamw", "--weight-decay", "0.05")]
+    [TestCase("lars", "--opt", "lars", "--nesterov")]
+    [TestCase("clip", "--clip-grad-norm", "0.5")]
     public void ResumingGivesBitwiseTheSameRun(string id, params string[] recipe)
     {
         string[] schedule = ["--schedule", "step", "--lr-steps", "1", .. recipe];

@@ -32,10 +32,17 @@ public static class TrainOptionTable
             v => string.IsNullOrWhiteSpace(v) ? "needs a model name (see `residual models`)" : null),
         Int("epochs", "model", "training epochs", o => o.Epochs, (o, v) => o.Epochs = v, 1),
         Int("batch-size", "model", "images per step", o => o.BatchSize, (o, v) => o.BatchSize = v, 1),
+        Choice("opt", "model", "optimizer (adamw: torch's AdamW; lars: layer-wise trust ratios as MLPerf's ResNet-50)", o => o.Optimizer, (o, v) => o.Optimizer = v, ["sgd", "adamw", "lars"]),
         Double("lr", "model", "base learning rate", o => o.Lr, (o, v) => o.Lr = v, check: v => !(v > 0) || !double.IsFinite(v) ? $"must be a positive number, got {F(v)}" : null),
         Double("momentum", "model", "SGD momentum", o => o.Momentum, (o, v) => o.Momentum = v, check: v => !(v >= 0 && v < 1) ? $"must be in [0, 1), got {F(v)}" : null),
         Double("weight-decay", "model", "L2 weight decay", o => o.WeightDecay, (o, v) => o.WeightDecay = v, check: v => !(v >= 0) || !double.IsFinite(v) ? $"must be >= 0, got {F(v)}" : null),
         Switch("nesterov", "model", "Nesterov momentum", o => o.Nesterov, (o, v) => o.Nesterov = v),
+        new TrainOption<double[]>("opt-betas", "model", "adamw: beta1,beta2", "B1,B2", o => o.OptBetas, (o, v) => o.OptBetas = v, ParseDoubles,
+            v => v.Length != 2 || v.Any(b => !(b >= 0 && b < 1)) ? $"must be two numbers in [0, 1), got {string.Join(",", v.Select(F))}" : null),
+        Double("opt-eps", "model", "adamw: epsilon", o => o.OptEps, (o, v) => o.OptEps = v, check: v => !(v >= 0) || !double.IsFinite(v) ? $"must be >= 0, got {F(v)}" : null),
+        Double("lars-eta", "model", "lars: trust coefficient", o => o.LarsEta, (o, v) => o.LarsEta = v, check: v => !(v > 0) || !double.IsFinite(v) ? $"must be positive, got {F(v)}" : null),
+        Double("clip-grad-norm", "model", "clip the gradients' total L2 norm to F before each step (torch's clip_grad_norm_); 0 = off", o => o.ClipGradNorm, (o, v) => o.ClipGradNorm = v,
+            0, double.MaxValue, "must be >= 0"),
         Switch("no-bn-weight-decay", "model", "no weight decay on BN parameters and biases", o => o.NoBnWeightDecay, (o, v) => o.NoBnWeightDecay = v),
         Choice("lr-scheduler", "model", "learning-rate schedule, torch's names (step and cosine are read as multisteplr and cosineannealinglr)",
             o => o.Schedule, (o, v) => o.Schedule = v, ["steplr", "multisteplr", "cosineannealinglr", "exponentiallr", "plateau"],
@@ -108,6 +115,9 @@ public static class TrainOptionTable
         var v = double.Parse(s, NumberStyles.Float, Inv);
         return double.IsNaN(v) ? throw new FormatException() : v;
     }
+
+    private static double[] ParseDoubles(string s) =>
+        s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseDouble).ToArray();
 
     private static int[] ParseInts(string s) =>
         s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, NumberStyles.Integer, Inv)).ToArray();

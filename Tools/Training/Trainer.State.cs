@@ -75,7 +75,7 @@ public sealed partial class Trainer
             }
 
             var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed, o.DropPath);
-            Sgd? opt = null;
+            IOptimizer? opt = null;
             DataLoader? trainLoader = null, valLoader = null;
             try
             {
@@ -83,7 +83,7 @@ public sealed partial class Trainer
                 if (info is null && o.Weights is not null) log.WriteLine(Pretrained.Load(model, o.Weights).Description);
                 var freeze = o.Freeze ? Pretrained.FreezeBackbone(model) : null;
                 model.To(device);
-                opt = Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay);
+                opt = TrainingSetup.CreateOptimizer(model, o);
                 var schedule = LrSchedule.Create(new LrScheduleSpec(o.Schedule, o.Lr, o.Epochs, o.WarmupEpochs)
                 {
                     Milestones = o.LrSteps.Length > 0 ? o.LrSteps : null, StepSize = o.LrStepSize, Gamma = o.LrGamma, MinLr = o.LrMin,
@@ -116,6 +116,7 @@ public sealed partial class Trainer
 
                 var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
+                if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
