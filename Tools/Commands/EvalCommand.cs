@@ -24,18 +24,27 @@ public static class EvalCommand
         var batch = new Option<int>("--batch-size") { Description = "images per batch", HelpName = "N", DefaultValueFactory = _ => 64 };
         var workers = new Option<int>("--workers") { Description = "decoding threads", HelpName = "N", DefaultValueFactory = _ => 2 };
         var device = new Option<string>("--device") { Description = "auto | cpu | cuda | cuda:N", HelpName = "D", DefaultValueFactory = _ => "auto" };
+        var maxPixels = new Option<long>("--max-image-pixels")
+        {
+            Description = "images whose header claims more pixels are skipped as unreadable (default: PIL's limit)", HelpName = "N",
+            DefaultValueFactory = _ => Data.EncodedImage.DefaultMaxPixels,
+        };
+        maxPixels.Validators.Add(r => { if (r.Tokens.Count > 0 && r.GetValueOrDefault<long>() < 1) r.AddError("option --max-image-pixels must be at least 1"); });
         var json = new Option<bool>("--json") { Description = "print the result as JSON on stdout (schema residual.eval/1, docs/cli-json.md); progress goes to stderr" };
         OptionRules.ZeroOrRange(imageSize, 8, 1024);
         OptionRules.Range(batch, 1, 65536);
         OptionRules.Range(workers, 0, 256);
         var cmd = new Command("eval", "Evaluate a checkpoint: loss, top-1 and top-5 on a validation set.")
         {
-            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, json,
+            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, maxPixels, json,
         };
         cmd.SetAction(parse =>
         {
             var request = new EvalRequest(parse.GetValue(checkpoint)!, parse.GetValue(data), parse.GetValue(model), parse.GetValue(tenCrop),
-                parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize));
+                parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize))
+            {
+                MaxImagePixels = parse.GetValue(maxPixels),
+            };
             bool asJson = parse.GetValue(json);
             var report = Run(request, asJson ? Console.Error : Console.Out);
             if (asJson) Console.Out.WriteLine(CliJson.Text(report.ToJson()));
@@ -44,7 +53,11 @@ public static class EvalCommand
         return cmd;
     }
 
-    public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0);
+    public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0)
+    {
+        /// <summary>Images whose header claims more pixels are skipped as unreadable.</summary>
+        public long MaxImagePixels { get; init; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
+    }
 
     /// <summary>What was evaluated and the result.</summary>
     public sealed record EvalReport(EvalResult Result, string Checkpoint, string Model, int? Epoch, string Data, int ImageSize, bool TenCrop, string Device)
@@ -70,62 +83,44 @@ public static class EvalCommand
     {
         ArgumentNullException.ThrowIfNull(q);
         ArgumentNullException.ThrowIfNull(log);
-        var path = CheckpointStore.Resolve(q.Checkpoint, preferBest: true);
-        var (info, file) = IsTorchFile(path) ? (null, Models.Weights.ReadFile(path)) : CheckpointStore.Load(path);
-        using (file)
+        // The same range as train's: a crop smaller than 8 px is no image the nets can take.
+        if (q.ImageSize != 0 && (q.ImageSize < 8 || q.ImageSize > 1024))
+            throw new ArgumentException($"option --image-size must be 0 (the checkpoint's size) or in [8, 1024], got {q.ImageSize}");
+        using var loaded = LoadedModel.Open(q.Checkpoint, q.Model, q.ImageSize);
+        var (path, meta, info) = (loaded.Path, loaded.Metadata, loaded.Info);
+        var root = q.Data ?? TrainedOn(path)
+            ?? throw new ArgumentException("option --data is required (the checkpoint's run directory does not say which data it was trained on)");
+        if (!Directory.Exists(root)) throw new ArgumentException($"option --data: directory '{root}' does not exist");
+        var val = TrainingSetup.OpenVal(root);
+        if (val.Classes.Count != meta.NumClasses)
+            throw new ArgumentException($"the model has {meta.NumClasses} classes but '{val.Root}' has {val.Classes.Count} class folders");
+        if (meta.Classes.Count > 0 && !meta.Classes.SequenceEqual(val.Classes, StringComparer.Ordinal))
+            throw new ArgumentException($"the class folders of '{val.Root}' are not the ones the model was trained on");
+        int size = meta.ImageSize;
+        if (!loaded.SizeRecorded)
+            log.WriteLine($"note: '{path}' does not record its input size; using {meta.Model}'s native {size} px (pass --image-size N to choose)");
+        var norm = TrainingSetup.NormalizationOf(meta);
+        var device = TrainingSetup.ResolveDevice(q.Device);
+        var model = loaded.Model;
+        model.To(device);
+        log.WriteLine($"evaluating {meta.Model} from {path}{(info is null ? "" : $" (epoch {info.Epoch - 1})")} on {val.Count} images of {val.Root}, " +
+            $"{size} px {(q.TenCrop ? "ten-crop" : "centre crop")}, on {device}");
+        EvalResult r;
+        if (q.TenCrop)
         {
-            var meta = Models.ModelMetadata.FromDictionary(file.Metadata, $"'{path}'");
-            var modelName = q.Model ?? info?.Model ?? meta?.Model
-                ?? throw new ArgumentException($"'{path}' does not say which model it holds; pass --model NAME");
-            modelName = TrainingSetup.CanonicalModel(modelName);
-            var recorded = info?.Model ?? meta?.Model;
-            if (recorded is not null && q.Model is not null && !string.Equals(TrainingSetup.CanonicalModel(q.Model), TrainingSetup.CanonicalModel(recorded), StringComparison.Ordinal))
-                throw new ArgumentException($"option --model {q.Model}: the checkpoint holds {recorded}");
-            int numClasses = info?.NumClasses ?? meta?.NumClasses ?? (file.Tensors.TryGetValue("fc.weight", out var fc) ? fc.Shape[0]
-                : throw new ArgumentException($"'{path}' has no fc.weight, so the number of classes is unknown"));
-            var trainedClasses = info is { Classes.Count: > 0 } ? info.Classes : meta?.Classes ?? [];
-
-            var root = q.Data ?? TrainedOn(path)
-                ?? throw new ArgumentException("option --data is required (the checkpoint's run directory does not say which data it was trained on)");
-            if (!Directory.Exists(root)) throw new ArgumentException($"option --data: directory '{root}' does not exist");
-            var val = TrainingSetup.OpenVal(root);
-            if (val.Classes.Count != numClasses)
-                throw new ArgumentException($"the model has {numClasses} classes but '{val.Root}' has {val.Classes.Count} class folders");
-            if (trainedClasses.Count > 0 && !trainedClasses.SequenceEqual(val.Classes, StringComparer.Ordinal))
-                throw new ArgumentException($"the class folders of '{val.Root}' are not the ones the model was trained on");
-            int recordedSize = info?.ImageSize is > 0 ? info.ImageSize : meta?.ImageSize ?? 0;
-            int size = q.ImageSize > 0 ? q.ImageSize : recordedSize > 0 ? recordedSize : TrainingSetup.ResolveImageSize(0, modelName, null);
-            if (q.ImageSize <= 0 && recordedSize <= 0)
-                log.WriteLine($"note: '{path}' does not record its input size; using {modelName}'s native {size} px (pass --image-size N to choose)");
-            var norm = meta is null ? TrainingSetup.InputNormalization : TrainingSetup.NormalizationOf(meta);
-            var device = TrainingSetup.ResolveDevice(q.Device);
-
-            using var model = TrainingSetup.CreateModel(modelName, numClasses, 0);
-            model.LoadStateDict(file.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
-                .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal));
-            model.To(device);
-            log.WriteLine($"evaluating {modelName} from {path}{(info is null ? "" : $" (epoch {info.Epoch - 1})")} on {val.Count} images of {val.Root}, " +
-                $"{size} px {(q.TenCrop ? "ten-crop" : "centre crop")}, on {device}");
-            EvalResult r;
-            if (q.TenCrop)
-            {
-                var loaders = Enumerable.Range(0, 10).Select(c => TrainingSetup.Loader(
-                    new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)), q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
-                try { r = Evaluator.EvaluateTenCrop(model, loaders); }
-                finally { foreach (var l in loaders) l.Dispose(); }
-            }
-            else
-            {
-                using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, new Data.EvalTransform(size, norm)), q.BatchSize, train: false, 0, q.Workers, device);
-                r = Evaluator.Evaluate(model, loader);
-            }
-            Trainer.PrintEval(log, r);
-            return new EvalReport(r, path, modelName, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
+            var loaders = Enumerable.Range(0, 10).Select(c => TrainingSetup.Loader(
+                new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
+            try { r = Evaluator.EvaluateTenCrop(model, loaders); }
+            finally { foreach (var l in loaders) l.Dispose(); }
         }
+        else
+        {
+            using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, new Data.EvalTransform(size, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, q.Workers, device);
+            r = Evaluator.Evaluate(model, loader);
+        }
+        Trainer.PrintEval(log, r);
+        return new EvalReport(r, path, meta.Model, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
     }
-
-    private static bool IsTorchFile(string path) =>
-        path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The data root recorded in the run's config.json next to a checkpoint, if any.</summary>
     private static string? TrainedOn(string checkpointPath)
@@ -134,10 +129,10 @@ public static class EvalCommand
         if (!File.Exists(cfg)) return null;
         try
         {
-            var j = JsonNode.Parse(File.ReadAllText(cfg));
+            var j = JsonNode.Parse(ResidualEngine.IO.SafeFile.ReadAllText(cfg, "run config"));
             return j?["_run"]?["data_root"]?.GetValue<string>() ?? j?["data"]?.GetValue<string>();
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or InvalidOperationException)
         {
             return null;
         }

@@ -109,11 +109,11 @@ public static class TrainingSetup
         return ImageFolder.Open(Directory.Exists(val) ? val : root);
     }
 
-    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale) =>
-        new ImageFolderDataset(folder, new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale });
+    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale, long maxPixels = EncodedImage.DefaultMaxPixels) =>
+        new ImageFolderDataset(folder, new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale }) { MaxPixels = maxPixels };
 
-    public static IDataset EvalDataset(ImageFolder folder, int size) =>
-        new ImageFolderDataset(folder, new EvalTransform(size, Normalization.ImageNet));
+    public static IDataset EvalDataset(ImageFolder folder, int size, long maxPixels = EncodedImage.DefaultMaxPixels) =>
+        new ImageFolderDataset(folder, new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
 
     public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device) =>
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
