@@ -38,8 +38,21 @@ public sealed class TrainOptions
     public double LarsEta { get; set; } = 0.001;
     /// <summary>Clip the gradients' total L2 norm to this before each step; 0 = off.</summary>
     public double ClipGradNorm { get; set; }
-    /// <summary>torch's scheduler name (steplr, multisteplr, cosineannealinglr, exponentiallr) or plateau.</summary>
-    public string Schedule { get; set; } = "cosineannealinglr";
+    /// <summary>torch's scheduler name (steplr, multisteplr, cosineannealinglr, exponentiallr) or plateau.
+    /// Older names are read as the new ones (step: multisteplr, cosine: cosineannealinglr).</summary>
+    public string Schedule
+    {
+        get => _schedule;
+        set => _schedule = value?.Trim().ToLowerInvariant() switch
+        {
+            "step" => "multisteplr",
+            "cosine" => "cosineannealinglr",
+            "reducelronplateau" => "plateau",
+            var v => v ?? throw new ArgumentNullException(nameof(value)),
+        };
+    }
+
+    private string _schedule = "cosineannealinglr";
     public int[] LrSteps { get; set; } = [];
     /// <summary>steplr: epochs between drops.</summary>
     public int LrStepSize { get; set; } = 30;
