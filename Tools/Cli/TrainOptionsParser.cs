@@ -16,7 +16,7 @@ public static class TrainOptionsParser
     public static readonly string[] Valued =
     [
         "data", "model", "epochs", "batch-size", "lr", "momentum", "weight-decay", "schedule", "lr-steps",
-        "warmup-epochs", "plateau-patience", "label-smoothing", "image-size", "min-crop-scale", "workers", "seed", "device", "out", "resume", "config",
+        "warmup-epochs", "plateau-patience", "label-smoothing", "image-size", "augment", "min-crop-scale", "workers", "seed", "device", "out", "resume", "config",
         "max-steps-per-epoch", "log-every",
         "synth-classes", "synth-train-per-class", "synth-val-per-class", "synth-size", "synth-seed",
     ];
@@ -80,6 +80,7 @@ public static class TrainOptionsParser
         o.PlateauPatience = a.Int("plateau-patience", o.PlateauPatience);
         o.LabelSmoothing = a.Double("label-smoothing", o.LabelSmoothing);
         o.ImageSize = a.Int("image-size", o.ImageSize);
+        o.Augment = a.Choice("augment", o.Augment, "imagenet", "cifar");
         o.MinCropScale = a.Double("min-crop-scale", o.MinCropScale);
         o.Workers = a.Int("workers", o.Workers);
         o.Seed = a.Int("seed", o.Seed);

@@ -74,11 +74,26 @@ public static class EvalCommand
             }
             else
             {
-                using var loader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, size), q.BatchSize, train: false, 0, q.Workers, device);
+                using var loader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, size, RunSetting(path, "augment") ?? "imagenet"), q.BatchSize, train: false, 0, q.Workers, device);
                 r = Evaluator.Evaluate(model, loader);
             }
             Trainer.PrintEval(log, r);
             return r;
+        }
+    }
+
+    /// <summary>A top-level option recorded in the run's config.json next to a checkpoint (e.g. "augment"), if any.</summary>
+    private static string? RunSetting(string checkpointPath, string key)
+    {
+        var cfg = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpointPath))!, "config.json");
+        if (!File.Exists(cfg)) return null;
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(cfg))?[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
         }
     }
 
@@ -105,6 +120,8 @@ public static class EvalCommand
           --data DIR          data root with val/ (or a folder of class folders); default: what the run trained on
           --model NAME        needed only when the checkpoint does not name its model
           --ten-crop          average the softmax over 4 corners + centre and their mirror images
+                              (otherwise the single view that matches the run's --augment: resize + centre crop,
+                              or the small-image centre view)
           --image-size N      crop size (default: the checkpoint's, else the model's native size)
           --batch-size N      (default 64)   --workers N (default 2)   --device auto|cpu|cuda
         """);

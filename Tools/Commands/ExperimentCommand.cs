@@ -1,5 +1,6 @@
 // `residual experiment`: the paper's experiments at a scale that fits the machine.
-//   degradation  plain vs residual nets of two depths: training/validation error curves
+//   degradation  plain vs residual nets of several depths (He et al. 2015 Fig. 6), several seeds
+//   preact       original vs pre-activation residual units at 110/164 layers (He et al. 2016)
 //   gradients    per-block gradient norms and activation statistics, plain vs residual
 using ResidualEngine.Tools.Cli;
 using ResidualEngine.Tools.Experiments;
@@ -10,6 +11,7 @@ public static class ExperimentCommand
 {
     private const string Usage = """
         usage: residual experiment degradation [options]   (--help for its options)
+               residual experiment preact [options]
                residual experiment gradients [options]
         """;
 
@@ -32,6 +34,15 @@ public static class ExperimentCommand
                 Console.WriteLine(File.ReadAllText(r.Table));
                 return 0;
             }
+            case "preact":
+            {
+                if (a.Help) { Console.WriteLine(PreActivationOptions.Usage); return 0; }
+                var o = PreActivationOptions.Parse(a);
+                a.RejectUnknown();
+                var r = PreActivationExperiment.Run(o, command, Log);
+                Console.WriteLine(File.ReadAllText(r.Table));
+                return 0;
+            }
             case "gradients":
             {
                 if (a.Help) { Console.WriteLine(GradientsOptions.Usage); return 0; }
@@ -44,7 +55,7 @@ public static class ExperimentCommand
                 Console.WriteLine(Usage);
                 return 0;
             default:
-                throw new ArgumentException(kind is null ? $"which experiment?\n{Usage}" : $"unknown experiment '{kind}': expected degradation or gradients");
+                throw new ArgumentException(kind is null ? $"which experiment?\n{Usage}" : $"unknown experiment '{kind}': expected degradation, preact or gradients");
         }
     }
 }

@@ -84,6 +84,9 @@ public static class TrainCommand
                                   --synth-val-per-class 50 --synth-size 64 --synth-seed 1
           --image-size N          crop size fed to the network (default: the model's native size, 224 for
                                   ImageNet nets and 32 for CIFAR nets, at most the synthetic image size)
+          --augment A             imagenet (default): RandomResizedCrop + flip, eval resize + centre crop;
+                                  cifar: He et al.'s small-image recipe for 28-32 px images (pad 4, random
+                                  crop, flip; eval the centre view; smaller images zero-padded to the size)
           --min-crop-scale F      RandomResizedCrop's smallest area (default 0.08 with --data, 0.35 synthetic)
           --workers N             decoding threads (default 2)
         model and optimisation

@@ -36,6 +36,9 @@ public sealed class TrainOptions
     public double LabelSmoothing { get; set; }
     /// <summary>Crop size fed to the network; 0 means the model's native size (224 ImageNet nets, 32 CIFAR nets), capped by the synthetic image size.</summary>
     public int ImageSize { get; set; }
+    /// <summary>"imagenet": RandomResizedCrop + flip, eval resize + centre crop; "cifar": He et al.'s small-image
+    /// augmentation (pad 4 + random crop + flip; eval the centre view; see SmallImageAugmentation.cs).</summary>
+    public string Augment { get; set; } = "imagenet";
     /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
     public double MinCropScale { get; set; }
 
@@ -80,6 +83,7 @@ public sealed class TrainOptions
         if (PlateauPatience < 0) throw new ArgumentException($"option --plateau-patience must be >= 0, got {PlateauPatience}");
         if (!(LabelSmoothing >= 0 && LabelSmoothing < 1)) throw new ArgumentException($"option --label-smoothing must be in [0, 1), got {Fmt(LabelSmoothing)}");
         if (ImageSize != 0 && (ImageSize < 8 || ImageSize > 1024)) throw new ArgumentException($"option --image-size must be 0 (model default) or in [8, 1024], got {ImageSize}");
+        if (Augment is not ("imagenet" or "cifar")) throw new ArgumentException($"option --augment must be imagenet or cifar, got '{Augment}'");
         if (!(MinCropScale >= 0 && MinCropScale <= 1)) throw new ArgumentException($"option --min-crop-scale must be in (0, 1] (or 0 for auto), got {Fmt(MinCropScale)}");
         if (Workers < 0 || Workers > 256) throw new ArgumentException($"option --workers must be in [0, 256], got {Workers}");
         if (MaxStepsPerEpoch < 0) throw new ArgumentException($"option --max-steps-per-epoch must be >= 0 (0 = whole epoch), got {MaxStepsPerEpoch}");
@@ -129,6 +133,7 @@ public sealed class TrainOptions
             ["plateau-patience"] = PlateauPatience,
             ["label-smoothing"] = LabelSmoothing,
             ["image-size"] = ImageSize,
+            ["augment"] = Augment,
             ["min-crop-scale"] = MinCropScale,
             ["workers"] = Workers,
             ["seed"] = Seed,
