@@ -6,12 +6,31 @@
 #   ./build.sh bench [args]     benchmarks: ours and PyTorch's side by side when Python+torch is present
 #   ./build.sh fashion-mnist [DIR]  Fashion-MNIST (Debian's dataset-fashion-mnist) as an ImageFolder in DIR (data/fashion-mnist)
 #   ./build.sh publish          self-contained linux-x64 bundles of `residual` and the tests in .gpu/ (for a GPU box without .NET)
+#   ./build.sh help             this list
+# Exit codes: 0 success, 1 a build, test or command failed (compiler errors are shown), 2 no or unknown verb.
+# build.ps1 has the same verbs, exit codes and output.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 CONFIG=${CONFIG:-Release}
-verb=${1:-help}
+verb=${1:-}
 [ $# -gt 0 ] && shift
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+# Builds the residual tool quietly; on failure shows the compiler's output (dotnet prints errors
+# on stdout) on stderr and stops with exit code 1.
+build_tools() {
+  local log
+  log=$(mktemp)
+  if ! dotnet build Tools -c "$CONFIG" -v q -nologo >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "build.sh: building Tools failed (errors above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}
 
 need_dotnet() {
   command -v dotnet >/dev/null 2>&1 || { echo "build.sh: the .NET 10 SDK is required (dotnet not on PATH)" >&2; exit 2; }
@@ -59,7 +78,7 @@ case "$verb" in
   fashion-mnist)
     need_dotnet
     ensure_fashion_mnist || exit 1
-    dotnet build Tools -c "$CONFIG" -v q -nologo >/dev/null
+    build_tools
     exec dotnet "Tools/bin/$CONFIG/net10.0/residual.dll" data import --from /usr/share/datasets/fashion-mnist --out "${1:-data/fashion-mnist}"
     ;;
   build)
@@ -91,12 +110,12 @@ case "$verb" in
     ;;
   train)
     need_dotnet
-    dotnet build Tools -c "$CONFIG" -v q -nologo >/dev/null
+    build_tools
     exec dotnet "Tools/bin/$CONFIG/net10.0/residual.dll" train "$@"
     ;;
   bench)
     need_dotnet
-    dotnet build Tools -c "$CONFIG" -v q -nologo >/dev/null
+    build_tools
     exec dotnet "Tools/bin/$CONFIG/net10.0/residual.dll" bench compare "$@"
     ;;
   publish)
@@ -110,10 +129,16 @@ case "$verb" in
     echo "build.sh: bundles in .gpu/app and .gpu/tests, packed as .gpu/app.tgz ($(du -h .gpu/app.tgz | cut -f1)) and tests only as .gpu/tests.tgz ($(du -h .gpu/tests.tgz | cut -f1))"
     ;;
   help|-h|--help)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    usage
+    ;;
+  "")
+    echo "build.sh: which verb?" >&2
+    usage >&2
+    exit 2
     ;;
   *)
-    echo "build.sh: unknown verb '$verb' (build, test, train, bench, fashion-mnist, publish)" >&2
+    echo "build.sh: unknown verb '$verb'" >&2
+    usage >&2
     exit 2
     ;;
 esac

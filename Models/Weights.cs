@@ -1,6 +1,8 @@
 // Saving and loading a module's state dict as safetensors, with the names unchanged, so a
 // torchvision ResNet written from Python with safetensors.torch.save_file(model.state_dict())
-// loads into ModelZoo.Create("resnet50") as is, and the other way round.
+// loads into ModelZoo.Create("resnet50") as is, and the other way round. Loading also reads
+// PyTorch's own torch.save files (.pth/.pt, as torchvision publishes its weights) through the
+// restricted reader, which runs no code; the format is told by the file's first bytes.
 using ResidualEngine.Nn;
 using ResidualEngine.Serialization;
 
@@ -8,24 +10,49 @@ namespace ResidualEngine.Models;
 
 public static class Weights
 {
-    /// <summary>Writes every parameter and buffer (state-dict order and names) to a safetensors file.</summary>
+    /// <summary>Writes every parameter and buffer (state-dict order and names) to a safetensors file. A ResNet's
+    /// file records its model name and class count (<see cref="ModelMetadata"/>); <paramref name="metadata"/> adds to or overrides that.</summary>
     public static void SaveWeights(Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentException.ThrowIfNullOrEmpty(path);
         var meta = new Dictionary<string, string>(StringComparer.Ordinal) { ["format"] = "pt" };
-        if (module is ResNet r) meta["model"] = r.Config.Name;
+        if (module is ResNet r)
+        {
+            meta["model"] = r.Config.Name;
+            foreach (var (k, v) in new ModelMetadata { Model = r.Config.Name, NumClasses = r.Config.NumClasses }.ToDictionary()) meta[k] = v;
+        }
         if (metadata is not null) foreach (var (k, v) in metadata) meta[k] = v;
         SafeTensors.Save(path, module.StateDict(), meta);
     }
 
-    /// <summary>Loads a safetensors file into the module. Strict: every key must match both ways; all
+    /// <summary>Writes the weights with a full description: model, classes, input size and normalisation.</summary>
+    public static void SaveWeights(Module module, string path, ModelMetadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        SaveWeights(module, path, metadata.ToDictionary());
+    }
+
+    /// <summary>Reads every tensor of a weights file onto the CPU: safetensors, or a PyTorch torch.save
+    /// zip (.pth/.pt). Dispose the result to free the tensors.</summary>
+    public static SafeTensorsFile ReadFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        Span<byte> head = stackalloc byte[4];
+        int n = f.ReadAtLeast(head, 4, throwOnEndOfStream: false);
+        f.Position = 0;
+        bool torch = TorchZipReader.LooksLikeZip(head[..n]) || (n >= 2 && head[0] == 0x80 && head[1] <= 5);
+        return torch ? TorchZipReader.Read(f, Path.GetFileName(path)) : SafeTensors.Read(f);
+    }
+
+    /// <summary>Loads a safetensors or PyTorch (.pth/.pt) file into the module. Strict: every key must match both ways; all
     /// missing, unexpected and mis-shaped keys are reported together in a StateDictException.</summary>
     public static void LoadWeights(Module module, string path, bool strict = true)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using var file = SafeTensors.Load(path);
+        using var file = ReadFile(path);
         module.LoadStateDict(file.Tensors, strict);
     }
 }

@@ -1,4 +1,6 @@
-// Entry point of the `residual` tool: dispatches the first argument to a command.
+// Entry point of the `residual` tool: the command line is parsed and dispatched by Cli.CliApp
+// (System.CommandLine). Usage errors end there with exit code 2; a runtime failure that escapes a
+// command ends here as one line on stderr and exit code 1.
 namespace ResidualEngine.Tools;
 
 public static class Program
@@ -6,51 +8,14 @@ public static class Program
     public static int Main(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
-        {
-            Console.WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
-        }
-        var rest = args[1..];
         try
         {
-            return args[0] switch
-            {
-                "train" => Commands.TrainCommand.Run(rest),
-                "eval" => Commands.EvalCommand.Run(rest),
-                "bench" => Commands.BenchCommand.Run(rest),
-                "data" => Commands.DataCommand.Run(rest),
-                "models" => Commands.ModelsCommand.Run(rest),
-                "kernels" => Commands.KernelsCommand.Run(rest),
-                "info" => Commands.InfoCommand.Run(rest),
-                "experiment" => Commands.ExperimentCommand.Run(rest),
-                _ => Unknown(args[0]),
-            };
+            return Cli.CliApp.Run(args);
         }
         catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or IOException or NotSupportedException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"residual {args[0]}: error: {e.Message}");
-            return 1;
+            Console.Error.WriteLine($"residual{(args.Length > 0 ? " " + args[0] : "")}: error: {e.Message}");
+            return Cli.CliApp.Failure;
         }
     }
-
-    private static int Unknown(string verb)
-    {
-        Console.Error.WriteLine($"residual: unknown command '{verb}'\n\n{Usage}");
-        return 2;
-    }
-
-    private const string Usage = """
-        usage: residual <command> [options]
-
-        commands:
-          train       train a model (synthetic data by default)
-          eval        evaluate a checkpoint
-          bench       time training or inference steps
-          data        make synthetic ImageNet-style data
-          models      list the model zoo
-          kernels     compile-check the CUDA kernels
-          info        GPU, driver and library versions
-          experiment  degradation and gradient experiments
-        """;
 }

@@ -4,6 +4,7 @@
 // imported folder makes it refuse rather than delete anything; another source replaces exactly
 // the files the old manifest names. Also the command line: exit codes and messages.
 using NUnit.Framework;
+using ResidualEngine.Tools.Cli;
 using ResidualEngine.Data;
 using ResidualEngine.Data.Import;
 using ResidualEngine.Tools.Commands;
@@ -155,7 +156,7 @@ public class ImportSafetyTests
         Console.SetError(se);
         try
         {
-            int rc = DataCommand.Run(args);
+            int rc = CliApp.Run(["data", .. args]);
             return (rc, so.ToString(), se.ToString());
         }
         finally

@@ -1,6 +1,7 @@
 // Synthetic ImageNet-style data: same seed gives identical bytes, the layout is an ImageFolder
 // with train/val splits, a complete folder is reused, and `residual data synth` drives it.
 using NUnit.Framework;
+using ResidualEngine.Tools.Cli;
 using ResidualEngine.Data;
 using ResidualEngine.Tools.Commands;
 
@@ -79,15 +80,16 @@ public class SyntheticTests
     {
         using var d = new TempDir();
         var root = d.Sub("cmd");
-        int rc = DataCommand.Run(["synth", "--out", root, "--classes", "2", "--train-per-class", "3", "--val-per-class", "1", "--size", "16", "--seed", "5"]);
+        int rc = CliApp.Run(["data", "synth", "--out", root, "--classes", "2", "--train-per-class", "3", "--val-per-class", "1", "--size", "16", "--seed", "5"]);
         Assert.That(rc, Is.Zero);
         var (train, val) = ImageFolder.OpenSplits(root);
         Assert.That((train.Count, val.Count), Is.EqualTo((6, 2)));
         Assert.That(File.ReadAllBytes(train.Samples[0].Path),
             Is.EqualTo(SyntheticImageNet.RenderImage(new(2, 3, 1, 16, 5), true, 0, 0)));
-        Assert.That(DataCommand.Run(["check", "--root", root]), Is.Zero);
-        var e = Assert.Throws<ArgumentException>(() => DataCommand.Run(["synth", "--out", root, "--colour", "red"]));
-        Assert.That(e!.Message, Does.Contain("--colour"));
-        Assert.Throws<ArgumentException>(() => DataCommand.Run(["synth", "--classes", "3"]));
+        Assert.That(CliApp.Run(["data", "check", "--root", root]), Is.Zero);
+        using var err = new StringWriter();
+        Assert.That(CliApp.Run(["data", "synth", "--out", root, "--colour", "red"], TextWriter.Null, err), Is.EqualTo(2));
+        Assert.That(err.ToString(), Does.Contain("--colour"));
+        Assert.That(CliApp.Run(["data", "synth", "--classes", "3"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2), "--out is required");
     }
 }

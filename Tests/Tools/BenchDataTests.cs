@@ -3,7 +3,7 @@
 using System.Text.Json;
 using NUnit.Framework;
 using ResidualEngine.Data;
-using ResidualEngine.Tools.Commands;
+using ResidualEngine.Tools.Cli;
 
 namespace ResidualEngine.Tests.Tools;
 
@@ -17,7 +17,7 @@ public class BenchDataTests
         {
             SyntheticImageNet.Generate(dir, new SyntheticImageNet.Options(Classes: 2, TrainPerClass: 8, ValPerClass: 1, Size: 16));
             var json = Path.Combine(dir, "out.json");
-            int rc = BenchCommand.Run(["data", "--data", dir, "--workers", "1", "--batch-size", "4", "--image-size", "16", "--warmup", "1", "--json", json]);
+            int rc = CliApp.Run(["bench", "data", "--data", dir, "--workers", "1", "--batch-size", "4", "--image-size", "16", "--warmup", "1", "--json", json]);
             Assert.That(rc, Is.Zero);
             using var doc = JsonDocument.Parse(File.ReadAllText(json));
             Assert.That(doc.RootElement.GetProperty("images").GetInt32(), Is.EqualTo(16), "the train split is read");
@@ -32,7 +32,7 @@ public class BenchDataTests
     [Test]
     public void MissingFolderIsNamed()
     {
-        var e = Assert.Throws<ArgumentException>(() => BenchCommand.Run(["data", "--data", "/no/such/folder"]));
+        var e = Assert.Throws<ArgumentException>(() => CliApp.Run(["bench", "data", "--data", "/no/such/folder"]));
         Assert.That(e!.Message, Does.Contain("/no/such/folder"));
     }
 }

@@ -3,6 +3,7 @@
 // that --profile files convolutions under forward and backward and the SGD update under optimizer.
 using System.Text.Json;
 using NUnit.Framework;
+using ResidualEngine.Tools.Cli;
 using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Tools.Bench;
 using ResidualEngine.Tools.Commands;
@@ -25,7 +26,7 @@ public class BenchModelTests
         var path = Path.Combine(Path.GetTempPath(), $"residual-bench-{Guid.NewGuid():N}.json");
         try
         {
-            int rc = BenchCommand.Run(["--model", "resnet20", "--batch-size", "2", "--image-size", "32", "--warmup", "1", "--steps", "2",
+            int rc = CliApp.Run(["bench", "--model", "resnet20", "--batch-size", "2", "--image-size", "32", "--warmup", "1", "--steps", "2",
                 "--device", "cpu", "--threads", "1", "--json", path]);
             Assert.That(rc, Is.Zero);
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
@@ -89,7 +90,7 @@ public class BenchModelTests
         var path = Path.Combine(Path.GetTempPath(), $"residual-compare-{Guid.NewGuid():N}.json");
         try
         {
-            int rc = BenchCommand.Run(["compare", "--model", "resnet20", "--batch-size", "2", "--image-size", "16", "--warmup", "0",
+            int rc = CliApp.Run(["bench", "compare", "--model", "resnet20", "--batch-size", "2", "--image-size", "16", "--warmup", "0",
                 "--steps", "1", "--device", "cpu", "--python", "/no/such/python", "--json", path]);
             Assert.That(rc, Is.Zero);
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
@@ -141,9 +142,10 @@ public class BenchModelTests
     [Test]
     public void CommandRejectsUnknownKindsAndOptions()
     {
-        Assert.Throws<ArgumentException>(() => BenchCommand.Run(["frobnicate"]));
-        Assert.Throws<ArgumentException>(() => BenchCommand.Run(["--model", "resnet20", "--bogus", "1"]));
-        Assert.Throws<NotSupportedException>(() => BenchCommand.Run(["--model", "resnet20", "--precision", "bf16"]));
-        Assert.Throws<ArgumentException>(() => BenchCommand.Run(["data"]), "bench data needs --data");
+        Assert.That(CliApp.Run(["bench", "frobnicate"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2));
+        Assert.That(CliApp.Run(["bench", "--model", "resnet20", "--bogus", "1"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2));
+        Assert.That(CliApp.Run(["bench", "--model", "resnet20", "--batch-size", "0"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2), "out of range");
+        Assert.Throws<NotSupportedException>(() => CliApp.Run(["bench", "--model", "resnet20", "--precision", "bf16"]));
+        Assert.That(CliApp.Run(["bench", "data"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2), "bench data needs --data");
     }
 }

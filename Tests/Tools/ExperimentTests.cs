@@ -220,8 +220,9 @@ public class ExperimentTests
         Assert.Throws<ArgumentException>(() => DegradationOptions.Parse(new Args(["--seeds", "1,1"])));
         Assert.Throws<ArgumentException>(() => DegradationOptions.Parse(new Args(["--depths", "20,20"])));
         Assert.Throws<ArgumentException>(() => GradientsOptions.Parse(new Args(["--model", "notanet"])));
-        Assert.Throws<ArgumentException>(() => ExperimentCommand.Run(["nonsense"]));
-        Assert.Throws<ArgumentException>(() => ExperimentCommand.Run(["degradation", "--bogus", "1"]));
+        Assert.That(CliApp.Run(["experiment", "nonsense"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2));
+        Assert.That(CliApp.Run(["experiment", "degradation", "--bogus", "1"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2));
+        Assert.That(CliApp.Run(["experiment", "degradation", "--deep", "57"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2));
         var imagenet = DegradationOptions.Parse(new Args(["--imagenet"], "imagenet"));
         Assert.That(imagenet.Models.Select(m => m.Model), Is.EqualTo(new[] { "plain18", "plain34", "resnet18", "resnet34" }));
         Assert.That(imagenet.Data.ImageSize, Is.EqualTo(64));

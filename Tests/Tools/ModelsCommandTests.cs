@@ -1,10 +1,10 @@
 // `residual models`: the table lists every zoo model with its size; --json is a parseable array
 // of {name, parameters, gmacs} whose numbers are ModelZoo.Describe's; names filter; bad input
-// is an ArgumentException (the tool turns it into exit code 1 with the message).
+// is a usage error (exit code 2 with the message).
 using System.Text.Json;
 using NUnit.Framework;
 using ResidualEngine.Models;
-using ResidualEngine.Tools.Commands;
+using ResidualEngine.Tools.Cli;
 
 namespace ResidualEngine.Tests.ToolsCli;
 
@@ -13,8 +13,9 @@ public class ModelsCommandTests
     private static (int Rc, string Out) Run(params string[] args)
     {
         using var w = new StringWriter();
-        int rc = ModelsCommand.Run(args, w);
-        return (rc, w.ToString());
+        using var e = new StringWriter();
+        int rc = CliApp.Run(["models", .. args], w, e);
+        return (rc, w.ToString() + e.ToString());
     }
 
     [Test]
@@ -54,12 +55,13 @@ public class ModelsCommandTests
     }
 
     [Test]
-    public void BadInputIsAnArgumentError()
+    public void BadInputIsAUsageError()
     {
-        var e = Assert.Throws<ArgumentException>(() => Run("resnet19"));
-        Assert.That(e!.Message, Does.Contain("resnet18"));
-        e = Assert.Throws<ArgumentException>(() => Run("--jsn"));
-        Assert.That(e!.Message, Does.Contain("--jsn"));
-        Assert.That(ResidualEngine.Tools.Program.Main(["models", "nosuchnet"]), Is.EqualTo(1));
+        var (rc, text) = Run("resnet19");
+        Assert.That(rc, Is.EqualTo(2));
+        Assert.That(text, Does.Contain("resnet18"));
+        (rc, text) = Run("--jsn");
+        Assert.That(rc, Is.EqualTo(2));
+        Assert.That(text, Does.Contain("--jsn").And.Contain("did you mean --json"));
     }
 }

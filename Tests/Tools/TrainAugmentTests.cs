@@ -37,9 +37,8 @@ public class TrainAugmentTests
     [Test]
     public void AugmentIsValidated()
     {
-        Assert.That(TrainOptionsParser.Parse(["--augment", "cifar"]).Augment, Is.EqualTo("cifar"));
-        Assert.That(TrainOptionsParser.Parse([]).Augment, Is.EqualTo("imagenet"));
-        var e = Assert.Throws<ArgumentException>(() => TrainOptionsParser.Parse(["--augment", "autoaugment"]));
-        Assert.That(e!.Message, Does.Contain("--augment"));
+        Assert.That(TrainCli.Parse(["--augment", "cifar"]).Augment, Is.EqualTo("cifar"));
+        Assert.That(TrainCli.Parse([]).Augment, Is.EqualTo("imagenet"));
+        Assert.That(() => TrainCli.Parse(["--augment", "autoaugment"]), Throws.InstanceOf<UsageException>().With.Message.Contains("--augment"));
     }
 }

@@ -26,7 +26,7 @@ public class TrainOptionsTests
     [Test]
     public void DefaultsAreSyntheticAndValid()
     {
-        var o = TrainOptionsParser.Parse([]);
+        var o = TrainCli.Parse([]);
         Assert.That(o.Synthetic, Is.True);
         Assert.That(o.Momentum, Is.EqualTo(0.9));
         Assert.That(o.WeightDecay, Is.EqualTo(1e-4));
@@ -38,7 +38,7 @@ public class TrainOptionsTests
     [Test]
     public void CommandLineValuesAndFlagsAreRead()
     {
-        var o = TrainOptionsParser.Parse(["--model", "resnet18", "--epochs=9", "--batch-size", "16", "--lr", "0.05", "--nesterov",
+        var o = TrainCli.Parse(["--model", "resnet18", "--epochs=9", "--batch-size", "16", "--lr", "0.05", "--nesterov",
             "--no-bn-weight-decay", "--schedule", "step", "--lr-steps", "3,6", "--label-smoothing", "0.1", "--device", "cpu", "--seed", "7"]);
         Assert.That(o.Model, Is.EqualTo("resnet18"));
         Assert.That(o.Epochs, Is.EqualTo(9));
@@ -54,7 +54,7 @@ public class TrainOptionsTests
     public void ConfigFileIsOverriddenByTheCommandLine()
     {
         var cfg = Json("c.json", """{ "epochs": 12, "batch-size": 8, "lr-steps": [4, 8], "schedule": "step", "nesterov": true, "lr": 0.2 }""");
-        var o = TrainOptionsParser.Parse(["--config", cfg, "--batch-size", "32", "--nesterov=false"]);
+        var o = TrainCli.Parse(["--config", cfg, "--batch-size", "32", "--nesterov=false"]);
         Assert.That(o.Epochs, Is.EqualTo(12), "from the file");
         Assert.That(o.LrSteps, Is.EqualTo(new[] { 4, 8 }), "array form");
         Assert.That(o.BatchSize, Is.EqualTo(32), "command line wins");
@@ -65,23 +65,23 @@ public class TrainOptionsTests
     [Test]
     public void WrittenConfigReadsBackToTheSameOptions()
     {
-        var o = TrainOptionsParser.Parse(["--epochs", "5", "--lr", "0.0375", "--schedule", "plateau", "--nesterov", "--image-size", "48"]);
+        var o = TrainCli.Parse(["--epochs", "5", "--lr", "0.0375", "--schedule", "plateau", "--nesterov", "--image-size", "48"]);
         var p = Json("config.json", o.ToJsonText());
-        var back = TrainOptionsParser.Parse(["--config", p]);
+        var back = TrainCli.Parse(["--config", p]);
         Assert.That(back.ToJsonText(), Is.EqualTo(o.ToJsonText()));
     }
 
     [Test]
     public void ResumedRunConfigIsTheBottomLayer()
     {
-        var run = Json("run.json", TrainOptionsParser.Parse(["--epochs", "3", "--batch-size", "12", "--model", "resnet32"]).ToJsonText());
-        var o = TrainOptionsParser.Parse(["--resume", "--epochs", "6"], runConfig: run);
+        var run = Json("run.json", TrainCli.Parse(["--epochs", "3", "--batch-size", "12", "--model", "resnet32"]).ToJsonText());
+        var o = TrainCli.Parse(["--resume", "--epochs", "6"], runConfig: run);
         Assert.That(o.Resume, Is.EqualTo(""), "bare --resume");
         Assert.That(o.Epochs, Is.EqualTo(6));
         Assert.That(o.BatchSize, Is.EqualTo(12));
         Assert.That(o.Model, Is.EqualTo("resnet32"));
-        Assert.That(TrainOptionsParser.Parse(["--epochs", "4", "--resume"]).Resume, Is.EqualTo(""), "bare --resume as the last word");
-        Assert.That(TrainOptionsParser.Parse(["--resume", "runs/x"]).Resume, Is.EqualTo("runs/x"));
+        Assert.That(TrainCli.Parse(["--epochs", "4", "--resume"]).Resume, Is.EqualTo(""), "bare --resume as the last word");
+        Assert.That(TrainCli.Parse(["--resume", "runs/x"]).Resume, Is.EqualTo("runs/x"));
     }
 
     [TestCase(new[] { "--batch-size", "0" }, "--batch-size")]
@@ -96,20 +96,20 @@ public class TrainOptionsTests
     [TestCase(new[] { "--label-smoothing", "1" }, "--label-smoothing")]
     [TestCase(new[] { "--device", "tpu" }, "--device")]
     [TestCase(new[] { "--data", "/no/such/dir/anywhere" }, "does not exist")]
-    [TestCase(new[] { "--colour", "blue" }, "unknown option: --colour")]
-    [TestCase(new[] { "--epochs" }, "--epochs needs a value")]
-    [TestCase(new[] { "stray" }, "unexpected argument")]
+    [TestCase(new[] { "--colour", "blue" }, "--colour")]
+    [TestCase(new[] { "--epochs" }, "--epochs")]
+    [TestCase(new[] { "stray" }, "stray")]
     [TestCase(new[] { "--nesterov", "--momentum", "0" }, "--nesterov")]
     [TestCase(new[] { "--config", "/no/such/config.json" }, "--config")]
     public void BadOptionsGiveErrorsNamingTheOption(string[] args, string expected)
     {
-        Assert.That(() => TrainOptionsParser.Parse(args), Throws.ArgumentException.With.Message.Contains(expected));
+        Assert.That(() => TrainCli.Parse(args), Throws.InstanceOf<ArgumentException>().With.Message.Contains(expected));
     }
 
     [Test]
     public void ImageSizeDefaultsToTheModelsNativeSize()
     {
-        Assert.That(TrainOptionsParser.Parse([]).ImageSize, Is.Zero, "resolved when the model is known");
+        Assert.That(TrainCli.Parse([]).ImageSize, Is.Zero, "resolved when the model is known");
         Assert.That(TrainingSetup.ResolveImageSize(0, "resnet20", 64), Is.EqualTo(32), "CIFAR net on synthetic data");
         Assert.That(TrainingSetup.ResolveImageSize(0, "resnet18", 64), Is.EqualTo(64), "ImageNet net, capped by the synthetic images");
         Assert.That(TrainingSetup.ResolveImageSize(0, "ResNet-50", null), Is.EqualTo(224), "ImageNet net on real data");
@@ -119,27 +119,27 @@ public class TrainOptionsTests
     [Test]
     public void DataAndSyntheticExcludeEachOther()
     {
-        Assert.That(() => TrainOptionsParser.Parse(["--data", _dir, "--synthetic"]), Throws.ArgumentException.With.Message.Contains("--synthetic"));
+        Assert.That(() => TrainCli.Parse(["--data", _dir, "--synthetic"]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("--synthetic"));
     }
 
     [Test]
     public void DataDirWithoutSplitsIsExplained()
     {
-        Assert.That(() => TrainOptionsParser.Parse(["--data", _dir]), Throws.ArgumentException.With.Message.Contains("val/"));
+        Assert.That(() => TrainCli.Parse(["--data", _dir]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("val/"));
         Directory.CreateDirectory(Path.Combine(_dir, "val"));
-        Assert.That(() => TrainOptionsParser.Parse(["--data", _dir]), Throws.ArgumentException.With.Message.Contains("train/"));
-        Assert.That(TrainOptionsParser.Parse(["--data", _dir, "--eval-only"]).Data, Is.EqualTo(_dir), "eval only needs val/ alone");
+        Assert.That(() => TrainCli.Parse(["--data", _dir]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("train/"));
+        Assert.That(TrainCli.Parse(["--data", _dir, "--eval-only"]).Data, Is.EqualTo(_dir), "eval only needs val/ alone");
     }
 
     [Test]
     public void BadConfigFilesAreExplained()
     {
-        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("a.json", "{ nope")]), Throws.ArgumentException.With.Message.Contains("not valid JSON"));
-        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("b.json", "[1]")]), Throws.ArgumentException.With.Message.Contains("JSON object"));
-        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("c.json", """{"epoch": 3}""")]), Throws.ArgumentException.With.Message.Contains("unknown key 'epoch'"));
-        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("d.json", """{"nesterov": 1}""")]), Throws.ArgumentException.With.Message.Contains("true or false"));
-        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("e.json", """{"epochs": true}""")]), Throws.ArgumentException.With.Message.Contains("takes a value"));
-        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("f.json", """{"resume": "x"}""")]), Throws.ArgumentException.With.Message.Contains("command line"));
-        Assert.That(() => TrainOptionsParser.Parse(["--config", Json("g.json", """{"batch-size": 0}""")]), Throws.ArgumentException.With.Message.Contains("--batch-size"));
+        Assert.That(() => TrainCli.Parse(["--config", Json("a.json", "{ nope")]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("not valid JSON"));
+        Assert.That(() => TrainCli.Parse(["--config", Json("b.json", "[1]")]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("JSON object"));
+        Assert.That(() => TrainCli.Parse(["--config", Json("c.json", """{"epoch": 3}""")]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("unknown key 'epoch'"));
+        Assert.That(() => TrainCli.Parse(["--config", Json("d.json", """{"nesterov": 1}""")]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("true or false"));
+        Assert.That(() => TrainCli.Parse(["--config", Json("e.json", """{"epochs": true}""")]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("takes a value"));
+        Assert.That(() => TrainCli.Parse(["--config", Json("f.json", """{"resume": "x"}""")]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("command line"));
+        Assert.That(() => TrainCli.Parse(["--config", Json("g.json", """{"batch-size": 0}""")]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("--batch-size"));
     }
 }

@@ -172,10 +172,10 @@ public class TrainerTests
     public void RunDirectoriesAreNotClobberedAndResumeChecksTheModel()
     {
         Assert.That(Train(Common("guard", "--epochs", "1")).Outcome, Is.EqualTo(TrainOutcome.Completed));
-        Assert.That(() => Train(Common("guard", "--epochs", "1")), Throws.ArgumentException.With.Message.Contains("already holds a run"));
+        Assert.That(() => Train(Common("guard", "--epochs", "1")), Throws.InstanceOf<ArgumentException>().With.Message.Contains("already holds a run"));
         Assert.That(() => Train(["--resume", RunDir("guard"), "--model", "resnet32", "--epochs", "2"]),
-            Throws.ArgumentException.With.Message.Contains("checkpoint is for resnet20"));
-        Assert.That(() => Train(Common("badmodel", "--model", "resnet21")), Throws.ArgumentException.With.Message.Contains("resnet20").And.Message.Contains("--model"));
-        Assert.That(() => Train(["--resume", Path.Combine(_root, "nowhere")]), Throws.ArgumentException.With.Message.Contains("--resume"));
+            Throws.InstanceOf<ArgumentException>().With.Message.Contains("checkpoint is for resnet20"));
+        Assert.That(() => Train(Common("badmodel", "--model", "resnet21")), Throws.InstanceOf<ArgumentException>().With.Message.Contains("resnet20").And.Message.Contains("--model"));
+        Assert.That(() => Train(["--resume", Path.Combine(_root, "nowhere")]), Throws.InstanceOf<ArgumentException>().With.Message.Contains("--resume"));
     }
 }

@@ -5,59 +5,83 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Tools.Bench;
+using System.CommandLine;
 using ResidualEngine.Tools.Cli;
 
 namespace ResidualEngine.Tools.Commands;
 
 public static class BenchCommand
 {
-    private const string Usage = """
-        usage: residual bench [--model NAME] [options]          time whole train or inference steps
-               residual bench compare [--model NAME ...] [options] [--repeat R] [--quick]
-                                                               ours, then PyTorch on the same config
-               residual bench data --data DIR [--workers N] [--batch-size B] [--image-size S] [--batches K]
-                                                               the input pipeline alone (decode + augment)
-
-        options (bench and bench compare):
-          --model NAME        zoo model (resnet18, resnet50, resnet20, plain56, ...; see `residual models`);
-                              compare accepts several --model options, one row each
-          --batch-size N      images per step (bench: 16; compare: 16, --quick: 4)
-          --image-size S      input height and width (default: the model's native size; compare: 224)
-          --num-classes K     classes of the head (default: the model's)
-          --device D          cpu, cuda or cuda:N (compare: cuda when present, else cpu)
-          --mode M            train (forward + loss + backward + SGD step) or infer (forward, no grad)
-          --warmup W          untimed steps first (bench: 2; compare: 1)
-          --steps K           timed steps (bench: 10; compare: 5, --quick: 2)
-          --threads T         CPU threads for ours and for PyTorch (0 = all cores; compare: all cores)
-          --precision P       fp32 (fp16 and bf16 are not supported yet)
-          --format F          nchw (nhwc is not supported yet)
-          --seed N            seed of the synthetic inputs and of the weights
-          --json FILE         write the result(s) as JSON
-          --profile           (bench) per-op time table, forward and backward separately
-          --repeat R          (compare) run ours then PyTorch R times, back to back
-          --quick             (compare) batch 4 at 112 px, 1 warm-up and 2 timed steps
-          --in-process        (compare) run ours inside this process (default: a fresh process per run, as PyTorch's,
-                              so that each peak-memory figure is that run's own)
-          --python PATH       (compare) the Python with torch (else RESIDUAL_PYTHON, /opt/torch/.venv/bin/python,
-                              /usr/bin/python3, python3: the first that imports torch)
-        """;
-
-    private static readonly string[] Flags = ["profile", "quick", "in-process"];
-
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var a = new Args(args, Flags);
-        if (a.Help) { Console.WriteLine(Usage); return 0; }
-        var verb = a.Positional.Count > 0 ? a.Positional[0] : "model";
-        if (a.Positional.Count > 1) throw new ArgumentException($"unexpected argument '{a.Positional[1]}'");
-        return verb switch
+        var bench = new Command("bench", "Time whole training or inference steps of a zoo model (see also: compare, data).");
+        AddModelOptions(bench, multipleModels: false);
+        bench.Options.Add(Flag("--profile", "per-op time table, forward and backward separately"));
+        bench.SetAction(parse => RunModel(CliApp.ToArgs(parse), "model"));
+        foreach (var mode in new[] { "train", "infer" })
         {
-            "model" or "train" or "infer" => RunModel(a, verb),
-            "compare" => RunCompare(a),
-            "data" => DataBench.Run(a),
-            _ => throw new ArgumentException($"unknown bench kind '{verb}': expected compare, data, or options of a model bench (see --help)"),
+            var c = new Command(mode, $"As `residual bench --mode {mode}`.");
+            AddModelOptions(c, multipleModels: false);
+            c.Options.Add(Flag("--profile", "per-op time table, forward and backward separately"));
+            c.SetAction(parse => RunModel(CliApp.ToArgs(parse), mode));
+            bench.Subcommands.Add(c);
+        }
+
+        var compare = new Command("compare", "Ours, then PyTorch on the same configuration (what `./build.sh bench` runs). " +
+            "Defaults: resnet18, batch 16 at 224 px, 1 warm-up + 5 timed steps on every core, on CUDA when present.");
+        AddModelOptions(compare, multipleModels: true);
+        compare.Options.Add(Value("--repeat", "run ours then PyTorch R times, back to back (default 1)", "R"));
+        compare.Options.Add(Flag("--quick", "batch 4 at 112 px, 1 warm-up and 2 timed steps"));
+        compare.Options.Add(Flag("--in-process", "run ours inside this process (default: a fresh process per run, as PyTorch's, so each peak-memory figure is that run's own)"));
+        compare.Options.Add(Value("--python", "the Python with torch (else RESIDUAL_PYTHON, /opt/torch/.venv/bin/python, /usr/bin/python3, python3: the first that imports torch)", "PATH"));
+        compare.SetAction(parse => RunCompare(CliApp.ToArgs(parse)));
+        bench.Subcommands.Add(compare);
+
+        var data = new Command("data", "The input pipeline alone (decode + augment), in images per second.")
+        {
+            new Option<string>("--data") { Description = "an ImageFolder, or a folder with train/ and val/", HelpName = "DIR", Required = true },
+            Value("--workers", "decoding threads (default: cores - 1)", "N"),
+            Value("--batch-size", "images per batch (default 64)", "N"),
+            Value("--image-size", "crop size (default 224)", "S"),
+            Value("--batches", "batches to time (default: one epoch)", "K"),
+            Value("--warmup", "untimed batches first (default 2)", "W"),
+            Value("--transform", "train (default), eval or cifar", "T"),
+            Value("--json", "write the result as JSON", "FILE"),
         };
+        data.SetAction(parse => DataBench.Run(CliApp.ToArgs(parse)));
+        bench.Subcommands.Add(data);
+        return bench;
+    }
+
+    private static void AddModelOptions(Command c, bool multipleModels)
+    {
+        c.Options.Add(multipleModels
+            ? new Option<string[]>("--model") { Description = "zoo model; repeat for several, one row each (default resnet18)", HelpName = "NAME", Arity = ArgumentArity.OneOrMore }
+            : Value("--model", "zoo model (resnet18, resnet50, resnet20, plain56, ...; see `residual models`; default resnet18)", "NAME"));
+        c.Options.Add(Value("--batch-size", "images per step (bench: 16; compare: 16, --quick: 4)", "N"));
+        c.Options.Add(Value("--image-size", "input height and width (default: the model's native size; compare: 224)", "S"));
+        c.Options.Add(Value("--num-classes", "classes of the head (default: the model's)", "K"));
+        c.Options.Add(Value("--device", "cpu, cuda or cuda:N (compare: cuda when present, else cpu)", "D"));
+        c.Options.Add(Value("--mode", "train (forward + loss + backward + SGD step) or infer (forward, no grad)", "M"));
+        c.Options.Add(Value("--warmup", "untimed steps first (bench: 2; compare: 1)", "W"));
+        c.Options.Add(Value("--steps", "timed steps (bench: 10; compare: 5, --quick: 2)", "K"));
+        c.Options.Add(Value("--threads", "CPU threads for ours and for PyTorch (0 = all cores; compare: all cores)", "T"));
+        c.Options.Add(Value("--precision", "fp32 (fp16 and bf16 are not supported yet)", "P"));
+        c.Options.Add(Value("--format", "nchw (nhwc is not supported yet)", "F"));
+        c.Options.Add(Value("--seed", "seed of the synthetic inputs and of the weights", "N"));
+        c.Options.Add(Value("--lr", "SGD learning rate of the train step (default 0.01)", "LR"));
+        c.Options.Add(Value("--json", "write the result(s) as JSON", "FILE"));
+    }
+
+    internal static Option<string> Value(string name, string help, string helpName) => new(name) { Description = help, HelpName = helpName };
+
+    internal static Option<bool> Flag(string name, string help) => new(name) { Description = help };
+
+    /// <summary>Runs the option-reading part of a command: an ArgumentException there is a usage error.</summary>
+    internal static T Usage<T>(Func<T> read)
+    {
+        try { return read(); }
+        catch (ArgumentException e) when (e is not UsageException) { throw new UsageException(e.Message, e); }
     }
 
     /// <summary>Defaults of `residual bench`.</summary>
@@ -78,11 +102,15 @@ public static class BenchCommand
 
     private static int RunModel(Args a, string verb)
     {
-        var defaults = verb == "infer" ? ModelDefaults with { Mode = BenchMode.Infer } : ModelDefaults;
-        var cfg = BenchConfig.Parse(a, defaults);
-        var json = a.String("json");
-        a.RejectUnknown();
-        ZooInfo.Of(cfg.Model); // an unknown name fails here, before anything is printed
+        var (cfg, json) = Usage(() =>
+        {
+            var defaults = verb == "infer" ? ModelDefaults with { Mode = BenchMode.Infer } : ModelDefaults;
+            var c = BenchConfig.Parse(a, defaults);
+            var j = a.String("json");
+            a.RejectUnknown();
+            ZooInfo.Of(c.Model); // an unknown name fails here, before anything is printed
+            return (c, j);
+        });
         Console.WriteLine($"residual bench: {cfg.Model} {cfg.ModeName}, batch {cfg.BatchSize}, device {cfg.DeviceName}, {cfg.Warmup} warm-up + {cfg.Steps} timed steps");
         var r = ModelBench.Run(cfg, Console.Out);
         Console.WriteLine(Report(r));
@@ -119,13 +147,16 @@ public static class BenchCommand
         bool quick = a.Flag("quick");
         var defaults = CompareDefaults(quick);
         var models = a.Strings("model").ToList();
-        var cfg = BenchConfig.Parse(a, defaults);
-        if (cfg.Profile) throw new ArgumentException("--profile is not available with compare (use `residual bench --profile`)");
-        int repeat = a.Int("repeat", 1, 1, 100);
-        var json = a.String("json");
-        var python = a.String("python");
+        var (cfg, repeat, json, python) = Usage(() =>
+        {
+            var c = BenchConfig.Parse(a, defaults);
+            var r = a.Int("repeat", 1, 1, 100);
+            var j = a.String("json");
+            var p = a.String("python");
+            return (c, r, j, p);
+        });
         bool inProcess = a.Flag("in-process");
-        a.RejectUnknown();
+        Usage(() => { a.RejectUnknown(); return 0; });
         if (models.Count == 0) models.Add(cfg.Model);
         if (cfg.Device.Type == DeviceType.Cpu && cfg.Threads == 0) cfg = cfg with { Threads = Environment.ProcessorCount };
 

@@ -3,73 +3,62 @@
 // lists classes and counts, decodes every file and reports the unreadable ones).
 using System.Diagnostics;
 using ResidualEngine.Data;
+using System.CommandLine;
 using ResidualEngine.Tools.Cli;
 
 namespace ResidualEngine.Tools.Commands;
 
 public static class DataCommand
 {
-    private const string Usage = """
-        usage: residual data synth --out DIR [--classes 10] [--train-per-class 100] [--val-per-class 20]
-                                   [--size 64] [--seed 0] [--quality 90]
-               residual data import --from SOURCE --out DIR [--classes NAMES]   (--help for more)
-               residual data check --root DIR
-
-          synth   write DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg (skipped when DIR already
-                  holds the same dataset, see DIR/manifest.json)
-          import  MNIST-family IDX files or a CIFAR-10 archive into DIR/train/<class>/*.png and
-                  DIR/val/<class>/*.png (the official test split)
-          check   list the classes of an image folder (DIR/<class>/... or DIR/train + DIR/val) and
-                  decode every image, reporting the unreadable ones
-        """;
-
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        var output = new Option<string>("--out") { Description = "where to write DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg", HelpName = "DIR", Required = true };
+        var classes = OptionRules.Range(new Option<int>("--classes") { Description = "number of classes", HelpName = "N", DefaultValueFactory = _ => 10 }, 2, 10000);
+        var train = OptionRules.Range(new Option<int>("--train-per-class") { Description = "training images per class", HelpName = "N", DefaultValueFactory = _ => 100 }, 1, int.MaxValue);
+        var val = OptionRules.Range(new Option<int>("--val-per-class") { Description = "validation images per class", HelpName = "N", DefaultValueFactory = _ => 20 }, 0, int.MaxValue);
+        var size = OptionRules.Range(new Option<int>("--size") { Description = "image side in pixels", HelpName = "N", DefaultValueFactory = _ => 64 }, 8, 1024);
+        var seed = new Option<int>("--seed") { Description = "seed of the images", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var quality = OptionRules.Range(new Option<int>("--quality") { Description = "JPEG quality", HelpName = "Q", DefaultValueFactory = _ => 90 }, 1, 100);
+        var synth = new Command("synth", "Write a synthetic ImageNet-style data set (skipped when DIR already holds the same one, see DIR/manifest.json).")
         {
-            Console.WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
-        }
-        var a = new Args(args[1..]);
-        if (args[0] == "import") return DataImportCommand.Run(a);
-        if (a.Help)
+            output, classes, train, val, size, seed, quality,
+        };
+        synth.SetAction(parse =>
         {
-            Console.WriteLine(Usage);
+            var o = new SyntheticImageNet.Options(parse.GetValue(classes), parse.GetValue(train), parse.GetValue(val), parse.GetValue(size),
+                parse.GetValue(seed), parse.GetValue(quality));
+            var r = SyntheticImageNet.Generate(parse.GetValue(output)!, o, Console.WriteLine);
+            if (!r.Reused) Console.WriteLine($"{r.Root}: {r.TrainImages} train + {r.ValImages} val images");
             return 0;
-        }
-        switch (args[0])
+        });
+
+        var rootOpt = new Option<string>("--root") { Description = "the image folder (DIR/<class>/... or DIR/train + DIR/val)", HelpName = "DIR" };
+        var rootArg = new Argument<string?>("DIR") { Description = "the image folder, as --root", Arity = ArgumentArity.ZeroOrOne };
+        var check = new Command("check", "List the classes of an image folder and decode every image, reporting the unreadable ones (exit 1 if any).") { rootOpt, rootArg };
+        check.SetAction(parse =>
         {
-            case "synth": return Synth(a);
-            case "check": return Check(a);
-            default:
-                Console.Error.WriteLine($"residual data: unknown subcommand '{args[0]}'\n\n{Usage}");
-                return 2;
-        }
+            var root = parse.GetValue(rootOpt) ?? parse.GetValue(rootArg)
+                ?? throw new UsageException("which folder? give --root DIR (or DIR)");
+            return Check(root);
+        });
+        var import = new Command("import", "MNIST-family IDX files or a CIFAR-10 archive into DIR/train/<class>/*.png and DIR/val/<class>/*.png (the official test split).\n" +
+            "Writes DIR/README.txt and DIR/manifest.json (every file written, and the sources' SHA-256); refuses a non-empty folder it did not write.")
+        {
+            BenchCommand.Value("--from", "a folder with IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST; .gz or not), or CIFAR-10: cifar-10-python.tar.gz, cifar-10-binary.tar.gz, or their extracted folder", "SOURCE"),
+            BenchCommand.Value("--out", "a new or empty folder, or one this command wrote before (a repeat with the same source is a no-op)", "DIR"),
+            BenchCommand.Value("--classes", "class names by label: fashion-mnist, mnist, kmnist, cifar10, a file with one name per line, or a comma-separated list (default: from the source)", "NAMES"),
+            BenchCommand.Value("--prefix", "which dataset of a folder holding several (EMNIST: emnist-balanced, ...)", "P"),
+            BenchCommand.Value("--transpose", "auto (default: only for EMNIST), yes or no", "A"),
+            BenchCommand.Value("--format", "auto (default), idx or cifar10", "F"),
+            BenchCommand.Value("--threads", "PNG encoding threads (0 = all cores)", "N"),
+            new Argument<string?>("SOURCE") { Description = "as --from", Arity = ArgumentArity.ZeroOrOne },
+        };
+        import.SetAction(parse => DataImportCommand.Run(CliApp.ToArgs(parse)));
+        return new Command("data", "Make synthetic ImageNet-style data, import IDX or CIFAR-10 data, or check an image folder.") { synth, import, check };
     }
 
-    private static int Synth(Args a)
+    private static int Check(string root)
     {
-        var output = a.String("out") ?? throw new ArgumentException("option --out DIR is required");
-        var o = new SyntheticImageNet.Options(
-            Classes: a.Int("classes", 10, 2, 10000),
-            TrainPerClass: a.Int("train-per-class", 100, 1),
-            ValPerClass: a.Int("val-per-class", 20, 0),
-            Size: a.Int("size", 64, 8, 1024),
-            Seed: a.Int("seed", 0),
-            Quality: a.Int("quality", 90, 1, 100));
-        a.RejectUnknown();
-        if (a.Positional.Count > 0) throw new ArgumentException($"unexpected argument '{a.Positional[0]}'");
-        var r = SyntheticImageNet.Generate(output, o, Console.WriteLine);
-        if (!r.Reused) Console.WriteLine($"{r.Root}: {r.TrainImages} train + {r.ValImages} val images");
-        return 0;
-    }
-
-    private static int Check(Args a)
-    {
-        var root = a.String("root") ?? (a.Positional.Count == 1 ? a.Positional[0] : null)
-            ?? throw new ArgumentException("option --root DIR is required");
-        a.RejectUnknown();
         var folders = new List<(string Name, ImageFolder Folder)>();
         if (Directory.Exists(Path.Combine(root, "train")))
         {

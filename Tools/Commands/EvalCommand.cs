@@ -1,9 +1,11 @@
 // `residual eval`: loss, top-1 and top-5 of a checkpoint on a val set. The checkpoint is a
 // .safetensors file (with or without its .json) or a run directory (its best checkpoint, else
 // its last). Model name, classes and crop size come from the checkpoint's description when it
-// has one; --data defaults to the data set the run was trained on. --ten-crop averages the
-// softmax over ten crops as in the paper.
-using System.Globalization;
+// has one, else from the metadata every weights file we write carries (a bare copied
+// .safetensors still knows its input size); PyTorch .pth files are read too. --data defaults
+// to the data set the run was trained on. --ten-crop averages the softmax over ten crops as in
+// the paper.
+using System.CommandLine;
 using System.Text.Json.Nodes;
 using ResidualEngine.Tools.Cli;
 using ResidualEngine.Training;
@@ -12,40 +14,76 @@ namespace ResidualEngine.Tools.Commands;
 
 public static class EvalCommand
 {
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        var a = new Args(args, "ten-crop");
-        if (a.Help)
+        var checkpoint = new Option<string>("--checkpoint") { Description = "a .safetensors checkpoint, a run directory (best, else last), or a PyTorch .pth/.pt state dict", HelpName = "PATH", Required = true };
+        var data = new Option<string>("--data") { Description = "data root with val/ (or a folder of class folders); default: what the run trained on", HelpName = "DIR" };
+        var model = new Option<string>("--model") { Description = "needed only when the checkpoint does not name its model", HelpName = "NAME" };
+        var tenCrop = new Option<bool>("--ten-crop") { Description = "average the softmax over 4 corners + centre and their mirror images" };
+        var imageSize = new Option<int>("--image-size") { Description = "crop size; 0 = the checkpoint's, else the model's native size", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch-size") { Description = "images per batch", HelpName = "N", DefaultValueFactory = _ => 64 };
+        var workers = new Option<int>("--workers") { Description = "decoding threads", HelpName = "N", DefaultValueFactory = _ => 2 };
+        var device = new Option<string>("--device") { Description = "auto | cpu | cuda | cuda:N", HelpName = "D", DefaultValueFactory = _ => "auto" };
+        var json = new Option<bool>("--json") { Description = "print the result as JSON on stdout (schema residual.eval/1, docs/cli-json.md); progress goes to stderr" };
+        OptionRules.ZeroOrRange(imageSize, 8, 1024);
+        OptionRules.Range(batch, 1, 65536);
+        OptionRules.Range(workers, 0, 256);
+        var cmd = new Command("eval", "Evaluate a checkpoint: loss, top-1 and top-5 on a validation set.")
         {
-            Console.WriteLine(Help);
+            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, json,
+        };
+        cmd.SetAction(parse =>
+        {
+            var request = new EvalRequest(parse.GetValue(checkpoint)!, parse.GetValue(data), parse.GetValue(model), parse.GetValue(tenCrop),
+                parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize));
+            bool asJson = parse.GetValue(json);
+            var report = Run(request, asJson ? Console.Error : Console.Out);
+            if (asJson) Console.Out.WriteLine(CliJson.Text(report.ToJson()));
             return 0;
-        }
-        var checkpoint = a.String("checkpoint") ?? throw new ArgumentException("option --checkpoint is required (a .safetensors file or a run directory)");
-        var request = new EvalRequest(checkpoint, a.String("data"), a.String("model"), a.Flag("ten-crop"),
-            a.Int("batch-size", 64, 1), a.Int("workers", 2, 0, 256), a.String("device", "auto").Trim().ToLowerInvariant(), a.Int("image-size", 0, 0, 1024));
-        if (a.Positional.Count > 0) throw new ArgumentException($"unexpected argument: {string.Join(" ", a.Positional)}");
-        a.RejectUnknown();
-        Evaluate(request, Console.Out);
-        return 0;
+        });
+        return cmd;
     }
 
     public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0);
 
-    public static EvalResult Evaluate(EvalRequest q, TextWriter log)
+    /// <summary>What was evaluated and the result.</summary>
+    public sealed record EvalReport(EvalResult Result, string Checkpoint, string Model, int? Epoch, string Data, int ImageSize, bool TenCrop, string Device)
+    {
+        public System.Text.Json.Nodes.JsonObject ToJson()
+        {
+            var j = CliJson.Document("eval");
+            j["checkpoint"] = Path.GetFullPath(Checkpoint);
+            j["model"] = Model;
+            j["epoch"] = Epoch;
+            j["data"] = Path.GetFullPath(Data);
+            j["image_size"] = ImageSize;
+            j["ten_crop"] = TenCrop;
+            j["device"] = Device;
+            foreach (var (k, v) in CliJson.Metrics(Result)) j[k] = v?.DeepClone();
+            return j;
+        }
+    }
+
+    public static EvalResult Evaluate(EvalRequest q, TextWriter log) => Run(q, log).Result;
+
+    public static EvalReport Run(EvalRequest q, TextWriter log)
     {
         ArgumentNullException.ThrowIfNull(q);
         ArgumentNullException.ThrowIfNull(log);
         var path = CheckpointStore.Resolve(q.Checkpoint, preferBest: true);
-        var (info, file) = CheckpointStore.Load(path);
+        var (info, file) = IsTorchFile(path) ? (null, Models.Weights.ReadFile(path)) : CheckpointStore.Load(path);
         using (file)
         {
-            var modelName = q.Model ?? info?.Model ?? (file.Metadata.TryGetValue("residual.model", out var m) ? m : null)
+            var meta = Models.ModelMetadata.FromDictionary(file.Metadata, $"'{path}'");
+            var modelName = q.Model ?? info?.Model ?? meta?.Model
                 ?? throw new ArgumentException($"'{path}' does not say which model it holds; pass --model NAME");
             modelName = TrainingSetup.CanonicalModel(modelName);
-            if (info is not null && q.Model is not null && !string.Equals(TrainingSetup.CanonicalModel(q.Model), info.Model, StringComparison.Ordinal))
-                throw new ArgumentException($"option --model {q.Model}: the checkpoint holds {info.Model}");
-            int numClasses = info?.NumClasses ?? (file.Tensors.TryGetValue("fc.weight", out var fc) ? fc.Shape[0]
+            var recorded = info?.Model ?? meta?.Model;
+            if (recorded is not null && q.Model is not null && !string.Equals(TrainingSetup.CanonicalModel(q.Model), TrainingSetup.CanonicalModel(recorded), StringComparison.Ordinal))
+                throw new ArgumentException($"option --model {q.Model}: the checkpoint holds {recorded}");
+            int numClasses = info?.NumClasses ?? meta?.NumClasses ?? (file.Tensors.TryGetValue("fc.weight", out var fc) ? fc.Shape[0]
                 : throw new ArgumentException($"'{path}' has no fc.weight, so the number of classes is unknown"));
+            var trainedClasses = info is { Classes.Count: > 0 } ? info.Classes : meta?.Classes ?? [];
 
             var root = q.Data ?? TrainedOn(path)
                 ?? throw new ArgumentException("option --data is required (the checkpoint's run directory does not say which data it was trained on)");
@@ -53,9 +91,13 @@ public static class EvalCommand
             var val = TrainingSetup.OpenVal(root);
             if (val.Classes.Count != numClasses)
                 throw new ArgumentException($"the model has {numClasses} classes but '{val.Root}' has {val.Classes.Count} class folders");
-            if (info is { Classes.Count: > 0 } && !info.Classes.SequenceEqual(val.Classes, StringComparer.Ordinal))
+            if (trainedClasses.Count > 0 && !trainedClasses.SequenceEqual(val.Classes, StringComparer.Ordinal))
                 throw new ArgumentException($"the class folders of '{val.Root}' are not the ones the model was trained on");
-            int size = q.ImageSize > 0 ? q.ImageSize : info?.ImageSize is > 0 ? info.ImageSize : TrainingSetup.ResolveImageSize(0, modelName, null);
+            int recordedSize = info?.ImageSize is > 0 ? info.ImageSize : meta?.ImageSize ?? 0;
+            int size = q.ImageSize > 0 ? q.ImageSize : recordedSize > 0 ? recordedSize : TrainingSetup.ResolveImageSize(0, modelName, null);
+            if (q.ImageSize <= 0 && recordedSize <= 0)
+                log.WriteLine($"note: '{path}' does not record its input size; using {modelName}'s native {size} px (pass --image-size N to choose)");
+            var norm = meta is null ? TrainingSetup.InputNormalization : TrainingSetup.NormalizationOf(meta);
             var device = TrainingSetup.ResolveDevice(q.Device);
 
             using var model = TrainingSetup.CreateModel(modelName, numClasses, 0);
@@ -68,19 +110,24 @@ public static class EvalCommand
             if (q.TenCrop)
             {
                 var loaders = Enumerable.Range(0, 10).Select(c => TrainingSetup.Loader(
-                    new Data.ImageFolderDataset(val, new TenCropTransform(size, c)), q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
+                    new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)), q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
                 try { r = Evaluator.EvaluateTenCrop(model, loaders); }
                 finally { foreach (var l in loaders) l.Dispose(); }
             }
             else
             {
-                using var loader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, size, RunSetting(path, "augment") ?? "imagenet"), q.BatchSize, train: false, 0, q.Workers, device);
+                // The single view that matches the run's --augment: resize + centre crop, or the small-image centre view.
+                Data.ITransform view = RunSetting(path, "augment") == "cifar" ? new Data.CifarTransform(size, train: false, norm) : new Data.EvalTransform(size, norm);
+                using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, view), q.BatchSize, train: false, 0, q.Workers, device);
                 r = Evaluator.Evaluate(model, loader);
             }
             Trainer.PrintEval(log, r);
-            return r;
+            return new EvalReport(r, path, modelName, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
         }
     }
+
+    private static bool IsTorchFile(string path) =>
+        path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>A top-level option recorded in the run's config.json next to a checkpoint (e.g. "augment"), if any.</summary>
     private static string? RunSetting(string checkpointPath, string key)
@@ -112,17 +159,4 @@ public static class EvalCommand
             return null;
         }
     }
-
-    private static readonly string Help = string.Create(CultureInfo.InvariantCulture, $"""
-        usage: residual eval --checkpoint PATH [--data DIR] [--model NAME] [--ten-crop] [options]
-
-          --checkpoint PATH   a .safetensors checkpoint, or a run directory (best, else last)
-          --data DIR          data root with val/ (or a folder of class folders); default: what the run trained on
-          --model NAME        needed only when the checkpoint does not name its model
-          --ten-crop          average the softmax over 4 corners + centre and their mirror images
-                              (otherwise the single view that matches the run's --augment: resize + centre crop,
-                              or the small-image centre view)
-          --image-size N      crop size (default: the checkpoint's, else the model's native size)
-          --batch-size N      (default 64)   --workers N (default 2)   --device auto|cpu|cuda
-        """);
 }

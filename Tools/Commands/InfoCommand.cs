@@ -6,27 +6,83 @@ using System.Runtime.InteropServices;
 using ResidualEngine.Backends;
 using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Native;
+using System.CommandLine;
+using System.Reflection;
+using System.Text.Json.Nodes;
 using ResidualEngine.Tools.Cli;
 
 namespace ResidualEngine.Tools.Commands;
 
 public static class InfoCommand
 {
-    private const string Usage = """
-        usage: residual info [--verbose]
-
-        Prints OS, .NET, GPUs, driver and library versions, and where each CUDA library was found
-        (or every path tried when it was not). --verbose also lists the paths tried for found libraries.
-        """;
-
-    public static int Run(string[] args)
+    public static Command Create()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var a = new Args(args, "verbose");
-        if (a.Help) { Console.WriteLine(Usage); return 0; }
-        bool verbose = a.Flag("verbose");
-        a.RejectUnknown();
+        var verbose = new Option<bool>("--verbose") { Description = "also list the paths tried for libraries that were found" };
+        var json = new Option<bool>("--json") { Description = "print the report as JSON (schema residual.info/1, docs/cli-json.md)" };
+        var cmd = new Command("info", "Print OS, .NET, GPUs, driver and library versions, and where each CUDA library was found (or every path tried when it was not).") { verbose, json };
+        cmd.SetAction(parse =>
+        {
+            if (!parse.GetValue(json)) return Run(parse.GetValue(verbose));
+            Console.WriteLine(CliJson.Text(Json()));
+            return 0;
+        });
+        return cmd;
+    }
 
+    /// <summary>The same report as a JSON document (every path tried is always listed).</summary>
+    public static JsonObject Json()
+    {
+        var j = CliJson.Document("info");
+        j["residual_version"] = typeof(InfoCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+        j["os"] = RuntimeInformation.OSDescription;
+        j["architecture"] = RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant();
+        j["dotnet"] = RuntimeInformation.FrameworkDescription;
+        j["cpu_cores"] = Environment.ProcessorCount;
+        var gpu = new JsonObject();
+        bool available = CudaBackend.IsAvailable(out var reason);
+        gpu["available"] = available;
+        gpu["reason"] = available ? null : reason;
+        var devices = new JsonArray();
+        if (available)
+        {
+            var (major, minor) = CudaDevices.DriverVersion();
+            gpu["driver_cuda"] = $"{major}.{minor}";
+            for (int i = 0; i < CudaDevices.Count; i++)
+            {
+                var d = CudaDevices.Get(i);
+                long? free = null;
+                try { free = ((CudaBackend)BackendRegistry.Get(Device.Cuda(i))).DeviceMemory().Free; }
+                catch (CudaException) { }
+                devices.Add(new JsonObject
+                {
+                    ["index"] = i, ["name"] = d.Name, ["arch"] = d.Arch, ["compute_capability"] = $"{d.Major}.{d.Minor}",
+                    ["multiprocessors"] = d.MultiprocessorCount, ["total_memory_bytes"] = d.TotalMemory, ["free_memory_bytes"] = free,
+                });
+            }
+        }
+        else gpu["driver_cuda"] = null;
+        gpu["devices"] = devices;
+        j["gpu"] = gpu;
+        var libs = new JsonArray();
+        foreach (var lib in Enum.GetValues<CudaLibrary>())
+        {
+            var report = LibraryResolver.Find(lib);
+            libs.Add(new JsonObject
+            {
+                ["name"] = LibraryResolver.DisplayName(lib),
+                ["found"] = report.Found,
+                ["version"] = report.Found ? Version(lib) : null,
+                ["path"] = report.LoadedPath,
+                ["tried"] = new JsonArray(report.Attempts.Select(t => (JsonNode?)new JsonObject { ["path"] = t.Path, ["outcome"] = t.Outcome.ToString() }).ToArray()),
+            });
+        }
+        j["libraries"] = libs;
+        j["kernel_cache"] = KernelLibrary.DefaultCacheDirectory;
+        return j;
+    }
+
+    public static int Run(bool verbose)
+    {
         Console.WriteLine("System");
         Console.WriteLine($"  OS          {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})");
         Console.WriteLine($"  .NET        {RuntimeInformation.FrameworkDescription}");

@@ -5,37 +5,31 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using ResidualEngine.Models;
+using System.CommandLine;
 using ResidualEngine.Tools.Cli;
 
 namespace ResidualEngine.Tools.Commands;
 
 public static class ModelsCommand
 {
-    private const string Usage = """
-        usage: residual models [--json] [NAME ...]
-
-        Lists the model zoo: parameters, forward GMACs (one image at the native input size) and
-        input size. Names may be given to list only those (any spelling: resnet-56, ResNet56).
-          --json   print a JSON array of {"name", "parameters", "gmacs"} instead of a table
-        """;
-
-    public static int Run(string[] args) => Run(args, Console.Out);
-
-    /// <summary>Runs the command writing to <paramref name="output"/> (tests capture it).</summary>
-    public static int Run(string[] args, TextWriter output)
+    public static Command Create()
     {
-        ArgumentNullException.ThrowIfNull(args);
+        var json = new Option<bool>("--json") { Description = "print a JSON array (schema in docs/cli-json.md) instead of a table" };
+        var names = new Argument<string[]>("NAME") { Description = "models to list (any spelling: resnet-56, ResNet56); default: the whole zoo", Arity = ArgumentArity.ZeroOrMore };
+        var cmd = new Command("models", "List the model zoo: parameters, forward GMACs (one image at the native input size) and input size.") { json, names };
+        cmd.SetAction(parse => Run(parse.GetValue(names) ?? [], parse.GetValue(json), parse.InvocationConfiguration.Output));
+        return cmd;
+    }
+
+    /// <summary>Writes the table (or JSON) of the named models, or of the whole zoo; an unknown name is a usage error.</summary>
+    public static int Run(IReadOnlyList<string> names, bool json, TextWriter output)
+    {
+        ArgumentNullException.ThrowIfNull(names);
         ArgumentNullException.ThrowIfNull(output);
-        var a = new Args(args, "json");
-        if (a.Help)
-        {
-            output.WriteLine(Usage);
-            return 0;
-        }
-        bool json = a.Flag("json");
-        a.RejectUnknown();
-        var names = a.Positional.Count > 0 ? a.Positional.Select(ModelZoo.Canonical).ToList() : ModelZoo.Names.ToList();
-        var infos = names.Select(ModelZoo.Describe).ToList();
+        List<string> canonical;
+        try { canonical = names.Count > 0 ? names.Select(ModelZoo.Canonical).ToList() : ModelZoo.Names.ToList(); }
+        catch (ArgumentException e) { throw new UsageException(e.Message.Split(" (Parameter", 2)[0], e); }
+        var infos = canonical.Select(ModelZoo.Describe).ToList();
         output.Write(json ? Json(infos) : Table(infos));
         return 0;
     }

@@ -1,7 +1,9 @@
-// `residual train`: parses the options (resumed run's config < --config file < command line),
-// runs the Trainer with Ctrl-C/SIGTERM handling and live progress, then says where the outputs
-// are. With no options at all it is the main job: synthetic data (generated on first use), a
-// CIFAR-style ResNet-20 on 32 px crops, a few minutes on a laptop CPU.
+// `residual train`: the options come from TrainOptionTable (declared once, shared with library
+// users); layers are resolved by TrainOptionSources (resumed run's config.json < --config file <
+// command line). Runs the Trainer with Ctrl-C/SIGTERM handling and live progress, then says where
+// the outputs are. With no options at all it is the main job: synthetic data (generated on first
+// use), a CIFAR-style ResNet-20 on 32 px crops, a few minutes on a laptop CPU.
+using System.CommandLine;
 using ResidualEngine.Tools.Cli;
 using ResidualEngine.Training;
 
@@ -9,40 +11,88 @@ namespace ResidualEngine.Tools.Commands;
 
 public static class TrainCommand
 {
-    public static int Run(string[] args)
+    private const string Description = """
+        Train a model (synthetic data by default). Options may also come from a JSON file (--config) or,
+        with --resume, from the run's config.json; the command line wins. Ctrl-C or SIGTERM finishes the
+        current step, saves a checkpoint and exits with 130.
+        """;
+
+    public static Command Create()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        if (args.Contains("--help") || args.Contains("-h"))
+        var cmd = new Command("train", Description);
+        var map = TrainCli.AddOptions(cmd);
+        var json = new Option<bool>("--json") { Description = "end with a JSON summary on stdout (schema residual.train/1, docs/cli-json.md); progress goes to stderr" };
+        cmd.Options.Add(json);
+        cmd.SetAction(parse =>
         {
-            Console.WriteLine(Help);
-            return 0;
-        }
-        using var stop = StopSignal.ForProcess();
-        var (outcome, trainer) = Execute(args, Console.Out, ProgressDisplay.ForConsole(), stop);
-        if (!trainer.Options.EvalOnly && trainer.RunDir.Length > 0 && outcome != TrainOutcome.Diverged)
-            PrintOutputs(trainer);
-        return (int)outcome;
+            var given = TrainCli.Given(parse, map);
+            bool asJson = parse.GetValue(json);
+            var text = asJson ? Console.Error : Console.Out;
+            using var stop = StopSignal.ForProcess();
+            var progress = asJson ? new ProgressDisplay(Console.Error, !Console.IsErrorRedirected) : ProgressDisplay.ForConsole();
+            var (outcome, trainer) = Start(given, text, progress, stop, null);
+            if (!trainer.Options.EvalOnly && trainer.RunDir.Length > 0 && outcome != TrainOutcome.Diverged)
+                PrintOutputs(trainer, text);
+            if (asJson) Console.Out.WriteLine(CliJson.Text(Summary(trainer, outcome)));
+            return (int)outcome;
+        });
+        return cmd;
     }
 
-    /// <summary>Parses, locates the run to resume, and trains; <paramref name="configure"/> may set test hooks on the trainer.</summary>
-    public static (TrainOutcome Outcome, Trainer Trainer) Execute(IReadOnlyList<string> args, TextWriter log, ProgressDisplay progress, StopSignal stop, Action<Trainer>? configure = null)
+    /// <summary>The final summary of a run (what --json prints).</summary>
+    public static System.Text.Json.Nodes.JsonObject Summary(Trainer t, TrainOutcome outcome)
     {
-        ArgumentNullException.ThrowIfNull(args);
-        // --resume decides which run's config.json is the bottom layer, so find it first.
-        var (resumeArg, outArg) = PreScan(args);
-        ResumeTarget? target = resumeArg is null ? null : ResumeTarget.Locate(resumeArg, outArg);
-        var options = TrainOptionsParser.Parse(args, target?.ConfigPath);
+        ArgumentNullException.ThrowIfNull(t);
+        var j = CliJson.Document("train");
+        j["outcome"] = outcome.ToString().ToLowerInvariant();
+        j["exit_code"] = (int)outcome;
+        j["run_dir"] = t.RunDir.Length > 0 ? Path.GetFullPath(t.RunDir) : null;
+        j["model"] = TrainingSetup.CanonicalModel(t.Options.Model);
+        j["epochs"] = t.Options.Epochs;
+        j["epochs_completed"] = t.History.Count > 0 ? t.History[^1].Epoch : 0;
+        j["best_epoch"] = t.BestEpoch > 0 ? t.BestEpoch : null;
+        j["best_val_top1"] = t.History.FirstOrDefault(r => r.Epoch == t.BestEpoch) is { } b ? CliJson.Number(b.ValTop1) : null;
+        j["last_epoch"] = t.History.Count > 0 ? CliJson.Epoch(t.History[^1]) : null;
+        j["eval"] = t.LastEval is { } e ? CliJson.Metrics(e) : null;
+        j["divergence"] = t.DivergenceMessage;
+        string? Ckpt(string name) => t.RunDir.Length > 0 && File.Exists(Path.Combine(t.RunDir, name + ".safetensors")) ? Path.GetFullPath(Path.Combine(t.RunDir, name + ".safetensors")) : null;
+        j["checkpoints"] = new System.Text.Json.Nodes.JsonObject { ["last"] = Ckpt(CheckpointStore.Last), ["best"] = Ckpt(CheckpointStore.Best) };
+        j["history"] = new System.Text.Json.Nodes.JsonArray(t.History.Select(r => (System.Text.Json.Nodes.JsonNode?)CliJson.Epoch(r)).ToArray());
+        return j;
+    }
+
+    /// <summary>Parses a `residual train` command line (without the word "train"), locates the run to resume, and
+    /// trains; <paramref name="configure"/> may set test hooks on the trainer. Usage errors throw UsageException.</summary>
+    public static (TrainOutcome Outcome, Trainer Trainer) Execute(IReadOnlyList<string> args, TextWriter log, ProgressDisplay progress, StopSignal stop, Action<Trainer>? configure = null) =>
+        Start(TrainCli.ParseGiven(args), log, progress, stop, configure);
+
+    private static (TrainOutcome Outcome, Trainer Trainer) Start(IReadOnlyList<(TrainOption Option, string Word)> given, TextWriter log, ProgressDisplay progress, StopSignal stop, Action<Trainer>? configure)
+    {
+        TrainOptions options;
+        ResumeTarget? target;
+        try
+        {
+            // --resume decides which run's config.json is the bottom layer, so find it first.
+            var resume = given.LastOrDefault(g => g.Option.Name == "resume").Word;
+            var output = given.LastOrDefault(g => g.Option.Name == "out").Word;
+            target = resume is null ? null : ResumeTarget.Locate(resume, output);
+            options = TrainOptionSources.Resolve(given, target?.ConfigPath);
+        }
+        catch (ArgumentException e) when (e is not UsageException)
+        {
+            throw new UsageException(e.Message, e);
+        }
         if (target is not null && options.Out is null) options.Out = target.RunDir;
         var trainer = new Trainer(options, log, progress, stop) { ResumeFrom = target?.CheckpointPath };
         configure?.Invoke(trainer);
         return (trainer.Run(), trainer);
     }
 
-    private static void PrintOutputs(Trainer t)
+    private static void PrintOutputs(Trainer t, TextWriter w)
     {
         var dir = t.RunDir;
-        Console.WriteLine();
-        Console.WriteLine($"outputs in {Path.GetFullPath(dir)}:");
+        w.WriteLine();
+        w.WriteLine($"outputs in {Path.GetFullPath(dir)}:");
         foreach (var (file, what) in new[]
         {
             ("config.json", "resolved options"),
@@ -54,63 +104,8 @@ public static class TrainCommand
             ("best.safetensors", "best checkpoint by val top-1 (+ best.json)"),
         })
         {
-            if (File.Exists(Path.Combine(dir, file))) Console.WriteLine($"  {file,-18} {what}");
+            if (File.Exists(Path.Combine(dir, file))) w.WriteLine($"  {file,-18} {what}");
         }
-        Console.WriteLine($"evaluate: residual eval --checkpoint {dir}    resume: residual train --resume {dir} --epochs N");
+        w.WriteLine($"evaluate: residual eval --checkpoint {dir}    resume: residual train --resume {dir} --epochs N");
     }
-
-    /// <summary>The values of --resume (empty for a bare --resume) and --out, without full parsing.</summary>
-    internal static (string? Resume, string? Out) PreScan(IReadOnlyList<string> args)
-    {
-        string? resume = null, output = null;
-        for (int i = 0; i < args.Count; i++)
-        {
-            var a = args[i];
-            if (a == "--resume") resume = i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : "";
-            else if (a.StartsWith("--resume=", StringComparison.Ordinal)) resume = a["--resume=".Length..];
-            else if (a == "--out" && i + 1 < args.Count) output = args[++i];
-            else if (a.StartsWith("--out=", StringComparison.Ordinal)) output = a["--out=".Length..];
-        }
-        return (resume, output);
-    }
-
-    private const string Help = """
-        usage: residual train [options]
-
-        data
-          --data DIR              ImageFolder root with train/<class>/* and val/<class>/*
-          --synthetic             synthetic ImageNet-style data (the default without --data), kept in
-                                  ./data/synthetic-...; --synth-classes 10 --synth-train-per-class 260
-                                  --synth-val-per-class 50 --synth-size 64 --synth-seed 1
-          --image-size N          crop size fed to the network (default: the model's native size, 224 for
-                                  ImageNet nets and 32 for CIFAR nets, at most the synthetic image size)
-          --augment A             imagenet (default): RandomResizedCrop + flip, eval resize + centre crop;
-                                  cifar: He et al.'s small-image recipe for 28-32 px images (pad 4, random
-                                  crop, flip; eval the centre view; smaller images zero-padded to the size)
-          --min-crop-scale F      RandomResizedCrop's smallest area (default 0.08 with --data, 0.35 synthetic)
-          --workers N             decoding threads (default 2)
-        model and optimisation
-          --model NAME            any zoo name, see `residual models` (default resnet20)
-          --epochs N              (default 6)      --batch-size N (default 64)
-          --lr F                  base learning rate (default 0.1)
-          --momentum F            (default 0.9)    --weight-decay F (default 1e-4)
-          --nesterov              Nesterov momentum
-          --no-bn-weight-decay    no weight decay on BN parameters and biases
-          --schedule KIND         step | plateau | cosine (default cosine)
-          --lr-steps E1,E2,...    epochs where the step schedule divides the LR by 10
-          --warmup-epochs N       linear warmup (default 0)
-          --plateau-patience N    epochs without val improvement before plateau divides by 10 (default 10)
-          --label-smoothing F     (default 0)
-        running
-          --seed N                weights, data order and augmentation (default 1)
-          --device D              auto | cpu | cuda | cuda:N (default auto: CUDA when present)
-          --out DIR               run directory (default runs/<model>-<timestamp>)
-          --resume [RUN|CKPT]     continue a run exactly (bare: --out, else the latest run under runs/)
-          --eval-only             evaluate (the resumed checkpoint) on val and stop
-          --config FILE.json      options as JSON, keys as above ("batch-size": 256); the command line wins
-          --max-steps-per-epoch N cap the steps of each epoch (smoke tests)
-          --log-every N           read loss/accuracy and write metrics every N steps (default 20)
-
-        Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits with 130.
-        """;
 }

@@ -26,27 +26,6 @@ public sealed record DegradationOptions
     public IReadOnlyList<(string Family, string Model)> Models =>
         [.. Depths.Select(d => ("plain", $"plain{d}")), .. Depths.Select(d => ("residual", $"resnet{d}"))];
 
-    public const string Usage = """
-        usage: residual experiment degradation [options]
-          He et al. 2015 Fig. 6: plain vs residual nets of several depths, same data, schedule and seeds
-          --data DIR            an ImageFolder with train/ and val/ (e.g. from `residual data import`), or one
-                                folder (every 10th image per class held out); default: synthetic images
-          --depths D1,D2,...    CIFAR nets, 6n+2 (20,32,44,56); --imagenet: 18,34
-          --seeds S1,S2,...     seeds (each fixes the weights and the data order); or --seeds N for 0..N-1 (1)
-          --iterations N        training length in mini-batches (the paper: 64000); default --epochs E (6)
-          --batch-size B        (128)   --lr LR (0.1, divided by 10 at 50% and 75% of the iterations)
-          --warmup-iterations W iterations at lr 0.01 first (0)
-          --eval-points P       points on each curve (16)   --eval-images M  test images per point (0 = all;
-                                the last point always uses the whole test split)
-          --augment A           cifar (4-pixel padding + random crop + flip, default), flip or none
-          --image-size S        input size (32; smaller images are zero-padded to it; --imagenet: 64)
-          --classes K --train-per-class N --val-per-class M   size of the synthetic data (10, 250, 50)
-          --device D            cpu or cuda   --threads T (CPU threads, 0 = all)   --workers W (data threads, 1)
-          --out DIR             figure, tables and saved runs (docs/experiments/degradation); finished runs in
-                                DIR/runs/ are reused by a later invocation with the same options
-          --shallow N --deep M  shorthand for --depths N,M
-        """;
-
     public static DegradationOptions Parse(Args a)
     {
         ArgumentNullException.ThrowIfNull(a);

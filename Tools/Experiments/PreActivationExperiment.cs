@@ -21,17 +21,6 @@ public sealed record PreActivationOptions
     public int Threads { get; init; }
     public Device Device { get; init; } = Device.Cpu;
 
-    public const string Usage = """
-        usage: residual experiment preact [options]
-          He et al. 2016: original (post-activation) vs full pre-activation residual units, same data, schedule and seeds
-          --depths D1,D2,...    depths (110,164): 6n+2 below 164 are basic-block nets with option-A shortcuts,
-                                9n+2 from 164 up are bottleneck nets with projection shortcuts
-          --warmup-iterations W iterations at lr 0.01 first (default: 400 per 64k iterations of the run, at least 1)
-          every other option as `residual experiment degradation` (--data, --seeds, --iterations, --batch-size,
-          --lr, --eval-points, --eval-images, --augment, --image-size, --device, --threads, --workers);
-          --out DIR (docs/experiments/preact)
-        """;
-
     public static PreActivationOptions Parse(Args a)
     {
         ArgumentNullException.ThrowIfNull(a);

@@ -1,8 +1,8 @@
 // The resolved options of `residual train`: every knob with its default, validation with
 // errors that name the option, and the JSON form written to RUNDIR/config.json (whose keys are
-// the option names, so the file can be passed back with --config). Parsing lives in
-// TrainOptionsParser; this file is the data and its checks.
-using System.Globalization;
+// the option names, so the file can be passed back with --config). Each option's name, help,
+// range and parsing are declared in TrainOptionTable; this file holds the values (their
+// initialisers are the defaults) and the rules that tie options together.
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -34,6 +34,10 @@ public sealed class TrainOptions
     /// <summary>Epochs without improvement of the val error before the plateau schedule divides the LR by 10.</summary>
     public int PlateauPatience { get; set; } = 10;
     public double LabelSmoothing { get; set; }
+    /// <summary>Weights to start from (safetensors or a PyTorch .pth/.pt state dict); the head is replaced when the class count differs.</summary>
+    public string? Weights { get; set; }
+    /// <summary>Train only the head: the backbone loaded from <see cref="Weights"/> stays as it is (BN statistics included).</summary>
+    public bool Freeze { get; set; }
     /// <summary>Crop size fed to the network; 0 means the model's native size (224 ImageNet nets, 32 CIFAR nets), capped by the synthetic image size.</summary>
     public int ImageSize { get; set; }
     /// <summary>"imagenet": RandomResizedCrop + flip, eval resize + centre crop; "cifar": He et al.'s small-image
@@ -61,36 +65,16 @@ public sealed class TrainOptions
     public string SyntheticDir(string root = "data") =>
         Path.Combine(root, $"synthetic-c{SynthClasses}-t{SynthTrainPerClass}-v{SynthValPerClass}-s{SynthSize}-seed{SynthSeed}");
 
-    /// <summary>Throws ArgumentException naming the first option that is out of range or inconsistent.</summary>
+    /// <summary>Throws ArgumentException naming the first option that is out of range or inconsistent:
+    /// each option's own check (TrainOptionTable), then the rules that tie options together.</summary>
     public void Validate()
     {
-        if (string.IsNullOrWhiteSpace(Model)) throw new ArgumentException("option --model needs a model name (see `residual models`)");
-        if (Epochs < 1) throw new ArgumentException($"option --epochs must be at least 1, got {Epochs}");
-        if (BatchSize < 1) throw new ArgumentException($"option --batch-size must be at least 1, got {BatchSize}");
-        if (!(Lr > 0) || !double.IsFinite(Lr)) throw new ArgumentException($"option --lr must be a positive number, got {Fmt(Lr)}");
-        if (!(Momentum >= 0 && Momentum < 1)) throw new ArgumentException($"option --momentum must be in [0, 1), got {Fmt(Momentum)}");
-        if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) throw new ArgumentException($"option --weight-decay must be >= 0, got {Fmt(WeightDecay)}");
+        foreach (var opt in TrainOptionTable.All)
+            if (opt.Check(opt.Get(this)) is { } why) throw new ArgumentException($"option --{opt.Name} {why}");
         if (Nesterov && Momentum == 0) throw new ArgumentException("option --nesterov needs a momentum above 0");
-        if (Schedule is not ("step" or "plateau" or "cosine")) throw new ArgumentException($"option --schedule must be one of step, plateau, cosine, got '{Schedule}'");
-        for (int i = 0; i < LrSteps.Length; i++)
-        {
-            if (LrSteps[i] < 1) throw new ArgumentException($"option --lr-steps: epochs must be at least 1, got {LrSteps[i]}");
-            if (i > 0 && LrSteps[i] <= LrSteps[i - 1]) throw new ArgumentException($"option --lr-steps must be strictly increasing, got {string.Join(",", LrSteps)}");
-        }
         if (LrSteps.Length > 0 && Schedule != "step") throw new ArgumentException($"option --lr-steps only applies to --schedule step (schedule is {Schedule})");
-        if (WarmupEpochs < 0) throw new ArgumentException($"option --warmup-epochs must be >= 0, got {WarmupEpochs}");
+        if (Freeze && Weights is null) throw new ArgumentException("option --freeze needs --weights FILE (freezing a randomly initialised backbone trains only a linear head on random features)");
         if (WarmupEpochs >= Epochs && WarmupEpochs > 0) throw new ArgumentException($"option --warmup-epochs ({WarmupEpochs}) must be less than --epochs ({Epochs})");
-        if (PlateauPatience < 0) throw new ArgumentException($"option --plateau-patience must be >= 0, got {PlateauPatience}");
-        if (!(LabelSmoothing >= 0 && LabelSmoothing < 1)) throw new ArgumentException($"option --label-smoothing must be in [0, 1), got {Fmt(LabelSmoothing)}");
-        if (ImageSize != 0 && (ImageSize < 8 || ImageSize > 1024)) throw new ArgumentException($"option --image-size must be 0 (model default) or in [8, 1024], got {ImageSize}");
-        if (Augment is not ("imagenet" or "cifar")) throw new ArgumentException($"option --augment must be imagenet or cifar, got '{Augment}'");
-        if (!(MinCropScale >= 0 && MinCropScale <= 1)) throw new ArgumentException($"option --min-crop-scale must be in (0, 1] (or 0 for auto), got {Fmt(MinCropScale)}");
-        if (Workers < 0 || Workers > 256) throw new ArgumentException($"option --workers must be in [0, 256], got {Workers}");
-        if (MaxStepsPerEpoch < 0) throw new ArgumentException($"option --max-steps-per-epoch must be >= 0 (0 = whole epoch), got {MaxStepsPerEpoch}");
-        if (LogEvery < 1) throw new ArgumentException($"option --log-every must be at least 1, got {LogEvery}");
-        if (Device is not ("auto" or "cpu" or "cuda") && !Device.StartsWith("cuda:", StringComparison.Ordinal))
-            throw new ArgumentException($"option --device must be auto, cpu, cuda or cuda:N, got '{Device}'");
-        if (Device.StartsWith("cuda:", StringComparison.Ordinal)) ResidualEngine.Device.Parse(Device);
         if (Data is not null)
         {
             if (!Directory.Exists(Data)) throw new ArgumentException($"option --data: directory '{Data}' does not exist");
@@ -99,48 +83,16 @@ public sealed class TrainOptions
             if (!EvalOnly && !Directory.Exists(Path.Combine(Data, "train")))
                 throw new ArgumentException($"option --data: '{Data}' has no train/ folder (expected DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg)");
         }
-        if (SynthClasses < 2 || SynthClasses > 1000) throw new ArgumentException($"option --synth-classes must be in [2, 1000], got {SynthClasses}");
-        if (SynthTrainPerClass < 1) throw new ArgumentException($"option --synth-train-per-class must be at least 1, got {SynthTrainPerClass}");
-        if (SynthValPerClass < 1) throw new ArgumentException($"option --synth-val-per-class must be at least 1, got {SynthValPerClass}");
-        if (SynthSize < 8 || SynthSize > 512) throw new ArgumentException($"option --synth-size must be in [8, 512], got {SynthSize}");
     }
 
-    private static string Fmt(double v) => v.ToString("R", CultureInfo.InvariantCulture);
-
-    /// <summary>The options as JSON with option names as keys (what config.json holds).</summary>
+    /// <summary>The options as JSON with option names as keys (what config.json holds); the data folder as a full path.</summary>
     public JsonObject ToJson()
     {
-        var o = new JsonObject
-        {
-            ["data"] = Data is null ? null : Path.GetFullPath(Data),
-            ["synthetic"] = Synthetic,
-            ["synth-classes"] = SynthClasses,
-            ["synth-train-per-class"] = SynthTrainPerClass,
-            ["synth-val-per-class"] = SynthValPerClass,
-            ["synth-size"] = SynthSize,
-            ["synth-seed"] = SynthSeed,
-            ["model"] = Model,
-            ["epochs"] = Epochs,
-            ["batch-size"] = BatchSize,
-            ["lr"] = Lr,
-            ["momentum"] = Momentum,
-            ["weight-decay"] = WeightDecay,
-            ["nesterov"] = Nesterov,
-            ["no-bn-weight-decay"] = NoBnWeightDecay,
-            ["schedule"] = Schedule,
-            ["lr-steps"] = new JsonArray(LrSteps.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
-            ["warmup-epochs"] = WarmupEpochs,
-            ["plateau-patience"] = PlateauPatience,
-            ["label-smoothing"] = LabelSmoothing,
-            ["image-size"] = ImageSize,
-            ["augment"] = Augment,
-            ["min-crop-scale"] = MinCropScale,
-            ["workers"] = Workers,
-            ["seed"] = Seed,
-            ["device"] = Device,
-            ["max-steps-per-epoch"] = MaxStepsPerEpoch,
-            ["log-every"] = LogEvery,
-        };
+        var o = new JsonObject();
+        foreach (var opt in TrainOptionTable.All)
+            if (!opt.CommandOnly) o[opt.Name] = opt.ToJson(this);
+        if (Data is not null) o["data"] = Path.GetFullPath(Data);
+        if (Weights is not null) o["weights"] = Path.GetFullPath(Weights);
         return o;
     }
 

@@ -79,6 +79,9 @@ public sealed partial class Trainer
             DataLoader? trainLoader = null, valLoader = null;
             try
             {
+                // A resumed run's weights come from its checkpoint; --weights only starts a fresh one.
+                if (info is null && o.Weights is not null) log.WriteLine(Pretrained.Load(model, o.Weights).Description);
+                var freeze = o.Freeze ? Pretrained.FreezeBackbone(model) : null;
                 model.To(device);
                 opt = Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay);
                 var schedule = LrSchedule.Create(o.Schedule, o.Lr, o.Epochs, o.LrSteps.Length > 0 ? o.LrSteps : null, o.WarmupEpochs, o.PlateauPatience);
@@ -106,10 +109,12 @@ public sealed partial class Trainer
                 if (info is null && !o.EvalOnly && (store.Exists(CheckpointStore.Last) || File.Exists(files.MetricsPath)))
                     throw new ArgumentException($"option --out: '{t.RunDir}' already holds a run; continue it with --resume {t.RunDir}, or choose another --out");
 
+                var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
+                if (freeze is not null) trainingStep.Hooks.Add(freeze);
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
-                    Step = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing)),
+                    Step = trainingStep,
                     TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
                     ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info,
                     StartEpoch = info?.Epoch ?? 1, StartStep = info?.StepInEpoch ?? 0, GlobalStep = info?.GlobalStep ?? 0,

@@ -269,13 +269,9 @@ public sealed partial class Trainer
             PartialSeconds = partialSeconds,
             Reason = reason,
         };
-        var meta = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["format"] = "pt",
-            ["residual.model"] = s.ModelName,
-            ["residual.num_classes"] = s.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
-        };
+        // The weights describe themselves (model, classes, input size, normalisation) even without the .json.
+        var meta = TrainingSetup.Metadata(s.ModelName, s.Classes, s.ImageSize).ToDictionary();
+        meta["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
         s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer), info, meta);
     }
 

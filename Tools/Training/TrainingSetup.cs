@@ -114,6 +114,27 @@ public static class TrainingSetup
     public static DataLoader ValLoader(string folder, int imageSize, int batchSize, int workers = 2, Device? device = null) =>
         Loader(EvalDataset(ImageFolder.Open(folder), imageSize), batchSize, train: false, 0, workers, device ?? Device.Cpu);
 
+    /// <summary>The normalisation every loader here applies (torchvision's ImageNet mean and std).</summary>
+    public static Normalization InputNormalization => Normalization.ImageNet;
+
+    /// <summary>What a weights file written by a run records about its model (see <see cref="ModelMetadata"/>).</summary>
+    public static ModelMetadata Metadata(string model, IReadOnlyList<string> classes, int imageSize) => new()
+    {
+        Model = model,
+        NumClasses = classes.Count,
+        Classes = classes,
+        ImageSize = imageSize,
+        Mean = ModelMetadata.ImageNetMean,
+        Std = ModelMetadata.ImageNetStd,
+    };
+
+    /// <summary>The normalisation a file's metadata records, as a transform's.</summary>
+    public static Normalization NormalizationOf(ModelMetadata m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        return new((float)m.Mean[0], (float)m.Mean[1], (float)m.Mean[2], (float)m.Std[0], (float)m.Std[1], (float)m.Std[2]);
+    }
+
     /// <summary>Checks that train and val list the same classes (the labels would not line up otherwise).</summary>
     public static void CheckSameClasses(IReadOnlyList<string> train, IReadOnlyList<string> val, string what)
     {

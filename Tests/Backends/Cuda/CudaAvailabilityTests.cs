@@ -2,6 +2,7 @@
 // why, and asking for a CUDA tensor raises a typed, catchable error instead of crashing; with one, it
 // creates the backend. Also the `residual info` and `residual kernels` commands.
 using NUnit.Framework;
+using ResidualEngine.Tools.Cli;
 using ResidualEngine.Backends;
 using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Native;
@@ -58,7 +59,7 @@ public class CudaAvailabilityTests
     [Test]
     public void InfoCommandPrintsLibrariesAndDeviceState()
     {
-        var (code, output, _) = Capture(() => InfoCommand.Run([]));
+        var (code, output, _) = Capture(() => CliApp.Run(["info"]));
         Assert.That(code, Is.Zero);
         Assert.That(output, Does.Contain(".NET").And.Contain("NVRTC").And.Contain("cuBLAS").And.Contain("cuDNN").And.Contain("CUDA driver"));
         if (!CudaBackend.IsAvailable(out _)) Assert.That(output, Does.Contain("no CUDA device"));
@@ -73,12 +74,12 @@ public class CudaAvailabilityTests
     {
         if (!LibraryResolver.Find(CudaLibrary.Nvrtc).Found)
         {
-            var (missing, _, err) = Capture(() => KernelsCommand.Run(["check", "--arch", "sm_90"]));
+            var (missing, _, err) = Capture(() => CliApp.Run(["kernels", "check", "--arch", "sm_90"]));
             Assert.That(missing, Is.EqualTo(3));
             Assert.That(err, Does.Contain("NVRTC"));
             return;
         }
-        var (code, output, _) = Capture(() => KernelsCommand.Run(["check", "--arch", "sm_90"]));
+        var (code, output, _) = Capture(() => CliApp.Run(["kernels", "check", "--arch", "sm_90"]));
         Assert.That(code, Is.Zero, output);
         foreach (var s in KernelLibrary.Sources) Assert.That(output, Does.Contain(s.FileName));
         Assert.That(output, Does.Contain("OK").And.Not.Contain("FAILED"));
@@ -87,14 +88,14 @@ public class CudaAvailabilityTests
     [Test]
     public void KernelsCommandRejectsBadInput()
     {
-        Assert.Throws<ArgumentException>(() => Capture(() => KernelsCommand.Run(["check", "--arch", "hopper"])));
-        Assert.That(Capture(() => KernelsCommand.Run(["frobnicate"])).Code, Is.EqualTo(2));
+        Assert.That(Capture(() => CliApp.Run(["kernels", "check", "--arch", "hopper"])).Code, Is.EqualTo(2));
+        Assert.That(Capture(() => CliApp.Run(["kernels", "frobnicate"])).Code, Is.EqualTo(2));
     }
 
     [Test]
     public void KernelsListShowsKernelNames()
     {
-        var (code, output, _) = Capture(() => KernelsCommand.Run(["list"]));
+        var (code, output, _) = Capture(() => CliApp.Run(["kernels", "list"]));
         Assert.That(code, Is.Zero);
         Assert.That(output, Does.Contain("relu.cu").And.Contain("relu_forward_f32").And.Contain("sgd_update_f64").And.Contain("common.cuh"));
     }

@@ -2,6 +2,7 @@
 // device (into the test log), so a run from the tests-only bundle still documents the GPU, driver and
 // library versions; and checks that every kernel compiles for the device's own architecture.
 using NUnit.Framework;
+using ResidualEngine.Tools.Cli;
 using ResidualEngine.Backends.Cuda;
 using ResidualEngine.Tools.Commands;
 
@@ -22,7 +23,7 @@ public class CudaDeviceReportTests : GpuTestBase
     [Test]
     public void InfoDescribesTheDevice()
     {
-        var (code, output) = Run(() => InfoCommand.Run(["--verbose"]));
+        var (code, output) = Run(() => CliApp.Run(["info", "--verbose"]));
         TestContext.Out.WriteLine(output);
         Assert.That(code, Is.Zero);
         Assert.That(output, Does.Contain(Gpu.Info.Name).And.Contain(Gpu.Info.Arch).And.Not.Contain("no CUDA device"));
@@ -31,7 +32,7 @@ public class CudaDeviceReportTests : GpuTestBase
     [Test]
     public void KernelsCompileAndLoadForThisDevice()
     {
-        var (code, output) = Run(() => KernelsCommand.Run(["check", "--arch", Gpu.Info.Arch]));
+        var (code, output) = Run(() => CliApp.Run(["kernels", "check", "--arch", Gpu.Info.Arch]));
         TestContext.Out.WriteLine(output);
         Assert.That(code, Is.Zero, output);
         // Loading goes through the driver: every kernel the backend launches resolves to a function.

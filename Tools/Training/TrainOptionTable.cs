@@ -1,0 +1,130 @@
+// The table of every `residual train` option, in help order. Defaults live in TrainOptions'
+// property initialisers and are read from there; ranges and help are written here once. The CLI
+// builds its parser from this list, JSON config files are read through it, config.json is
+// written from it, and TrainOptions.Validate runs each entry's check.
+using System.Globalization;
+
+namespace ResidualEngine.Training;
+
+public static class TrainOptionTable
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    public static IReadOnlyList<TrainOption> All { get; } =
+    [
+        // ---- data ----
+        Text("data", "data", "ImageFolder root with train/<class>/* and val/<class>/*; without it, synthetic data", "DIR", o => o.Data, (o, v) => o.Data = v,
+            v => v.Length == 0 ? "is empty (an unset shell variable?); leave --data out to train on synthetic data" : null),
+        Switch("synthetic", "data", "synthetic ImageNet-style data in ./data/synthetic-... (the default without --data)", o => o.Synthetic, (_, _) => { }),
+        Int("synth-classes", "data", "classes of the synthetic data", o => o.SynthClasses, (o, v) => o.SynthClasses = v, 2, 1000),
+        Int("synth-train-per-class", "data", "synthetic training images per class", o => o.SynthTrainPerClass, (o, v) => o.SynthTrainPerClass = v, 1),
+        Int("synth-val-per-class", "data", "synthetic validation images per class", o => o.SynthValPerClass, (o, v) => o.SynthValPerClass = v, 1),
+        Int("synth-size", "data", "side of the synthetic images in pixels", o => o.SynthSize, (o, v) => o.SynthSize = v, 8, 512),
+        Int("synth-seed", "data", "seed of the synthetic images", o => o.SynthSeed, (o, v) => o.SynthSeed = v),
+        Int("image-size", "data", "crop size fed to the network; 0 = the model's native size (224 ImageNet nets, 32 CIFAR nets), at most the synthetic image size",
+            o => o.ImageSize, (o, v) => o.ImageSize = v, check: v => v != 0 && (v < 8 || v > 1024) ? $"must be 0 (model default) or in [8, 1024], got {v}" : null),
+        Choice("augment", "data", "imagenet: RandomResizedCrop + flip, eval resize + centre crop; cifar: He et al.'s small-image recipe for 28-32 px images " +
+            "(pad 4, random crop, flip; eval the centre view; smaller images zero-padded to the size)", o => o.Augment, (o, v) => o.Augment = v, ["imagenet", "cifar"]),
+        Double("min-crop-scale", "data", "RandomResizedCrop's smallest area fraction; 0 = auto (0.08 with --data, 0.35 synthetic)",
+            o => o.MinCropScale, (o, v) => o.MinCropScale = v, 0, 1, "must be in (0, 1] (or 0 for auto)"),
+        Int("workers", "data", "decoding threads", o => o.Workers, (o, v) => o.Workers = v, 0, 256),
+
+        // ---- model and optimisation ----
+        Text("model", "model", "any zoo name, see `residual models`", "NAME", o => o.Model, (o, v) => o.Model = v,
+            v => string.IsNullOrWhiteSpace(v) ? "needs a model name (see `residual models`)" : null),
+        Int("epochs", "model", "training epochs", o => o.Epochs, (o, v) => o.Epochs = v, 1),
+        Int("batch-size", "model", "images per step", o => o.BatchSize, (o, v) => o.BatchSize = v, 1),
+        Double("lr", "model", "base learning rate", o => o.Lr, (o, v) => o.Lr = v, check: v => !(v > 0) || !double.IsFinite(v) ? $"must be a positive number, got {F(v)}" : null),
+        Double("momentum", "model", "SGD momentum", o => o.Momentum, (o, v) => o.Momentum = v, check: v => !(v >= 0 && v < 1) ? $"must be in [0, 1), got {F(v)}" : null),
+        Double("weight-decay", "model", "L2 weight decay", o => o.WeightDecay, (o, v) => o.WeightDecay = v, check: v => !(v >= 0) || !double.IsFinite(v) ? $"must be >= 0, got {F(v)}" : null),
+        Switch("nesterov", "model", "Nesterov momentum", o => o.Nesterov, (o, v) => o.Nesterov = v),
+        Switch("no-bn-weight-decay", "model", "no weight decay on BN parameters and biases", o => o.NoBnWeightDecay, (o, v) => o.NoBnWeightDecay = v),
+        Choice("schedule", "model", "learning-rate schedule", o => o.Schedule, (o, v) => o.Schedule = v, ["step", "plateau", "cosine"]),
+        new TrainOption<int[]>("lr-steps", "model", "epochs where the step schedule divides the LR by 10 (default: 1/2 and 3/4 of --epochs)", "E1,E2,...",
+            o => o.LrSteps, (o, v) => o.LrSteps = v, ParseInts, CheckSteps),
+        Int("warmup-epochs", "model", "linear warm-up epochs", o => o.WarmupEpochs, (o, v) => o.WarmupEpochs = v, 0),
+        Int("plateau-patience", "model", "epochs without val improvement before the plateau schedule divides the LR by 10", o => o.PlateauPatience, (o, v) => o.PlateauPatience = v, 0),
+        Double("label-smoothing", "model", "label smoothing of the cross-entropy", o => o.LabelSmoothing, (o, v) => o.LabelSmoothing = v,
+            check: v => !(v >= 0 && v < 1) ? $"must be in [0, 1), got {F(v)}" : null),
+        Text("weights", "model", "start from these weights: safetensors or a PyTorch .pth/.pt state dict (torchvision's); a head of another class count is replaced and re-initialised",
+            "FILE", o => o.Weights, (o, v) => o.Weights = v, v => v.Length == 0 ? "is empty (an unset shell variable?)" : null),
+        Switch("freeze", "model", "with --weights: train the head only (the backbone and its BN statistics stay as loaded)", o => o.Freeze, (o, v) => o.Freeze = v),
+
+        // ---- running ----
+        Int("seed", "running", "seed of the weights, data order and augmentation", o => o.Seed, (o, v) => o.Seed = v),
+        Text("device", "running", "auto | cpu | cuda | cuda:N (auto: CUDA when present)", "D", o => o.Device, (o, v) => o.Device = v.Trim().ToLowerInvariant(), CheckDevice),
+        Text("out", "running", "run directory (default runs/<model>-<timestamp>)", "DIR", o => o.Out, (o, v) => o.Out = v, commandOnly: true),
+        Text("resume", "running", "continue a run exactly (bare: --out, else the latest run under runs/)", "RUN|CKPT", o => o.Resume, (o, v) => o.Resume = v, commandOnly: true),
+        Switch("eval-only", "running", "evaluate (the resumed checkpoint) on val and stop", o => o.EvalOnly, (o, v) => o.EvalOnly = v, commandOnly: true),
+        Text("config", "running", "options as JSON, keys as the option names (\"batch-size\": 256); the command line wins", "FILE.json", _ => null, (_, _) => { }, commandOnly: true),
+        Int("max-steps-per-epoch", "running", "cap the steps of each epoch (smoke tests); 0 = whole epoch", o => o.MaxStepsPerEpoch, (o, v) => o.MaxStepsPerEpoch = v, 0),
+        Int("log-every", "running", "read loss/accuracy and write metrics every N steps", o => o.LogEvery, (o, v) => o.LogEvery = v, 1),
+    ];
+
+    /// <summary>The option answering to <paramref name="name"/> (or one of its aliases), or null.</summary>
+    public static TrainOption? Find(string name) => All.FirstOrDefault(o => o.Answers(name));
+
+    private static string F(double v) => v.ToString("R", Inv);
+
+    private static TrainOption<int> Int(string name, string group, string help, Func<TrainOptions, int> get, Action<TrainOptions, int> set,
+        int min = int.MinValue, int max = int.MaxValue, Func<int, string?>? check = null) =>
+        new(name, group, help, "N", get, set, s => int.Parse(s, NumberStyles.Integer, Inv),
+            check ?? (v => v < min ? (max == int.MaxValue ? $"must be at least {min}, got {v}" : $"must be in [{min}, {max}], got {v}")
+                : v > max ? $"must be in [{min}, {max}], got {v}" : null));
+
+    private static TrainOption<double> Double(string name, string group, string help, Func<TrainOptions, double> get, Action<TrainOptions, double> set,
+        double min = double.NegativeInfinity, double max = double.PositiveInfinity, string? rangeText = null, Func<double, string?>? check = null) =>
+        new(name, group, help, "F", get, set, ParseDouble,
+            check ?? (v => !(v >= min && v <= max) ? $"{rangeText ?? $"must be in [{F(min)}, {F(max)}]"}, got {F(v)}" : null));
+
+    private static TrainOption<bool> Switch(string name, string group, string help, Func<TrainOptions, bool> get, Action<TrainOptions, bool> set, bool commandOnly = false) =>
+        new(name, group, help, null, get, set, s => s switch
+        {
+            "true" or "True" => true,
+            "false" or "False" => false,
+            _ => throw new FormatException(),
+        }, commandOnly: commandOnly);
+
+    private static TrainOption<string?> Text(string name, string group, string help, string helpName, Func<TrainOptions, string?> get, Action<TrainOptions, string> set,
+        Func<string, string?>? check = null, bool commandOnly = false) =>
+        new(name, group, help, helpName, get, (o, v) => set(o, v!), s => s, v => v is null ? null : check?.Invoke(v), commandOnly: commandOnly);
+
+    private static TrainOption<string> Choice(string name, string group, string help, Func<TrainOptions, string> get, Action<TrainOptions, string> set, string[] choices) =>
+        new(name, group, $"{help}: {string.Join(" | ", choices)}", "KIND", get, set, s => s.Trim().ToLowerInvariant(),
+            v => choices.Contains(v, StringComparer.Ordinal) ? null : $"must be one of {string.Join(", ", choices)}, got '{v}'", choices: choices);
+
+    private static double ParseDouble(string s)
+    {
+        var v = double.Parse(s, NumberStyles.Float, Inv);
+        return double.IsNaN(v) ? throw new FormatException() : v;
+    }
+
+    private static int[] ParseInts(string s) =>
+        s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, NumberStyles.Integer, Inv)).ToArray();
+
+    private static string? CheckSteps(int[] steps)
+    {
+        for (int i = 0; i < steps.Length; i++)
+        {
+            if (steps[i] < 1) return $"epochs must be at least 1, got {steps[i]}";
+            if (i > 0 && steps[i] <= steps[i - 1]) return $"must be strictly increasing, got {string.Join(",", steps)}";
+        }
+        return null;
+    }
+
+    private static string? CheckDevice(string d)
+    {
+        d = d.Trim().ToLowerInvariant();
+        if (d is "auto" or "cpu" or "cuda") return null;
+        if (!d.StartsWith("cuda:", StringComparison.Ordinal)) return $"must be auto, cpu, cuda or cuda:N, got '{d}'";
+        try
+        {
+            ResidualEngine.Device.Parse(d);
+            return null;
+        }
+        catch (ArgumentException e)
+        {
+            return $"must be auto, cpu, cuda or cuda:N, got '{d}' ({e.Message})";
+        }
+    }
+}
