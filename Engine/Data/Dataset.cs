@@ -2,6 +2,8 @@
 // transformed) from its index and a random generator the loader seeds per sample. A sample that
 // cannot be read throws SampleLoadException, which the loader treats as "skip and replace";
 // any other exception is a bug and surfaces to the consumer.
+using ResidualEngine.IO;
+
 namespace ResidualEngine.Data;
 
 /// <summary>One transformed sample: CHW floats (Channels x Height x Width) and its class.</summary>
@@ -63,6 +65,12 @@ public sealed class ImageFolderDataset : IDirectDataset
 
     public ImageFolder Folder { get; }
     public ITransform Transform { get; }
+
+    /// <summary>Images whose header claims more pixels are bad files (default: PIL's limit).</summary>
+    public long MaxPixels { get; init; } = EncodedImage.DefaultMaxPixels;
+
+    /// <summary>Image files larger than this are bad files.</summary>
+    public long MaxFileBytes { get; init; } = EncodedImage.DefaultMaxFileBytes;
     public int Count => Folder.Count;
     public int NumClasses => Folder.Classes.Count;
     public IReadOnlyList<string> Classes => Folder.Classes;
@@ -81,26 +89,29 @@ public sealed class ImageFolderDataset : IDirectDataset
         if ((uint)index >= (uint)Count)
             throw new ArgumentOutOfRangeException(nameof(index), index, $"sample index out of range 0..{Count - 1}");
         var (path, label) = Folder.Samples[index];
-        byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new SampleLoadException(path, e.Message, e);
-        }
-        try
-        {
-            using var img = EncodedImage.FromBytes(bytes, path);
+            var bytes = SafeFile.ReadAllBytes(path, "image", MaxFileBytes);
+            using var img = EncodedImage.FromBytes(bytes, path, MaxPixels);
             Transform.Apply(img, rng, destination);
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            // The decoder's messages start with the name; keep only the reason.
-            var reason = e.Message.StartsWith(path + ": ", StringComparison.Ordinal) ? e.Message[(path.Length + 2)..] : e.Message;
-            throw new SampleLoadException(path, reason, e);
+            // Whatever one file does to the reader or the decoder (IOException and
+            // InvalidDataException for what we detect, anything else from the codec), that file
+            // is bad and the run goes on without it.
+            throw new SampleLoadException(path, e is IOException or InvalidDataException or UnauthorizedAccessException
+                ? Reason(e, path) : $"{e.GetType().Name}: {Reason(e, path)}", e);
         }
         return label;
+    }
+
+    /// <summary>The message without the leading "path: " or "image 'path' " the readers put in.</summary>
+    internal static string Reason(Exception e, string path)
+    {
+        var m = e.Message;
+        if (m.StartsWith(path + ": ", StringComparison.Ordinal)) return m[(path.Length + 2)..];
+        var quoted = $"image '{path}' ";
+        return m.StartsWith(quoted, StringComparison.Ordinal) ? m[quoted.Length..] : m;
     }
 }

@@ -6,7 +6,11 @@
 // and no EXIF rotation, also as torchvision. GIF/WebP animations give their first frame.
 // JPEGs can be decoded at 1/2, 1/4 or 1/8 scale in the DCT (much faster for large photos) when
 // the caller says how many pixels it needs: the smallest scale that still covers them is used.
+// Nothing in a header is trusted: an image whose header claims more than a pixel limit (PIL's,
+// by default) is refused before anything is allocated, sizes are computed in 64-bit arithmetic,
+// and the codec is never handed a buffer smaller than what it writes.
 using System.Buffers;
+using ResidualEngine.IO;
 using SkiaSharp;
 
 namespace ResidualEngine.Data;
@@ -63,6 +67,15 @@ public sealed class EncodedImage : IImageSource, IDisposable
 {
     private static readonly float[] JpegScales = { 0.125f, 0.25f, 0.5f };
 
+    /// <summary>
+    /// Images whose header claims more pixels than this are refused (before any pixel is
+    /// allocated): 178,956,970, where PIL raises DecompressionBombError (it warns at half that).
+    /// </summary>
+    public const long DefaultMaxPixels = 178_956_970;
+
+    /// <summary>Image files larger than this are not read (1 GiB).</summary>
+    public const long DefaultMaxFileBytes = 1L << 30;
+
     private readonly SKData _data;
     private readonly SKCodec _codec;
 
@@ -83,15 +96,18 @@ public sealed class EncodedImage : IImageSource, IDisposable
     /// <summary>The format found from the content: "Jpeg", "Png", "Webp", "Gif", "Bmp", ...</summary>
     public string Format => _codec.EncodedFormat.ToString();
 
-    /// <summary>Reads a file and parses its header; throws <see cref="InvalidDataException"/> naming the file for anything unreadable.</summary>
-    public static EncodedImage Open(string path)
+    /// <summary>
+    /// Reads a regular file (at most <see cref="DefaultMaxFileBytes"/>) and parses its header; throws
+    /// <see cref="InvalidDataException"/> naming the file for anything undecodable, IOException for anything unreadable.
+    /// </summary>
+    public static EncodedImage Open(string path, long maxPixels = DefaultMaxPixels)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        return FromBytes(File.ReadAllBytes(path), path);
+        return FromBytes(SafeFile.ReadAllBytes(path, "image", DefaultMaxFileBytes), path, maxPixels);
     }
 
-    /// <summary>Parses the header of an encoded image held in memory.</summary>
-    public static EncodedImage FromBytes(byte[] bytes, string name = "image")
+    /// <summary>Parses the header of an encoded image held in memory; more than <paramref name="maxPixels"/> pixels is an <see cref="InvalidDataException"/>.</summary>
+    public static EncodedImage FromBytes(byte[] bytes, string name = "image", long maxPixels = DefaultMaxPixels)
     {
         ArgumentNullException.ThrowIfNull(bytes);
         name ??= "image";
@@ -112,6 +128,15 @@ public sealed class EncodedImage : IImageSource, IDisposable
             codec.Dispose();
             data.Dispose();
             throw new InvalidDataException($"{name}: image header gives an empty size");
+        }
+        int w = codec.Info.Width, h = codec.Info.Height;
+        long pixels = (long)w * h;
+        if (pixels > maxPixels)
+        {
+            codec.Dispose();
+            data.Dispose();
+            throw new InvalidDataException(
+                $"{name}: {w}x{h} = {pixels:N0} pixels, above the limit of {maxPixels:N0} (a decompression bomb or a damaged header; raise --max-image-pixels to accept it)");
         }
         return new EncodedImage(data, codec, name);
     }
@@ -142,16 +167,20 @@ public sealed class EncodedImage : IImageSource, IDisposable
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private RgbImage DecodeAt(SKSizeI size)
+    private unsafe RgbImage DecodeAt(SKSizeI size)
     {
         // Unpremultiplied RGBA with no colour space: the codec converts gray/CMYK/palette to RGBA
         // and does no colour management; alpha is then dropped.
         var info = new SKImageInfo(size.Width, size.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        int n = size.Width * size.Height;
-        var rgba = ArrayPool<byte>.Shared.Rent(4 * n);
+        long n = (long)size.Width * size.Height;
+        long rowBytes = 4L * size.Width, need = rowBytes * size.Height;
+        if (size.Width <= 0 || size.Height <= 0 || need > Array.MaxLength || rowBytes > int.MaxValue || need != info.BytesSize64)
+            throw new InvalidDataException($"{Name}: {size.Width}x{size.Height} is too large to decode in memory ({need:N0} bytes of pixels)");
+        var rgba = ArrayPool<byte>.Shared.Rent((int)need);
         try
         {
-            var r = _codec.GetPixels(info, rgba);
+            SKCodecResult r;
+            fixed (byte* p = rgba) r = _codec.GetPixels(info, (IntPtr)p, (int)rowBytes, SKCodecOptions.Default);
             if (r != SKCodecResult.Success)
             {
                 var why = r switch
@@ -162,8 +191,9 @@ public sealed class EncodedImage : IImageSource, IDisposable
                 };
                 throw new InvalidDataException($"{Name}: {why}");
             }
-            var rgb = new byte[3 * n];
-            for (int i = 0, j = 0; i < n; i++, j += 3)
+            int count = (int)n; // 4n fits an array, checked above
+            var rgb = new byte[3 * count];
+            for (int i = 0, j = 0; i < count; i++, j += 3)
             {
                 rgb[j] = rgba[4 * i];
                 rgb[j + 1] = rgba[4 * i + 1];
@@ -188,9 +218,9 @@ public sealed class EncodedImage : IImageSource, IDisposable
 public static class ImageDecoder
 {
     /// <summary>Decodes a file at full resolution to RGB.</summary>
-    public static RgbImage Decode(string path)
+    public static RgbImage Decode(string path, long maxPixels = EncodedImage.DefaultMaxPixels)
     {
-        using var img = EncodedImage.Open(path);
+        using var img = EncodedImage.Open(path, maxPixels);
         return img.Decode();
     }
 

@@ -4,7 +4,8 @@
 // follows torchvision's ImageFolder: directories visited in ordinal order of their full path,
 // files ordinal within a directory, so labels and sample indices agree with PyTorch.
 // Differences from torchvision, by necessity: .tif/.tiff/.ppm/.pgm are not listed (SkiaSharp has
-// no decoder for them), .gif is (first frame).
+// no decoder for them), .gif is (first frame); and symbolic links cannot make a folder or a file
+// count twice or take another class's label (FolderWalk), where torchvision would loop.
 namespace ResidualEngine.Data;
 
 /// <summary>One file of an <see cref="ImageFolder"/> and its class index.</summary>
@@ -15,15 +16,16 @@ public sealed class ImageFolder
     /// <summary>File extensions (lower case, with the dot) that are listed as images.</summary>
     public static IReadOnlyList<string> Extensions { get; } = new[] { ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif" };
 
-    // Guards against symlink cycles: no real folder tree is this deep.
-    private const int MaxDepth = 64;
-
-    private ImageFolder(string root, IReadOnlyList<string> classes, IReadOnlyList<ImageFolderEntry> samples)
+    private ImageFolder(string root, IReadOnlyList<string> classes, IReadOnlyList<ImageFolderEntry> samples, IReadOnlyList<string> notes)
     {
         Root = root;
         Classes = classes;
         Samples = samples;
+        Notes = notes;
     }
+
+    /// <summary>What the listing left out and why (links that loop or lead into another class, undecodable names).</summary>
+    public IReadOnlyList<string> Notes { get; }
 
     /// <summary>Full path of the folder that was opened.</summary>
     public string Root { get; }
@@ -59,7 +61,7 @@ public sealed class ImageFolder
     /// labels come from that list, and a class folder not in it is an error; classes of the list
     /// without a folder are allowed (a validation split may lack some).
     /// </summary>
-    public static ImageFolder Open(string root, IReadOnlyList<string>? classes = null)
+    public static ImageFolder Open(string root, IReadOnlyList<string>? classes = null, CancellationToken cancel = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(root);
         var full = System.IO.Path.GetFullPath(root);
@@ -68,6 +70,9 @@ public sealed class ImageFolder
 
         var folders = Directory.GetDirectories(full).Select(d => System.IO.Path.GetFileName(d)).ToList();
         folders.Sort(StringComparer.Ordinal);
+        var undecodable = folders.FirstOrDefault(IO.SafeFile.HasUndecodableName);
+        if (undecodable is not null)
+            throw new InvalidDataException($"class folder '{System.IO.Path.Combine(full, undecodable)}' has a name that is not valid UTF-8 (shown with U+FFFD), which .NET cannot open; rename it");
         if (folders.Count == 0)
             throw new InvalidDataException($"image folder '{full}' has no class folders (expected {full}/<class>/<image files>)");
 
@@ -92,25 +97,24 @@ public sealed class ImageFolder
                     $"({classList.Count} classes): {string.Join(", ", unknown.Take(10))}{(unknown.Count > 10 ? ", ..." : "")}");
         }
 
+        var (files, notes) = FolderWalk.Run(full, folders.Select(f => System.IO.Path.Combine(full, f)).ToList(), cancel);
         var samples = new List<ImageFolderEntry>();
-        foreach (var cls in folders)
+        for (int i = 0; i < folders.Count; i++)
         {
-            var dir = System.IO.Path.Combine(full, cls);
-            int before = samples.Count;
-            int label = labelOf[cls];
-            foreach (var file in ListImages(dir)) samples.Add(new ImageFolderEntry(file, label));
-            if (samples.Count == before)
+            if (files[i].Count == 0)
                 throw new InvalidDataException(
-                    $"class folder '{dir}' holds no images (looked recursively for {string.Join(" ", Extensions)}, any letter case)");
+                    $"class folder '{System.IO.Path.Combine(full, folders[i])}' holds no images (looked recursively for {string.Join(" ", Extensions)}, any letter case)");
+            int label = labelOf[folders[i]];
+            foreach (var file in files[i]) samples.Add(new ImageFolderEntry(file, label));
         }
-        return new ImageFolder(full, classList, samples);
+        return new ImageFolder(full, classList, samples, notes);
     }
 
     /// <summary>
     /// Opens root/train and root/val; the validation split uses the training split's class list,
     /// so the same class has the same label in both.
     /// </summary>
-    public static (ImageFolder Train, ImageFolder Val) OpenSplits(string root)
+    public static (ImageFolder Train, ImageFolder Val) OpenSplits(string root, CancellationToken cancel = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(root);
         var full = System.IO.Path.GetFullPath(root);
@@ -120,42 +124,16 @@ public sealed class ImageFolder
             throw new DirectoryNotFoundException($"dataset '{full}' has no train folder (expected {trainDir}/<class>/<images>)");
         if (!Directory.Exists(valDir))
             throw new DirectoryNotFoundException($"dataset '{full}' has no val folder (expected {valDir}/<class>/<images>)");
-        var train = Open(trainDir);
+        var train = Open(trainDir, null, cancel);
         ImageFolder val;
         try
         {
-            val = Open(valDir, train.Classes);
+            val = Open(valDir, train.Classes, cancel);
         }
         catch (InvalidDataException e) when (e.Message.Contains("not in the class list", StringComparison.Ordinal))
         {
             throw new InvalidDataException($"validation classes must also exist in the training split '{trainDir}': {e.Message}", e);
         }
         return (train, val);
-    }
-
-    /// <summary>Image files under <paramref name="dir"/>: directories in ordinal order of their path, files ordinal within each.</summary>
-    private static List<string> ListImages(string dir)
-    {
-        var dirs = new List<string>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        CollectDirs(dir, 0, dirs, seen);
-        dirs.Sort(StringComparer.Ordinal);
-        var files = new List<string>();
-        foreach (var d in dirs)
-        {
-            var here = Directory.GetFiles(d).Where(IsImageFile).ToList();
-            here.Sort(StringComparer.Ordinal);
-            files.AddRange(here);
-        }
-        return files;
-    }
-
-    private static void CollectDirs(string dir, int depth, List<string> dirs, HashSet<string> seen)
-    {
-        // Resolve links so a symlink loop is visited once.
-        var real = new DirectoryInfo(dir).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? dir;
-        if (depth > MaxDepth || !seen.Add(real)) return;
-        dirs.Add(dir);
-        foreach (var sub in Directory.GetDirectories(dir)) CollectDirs(sub, depth + 1, dirs, seen);
     }
 }

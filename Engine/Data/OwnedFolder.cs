@@ -54,13 +54,19 @@ public static class OwnedFolder
         if (info.Length > 256L << 20) return null;
         try
         {
-            return JsonSerializer.Deserialize<FolderManifest>(File.ReadAllText(path));
+            // Only a regular file is read (a FIFO named manifest.json would block).
+            var m = JsonSerializer.Deserialize<FolderManifest>(ResidualEngine.IO.SafeFile.ReadAllText(path, "manifest", 256L << 20));
+            return m is { Generator: not null, Parameters: not null, Files: not null } && m.Files.Values.All(v => v is not null) ? m : null;
         }
         catch (JsonException)
         {
             return null;
         }
         catch (NotSupportedException)
+        {
+            return null;
+        }
+        catch (IOException)
         {
             return null;
         }

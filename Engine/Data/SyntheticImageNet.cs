@@ -2,17 +2,21 @@
 // DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, plus README.txt and manifest.json.
 // Each picture is rendered (SyntheticRenderer) from its own generator seeded by
 // (seed, split, class, index), so the files are identical for a seed whatever the number of
-// threads. manifest.json is written last: a folder whose manifest matches the request and whose
-// files are all there is complete and is reused instead of regenerated.
+// threads. The folder is an OwnedFolder: manifest.json is written FIRST, naming every file about
+// to be written, and marked complete at the end. A folder whose manifest matches the request and
+// whose files are all there is reused; an interrupted or different synthetic set is replaced by
+// deleting exactly the files its manifest names; any other non-empty folder (a real dataset in
+// the same train/ + val/ layout, say) is refused and left as it was.
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace ResidualEngine.Data;
 
 public static class SyntheticImageNet
 {
     private const string Generator = "residual-synthetic-imagenet";
-    private const int Version = 1;
+    private const int Version = 2;
 
     /// <summary>What to generate.</summary>
     public sealed record Options(int Classes = 10, int TrainPerClass = 100, int ValPerClass = 20, int Size = 64, int Seed = 0, int Quality = 90)
@@ -49,33 +53,22 @@ public static class SyntheticImageNet
     public static bool IsComplete(string root, Options options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var manifest = Path.Combine(root, "manifest.json");
-        if (!File.Exists(manifest)) return false;
         try
         {
-            var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(manifest));
-            if (m is null || m != ManifestFor(options)) return false;
+            return OwnedFolder.Inspect(root, Generator, ParametersFor(options)) == FolderState.Complete;
         }
-        catch (JsonException)
+        catch (IOException)
         {
             return false;
         }
-        foreach (var (split, per) in new[] { ("train", options.TrainPerClass), ("val", options.ValPerClass) })
-            for (int k = 0; k < options.Classes; k++)
-            {
-                var dir = Path.Combine(root, split, ClassName(k));
-                if (per > 0 && !Directory.Exists(dir)) return false;
-                for (int i = 0; i < per; i++)
-                    if (!File.Exists(Path.Combine(dir, FileName(k, i)))) return false;
-            }
-        return true;
     }
 
     /// <summary>
     /// Writes the dataset under <paramref name="root"/>, or reuses it when already complete. A folder
-    /// made by an earlier run with other parameters is replaced; any other non-empty folder is refused.
+    /// holding an earlier synthetic set of ours (other parameters, or interrupted) is replaced, deleting
+    /// only the files its manifest names; any other non-empty folder is refused (IOException) untouched.
     /// </summary>
-    public static Result Generate(string root, Options options, Action<string>? log = null)
+    public static Result Generate(string root, Options options, Action<string>? log = null, CancellationToken cancel = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(root);
         ArgumentNullException.ThrowIfNull(options);
@@ -83,12 +76,14 @@ public static class SyntheticImageNet
         var sw = Stopwatch.StartNew();
         root = Path.GetFullPath(root);
         int train = options.Classes * options.TrainPerClass, val = options.Classes * options.ValPerClass;
-        if (IsComplete(root, options))
+        UpgradeVersion1(root);
+        var parameters = ParametersFor(options);
+        if (OwnedFolder.Inspect(root, Generator, parameters) == FolderState.Complete)
         {
             log?.Invoke($"synthetic data in {root} is complete (same parameters); reusing it");
             return new Result(root, train, val, true, sw.Elapsed);
         }
-        PrepareFolder(root, log);
+        var manifest = OwnedFolder.Begin(root, Generator, Version, parameters, FilesFor(options), log);
 
         var jobs = new List<(bool Train, int Class, int Index)>(train + val);
         for (int k = 0; k < options.Classes; k++)
@@ -98,49 +93,57 @@ public static class SyntheticImageNet
             for (int i = 0; i < options.TrainPerClass; i++) jobs.Add((true, k, i));
             for (int i = 0; i < options.ValPerClass; i++) jobs.Add((false, k, i));
         }
-        Parallel.ForEach(jobs, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, j =>
+        Parallel.ForEach(jobs, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancel }, j =>
         {
             var bytes = RenderImage(options, j.Train, j.Class, j.Index);
             File.WriteAllBytes(Path.Combine(root, j.Train ? "train" : "val", ClassName(j.Class), FileName(j.Class, j.Index)), bytes);
         });
         File.WriteAllText(Path.Combine(root, "README.txt"), Readme(options));
-        File.WriteAllText(Path.Combine(root, "manifest.json"),
-            JsonSerializer.Serialize(ManifestFor(options), new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        OwnedFolder.Finish(root, manifest);
         log?.Invoke($"wrote {train} training and {val} validation images ({options.Classes} classes, {options.Size}x{options.Size}) to {root} in {sw.Elapsed.TotalSeconds:F1} s");
         return new Result(root, train, val, false, sw.Elapsed);
     }
 
-    private static void PrepareFolder(string root, Action<string>? log)
+    private static JsonObject ParametersFor(Options o) => new()
     {
-        if (!Directory.Exists(root) || !Directory.EnumerateFileSystemEntries(root).Any())
+        ["classes"] = o.Classes,
+        ["train_per_class"] = o.TrainPerClass,
+        ["val_per_class"] = o.ValPerClass,
+        ["size"] = o.Size,
+        ["seed"] = o.Seed,
+        ["quality"] = o.Quality,
+    };
+
+    /// <summary>Every file Generate writes, by folder: what the manifest names before the first is written.</summary>
+    private static SortedDictionary<string, List<string>> FilesFor(Options o)
+    {
+        var files = new SortedDictionary<string, List<string>>(StringComparer.Ordinal) { [""] = ["README.txt"] };
+        for (int k = 0; k < o.Classes; k++)
         {
-            Directory.CreateDirectory(root);
-            return;
+            files[$"train/{ClassName(k)}"] = Enumerable.Range(0, o.TrainPerClass).Select(i => FileName(k, i)).ToList();
+            if (o.ValPerClass > 0) files[$"val/{ClassName(k)}"] = Enumerable.Range(0, o.ValPerClass).Select(i => FileName(k, i)).ToList();
         }
-        var manifest = Path.Combine(root, "manifest.json");
-        bool ours = false;
-        if (File.Exists(manifest))
-        {
-            try { ours = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(manifest))?.Generator == Generator; }
-            catch (JsonException) { ours = false; }
-        }
-        // An interrupted run leaves train/val without a manifest: also ours if nothing else is there.
-        var names = Directory.EnumerateFileSystemEntries(root).Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal);
-        bool onlyOurs = names.All(n => n is "train" or "val" or "manifest.json" or "README.txt");
-        if (!ours && !onlyOurs)
-            throw new IOException($"'{root}' is not empty and was not made by `residual data synth` (no matching manifest.json); choose a new or empty folder");
-        if (!onlyOurs)
-            throw new IOException($"'{root}' holds a synthetic dataset with other parameters plus other files; remove it or choose another folder");
-        log?.Invoke($"replacing the synthetic data in {root} (different parameters or incomplete)");
-        foreach (var sub in new[] { "train", "val" })
-            if (Directory.Exists(Path.Combine(root, sub))) Directory.Delete(Path.Combine(root, sub), recursive: true);
-        File.Delete(manifest);
+        return files;
     }
 
-    private sealed record Manifest(string Generator, int Version, int Classes, int TrainPerClass, int ValPerClass, int Size, int Seed, int Quality);
+    // Version 1 wrote manifest.json last, holding the parameters only: it proves that the files
+    // those parameters name were written by us, so it is rewritten in the current form (which names them).
+    private sealed record ManifestV1(string Generator, int Version, int Classes, int TrainPerClass, int ValPerClass, int Size, int Seed, int Quality);
 
-    private static Manifest ManifestFor(Options o) =>
-        new(Generator, Version, o.Classes, o.TrainPerClass, o.ValPerClass, o.Size, o.Seed, o.Quality);
+    private static void UpgradeVersion1(string root)
+    {
+        var path = Path.Combine(root, OwnedFolder.ManifestName);
+        if (!File.Exists(path) || OwnedFolder.ReadManifest(root) is not null) return;
+        ManifestV1? v1;
+        try { v1 = JsonSerializer.Deserialize<ManifestV1>(ResidualEngine.IO.SafeFile.ReadAllText(path, "manifest")); }
+        catch (Exception e) when (e is JsonException or IOException) { return; }
+        if (v1 is not { Generator: Generator, Version: 1 }) return;
+        var o = new Options(v1.Classes, v1.TrainPerClass, v1.ValPerClass, v1.Size, v1.Seed, v1.Quality);
+        try { o.Validate(); }
+        catch (ArgumentException) { return; }
+        var m = new FolderManifest(Generator, Version, true, ParametersFor(o), FilesFor(o));
+        File.WriteAllText(path, JsonSerializer.Serialize(m));
+    }
 
     private static string Readme(Options o) => $"""
         Synthetic ImageNet-style data, written by `residual data synth` ({Generator} v{Version}).
@@ -157,7 +160,8 @@ public static class SyntheticImageNet
         Gaussian pixel noise (sigma 3-14 levels) and JPEG compression.
 
         Every picture is drawn from its own random generator seeded by (seed, split, class, index),
-        so the same parameters give byte-identical files. manifest.json records the parameters; a
-        later run with the same parameters reuses the folder.
+        so the same parameters give byte-identical files. manifest.json records the parameters and
+        names every file (it is written before them); a later run with the same parameters reuses the
+        folder, and one with other parameters deletes exactly those files and writes its own.
         """;
 }

@@ -18,6 +18,13 @@ public static class SafeTensors
     /// <summary>Headers above this size are rejected (the reference implementation's limit).</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
+    /// <summary>
+    /// Headers naming more tensors (or metadata keys) than this are rejected before the entries are
+    /// built: a million empty entries cost a gigabyte of objects. The largest published models have
+    /// a few tens of thousands of tensors per file.
+    /// </summary>
+    public const int MaxEntries = 1 << 18;
+
     // Host copies and stream I/O move at most this many bytes at a time (spans are int-sized).
     private const int Chunk = 1 << 24;
 
@@ -115,9 +122,10 @@ public static class SafeTensors
         return new SafeTensorsFile(result, header.Metadata);
     }
 
+    /// <summary>Reads a safetensors file; anything but a regular file (a FIFO, a device, a folder) is refused before it is opened.</summary>
     public static SafeTensorsFile Load(string path)
     {
-        using var f = File.OpenRead(path);
+        using var f = IO.SafeFile.OpenRead(path, "safetensors file");
         return Read(f);
     }
 

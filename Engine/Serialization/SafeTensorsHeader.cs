@@ -57,6 +57,8 @@ internal sealed class SafeTensorsHeader
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var prop in doc.RootElement.EnumerateObject())
             {
+                if (seen.Count >= SafeTensors.MaxEntries)
+                    throw Fail($"header has more than {SafeTensors.MaxEntries:N0} entries (tensors and '__metadata__'), the limit");
                 if (!seen.Add(prop.Name))
                     throw Fail(prop.Name == "__metadata__" ? "'__metadata__' appears twice" : $"tensor '{prop.Name}' appears twice in the header");
                 if (prop.Name == "__metadata__") ReadMetadata(prop.Value, metadata);
@@ -73,6 +75,8 @@ internal sealed class SafeTensorsHeader
             throw Fail($"'__metadata__' must be an object of strings, not {e.ValueKind}");
         foreach (var p in e.EnumerateObject())
         {
+            if (metadata.Count >= SafeTensors.MaxEntries)
+                throw Fail($"'__metadata__' has more than {SafeTensors.MaxEntries:N0} keys, the limit");
             if (p.Value.ValueKind != JsonValueKind.String)
                 throw Fail($"metadata value for key '{p.Name}' must be a string, not {p.Value.ValueKind}");
             if (!metadata.TryAdd(p.Name, p.Value.GetString()!))

@@ -66,6 +66,78 @@ public class SyntheticTests
         Assert.That(File.Exists(d.Sub("precious.txt")), Is.True);
     }
 
+    private static Dictionary<string, string> Snapshot(string root) =>
+        Directory.GetFiles(root, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(root, f), f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))));
+
+    [Test]
+    public void GenerateRefusesARealDatasetInTheReadmeLayout()
+    {
+        // Issue 10, item 1: a folder holding only train/ and val/ (the README's ImageNet layout) was
+        // taken for an interrupted synthetic run and both were deleted recursively.
+        using var d = new TempDir();
+        d.Write("imagenet/train/n01440764/a.JPEG", TestImages.Solid(8, 8, 1, 2, 3));
+        d.Write("imagenet/val/n01440764/b.JPEG", TestImages.Solid(8, 8, 3, 2, 1));
+        var before = Snapshot(d.Sub("imagenet"));
+        var e = Assert.Throws<IOException>(() => SyntheticImageNet.Generate(d.Sub("imagenet"), Small));
+        Assert.That(e!.Message, Does.Contain(d.Sub("imagenet")).And.Contain("nothing was changed"));
+        Assert.That(Snapshot(d.Sub("imagenet")), Is.EqualTo(before));
+        Assert.Throws<IOException>(() => CliApp.Run(["data", "synth", "--out", d.Sub("imagenet"), "--classes", "2"]), "the command refuses too");
+        Assert.That(Snapshot(d.Sub("imagenet")), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void TheManifestComesFirstAndOnlyItsFilesAreEverDeleted()
+    {
+        using var d = new TempDir();
+        var root = d.Sub("synth");
+        SyntheticImageNet.Generate(root, Small);
+        var manifest = OwnedFolder.ReadManifest(root)!;
+        Assert.That(manifest.Complete, Is.True);
+        Assert.That(manifest.FileCount, Is.EqualTo(12 + 6 + 1), "every image and the README are named");
+
+        // As a kill leaves it: the manifest (written first) says incomplete, some files are missing.
+        File.WriteAllText(Path.Combine(root, "manifest.json"), System.Text.Json.JsonSerializer.Serialize(manifest with { Complete = false }));
+        var victim = Path.Combine(root, "val", SyntheticImageNet.ClassName(2), "n0002_00001.jpg");
+        File.Delete(victim);
+        Assert.That(SyntheticImageNet.IsComplete(root, Small), Is.False);
+        Assert.That(SyntheticImageNet.Generate(root, Small).Reused, Is.False);
+        Assert.That(File.Exists(victim), Is.True);
+        Assert.That(SyntheticImageNet.IsComplete(root, Small), Is.True);
+
+        // A file the user put inside: nothing is deleted, and the message names it.
+        var mine = d.Write("synth/train/n0000_circles/mine.jpg", TestImages.Solid(8, 8, 9, 9, 9));
+        var before = Snapshot(root);
+        var e = Assert.Throws<IOException>(() => SyntheticImageNet.Generate(root, Small with { Seed = 12 }));
+        Assert.That(e!.Message, Does.Contain("mine.jpg"));
+        Assert.That(Snapshot(root), Is.EqualTo(before));
+        File.Delete(mine);
+
+        // Other parameters: the old files go (exactly those), the new set is complete.
+        var other = Small with { Classes = 2, TrainPerClass = 1 };
+        Assert.That(SyntheticImageNet.Generate(root, other).Reused, Is.False);
+        Assert.That(Directory.Exists(Path.Combine(root, "train", SyntheticImageNet.ClassName(2))), Is.False, "its emptied folder went too");
+        Assert.That(Snapshot(root).Keys.Where(k => k.EndsWith(".jpg", StringComparison.Ordinal)).Count(), Is.EqualTo(2 + 4));
+    }
+
+    [Test]
+    public void ASetWrittenByVersionOneIsStillRecognised()
+    {
+        // Version 1 wrote a parameters-only manifest last; its files are derived from the parameters.
+        using var d = new TempDir();
+        var root = d.Sub("old");
+        SyntheticImageNet.Generate(root, Small);
+        File.WriteAllText(Path.Combine(root, "manifest.json"), """
+            {"Generator":"residual-synthetic-imagenet","Version":1,"Classes":3,"TrainPerClass":4,"ValPerClass":2,"Size":32,"Seed":11,"Quality":90}
+            """);
+        Assert.That(SyntheticImageNet.Generate(root, Small).Reused, Is.True);
+        File.WriteAllText(Path.Combine(root, "manifest.json"), """
+            {"Generator":"residual-synthetic-imagenet","Version":1,"Classes":3,"TrainPerClass":4,"ValPerClass":2,"Size":32,"Seed":11,"Quality":90}
+            """);
+        Assert.That(SyntheticImageNet.Generate(root, Small with { Seed = 3 }).Reused, Is.False);
+        Assert.That(SyntheticImageNet.IsComplete(root, Small with { Seed = 3 }), Is.True);
+    }
+
     [Test]
     public void ClassNamesSortInClassOrder()
     {

@@ -237,6 +237,45 @@ public class SafeTensorsTests
     }
 
     [Test]
+    public void HeadersWithTooManyEntriesAreRefusedBeforeTheyAreBuilt()
+    {
+        // A million empty entries used to cost 1.1 GB of objects; the count is capped.
+        long before = TensorStats.LiveTensors;
+        var entries = string.Join(",", Enumerable.Range(0, SafeTensors.MaxEntries + 1).Select(i => Entry("t" + i, "U8", "[0]", "[0,0]")));
+        var e = Assert.Throws<SafeTensorsFormatException>(() => SafeTensors.Read(new MemoryStream(Build("{" + entries + "}", []))));
+        Assert.That(e!.Message, Does.Contain("more than 262,144 entries"));
+        var keys = string.Join(",", Enumerable.Range(0, SafeTensors.MaxEntries + 1).Select(i => $"\"k{i}\":\"\""));
+        var m = Assert.Throws<SafeTensorsFormatException>(() => SafeTensors.Read(new MemoryStream(Build("{\"__metadata__\":{" + keys + "}}", []))));
+        Assert.That(m!.Message, Does.Contain("'__metadata__' has more than"));
+        Assert.That(TensorStats.LiveTensors, Is.EqualTo(before));
+        // At the limit it still reads.
+        var atLimit = string.Join(",", Enumerable.Range(0, 1000).Select(i => Entry("t" + i, "U8", "[0]", "[0,0]")));
+        using var f = SafeTensors.Read(new MemoryStream(Build("{" + atLimit + "}", [])));
+        Assert.That(f.Tensors, Has.Count.EqualTo(1000));
+    }
+
+    [Test]
+    public void OnlyRegularFilesAreOpened()
+    {
+        var dir = Directory.CreateTempSubdirectory("st-fifo-").FullName;
+        try
+        {
+            var fifo = Path.Combine(dir, "weights.safetensors");
+            Data.HostileFiles.MakeFifo(fifo);
+            var load = Task.Run(() => SafeTensors.Load(fifo));
+            Assert.That(load.ContinueWith(_ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(60)), Is.True, "blocked opening a FIFO");
+            var e = load.Exception!.InnerException;
+            Assert.That(e, Is.InstanceOf<IOException>());
+            Assert.That(e!.Message, Does.Contain("is a FIFO (named pipe), not a regular file"));
+            Assert.That(() => SafeTensors.Load(dir), Throws.InstanceOf<IOException>().With.Message.Contains("is a folder"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void ErrorsNameTheTensor()
     {
         var file = Build("{" + Entry("layer1.0.conv1.weight", "F32", "[3]", "[0,8]") + "}", new byte[8]);

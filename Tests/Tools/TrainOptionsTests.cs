@@ -65,10 +65,12 @@ public class TrainOptionsTests
     [Test]
     public void WrittenConfigReadsBackToTheSameOptions()
     {
-        var o = TrainCli.Parse(["--epochs", "5", "--lr", "0.0375", "--schedule", "plateau", "--nesterov", "--image-size", "48"]);
+        var o = TrainCli.Parse(["--epochs", "5", "--lr", "0.0375", "--schedule", "plateau", "--nesterov", "--image-size", "48", "--max-image-pixels", "5000000000"]);
+        Assert.That(o.MaxImagePixels, Is.EqualTo(5_000_000_000L), "the pixel cap is an option (64-bit)");
         var p = Json("config.json", o.ToJsonText());
         var back = TrainCli.Parse(["--config", p]);
         Assert.That(back.ToJsonText(), Is.EqualTo(o.ToJsonText()));
+        Assert.That(TrainCli.Parse([]).MaxImagePixels, Is.EqualTo(178_956_970L), "PIL's limit by default");
     }
 
     [Test]

@@ -34,12 +34,18 @@ public static class DataCommand
 
         var rootOpt = new Option<string>("--root") { Description = "the image folder (DIR/<class>/... or DIR/train + DIR/val)", HelpName = "DIR" };
         var rootArg = new Argument<string?>("DIR") { Description = "the image folder, as --root", Arity = ArgumentArity.ZeroOrOne };
-        var check = new Command("check", "List the classes of an image folder and decode every image, reporting the unreadable ones (exit 1 if any).") { rootOpt, rootArg };
+        var maxPixels = new Option<long>("--max-image-pixels")
+        {
+            Description = "images whose header claims more pixels count as unreadable (default: PIL's limit)", HelpName = "N",
+            DefaultValueFactory = _ => EncodedImage.DefaultMaxPixels,
+        };
+        maxPixels.Validators.Add(r => { if (r.Tokens.Count > 0 && r.GetValueOrDefault<long>() < 1) r.AddError("option --max-image-pixels must be at least 1"); });
+        var check = new Command("check", "List the classes of an image folder and decode every image; list every unreadable file with its reason (exit 1 if any).") { rootOpt, rootArg, maxPixels };
         check.SetAction(parse =>
         {
             var root = parse.GetValue(rootOpt) ?? parse.GetValue(rootArg)
                 ?? throw new UsageException("which folder? give --root DIR (or DIR)");
-            return Check(root);
+            return CheckFolder(root, parse.GetValue(maxPixels), Console.Out);
         });
         var import = new Command("import", "MNIST-family IDX files or a CIFAR-10 archive into DIR/train/<class>/*.png and DIR/val/<class>/*.png (the official test split).\n" +
             "Writes DIR/README.txt and DIR/manifest.json (every file written, and the sources' SHA-256); refuses a non-empty folder it did not write.")
@@ -57,8 +63,10 @@ public static class DataCommand
         return new Command("data", "Make synthetic ImageNet-style data, import IDX or CIFAR-10 data, or check an image folder.") { synth, import, check };
     }
 
-    private static int Check(string root)
+    /// <summary>`data check`: every bad file with its reason (read and decoded as training does); 1 when there is any, else 0.</summary>
+    public static int CheckFolder(string root, long maxPixels, TextWriter output)
     {
+        ArgumentNullException.ThrowIfNull(output);
         var folders = new List<(string Name, ImageFolder Folder)>();
         if (Directory.Exists(Path.Combine(root, "train")))
         {
@@ -75,24 +83,13 @@ public static class DataCommand
         foreach (var (name, f) in folders)
         {
             var counts = f.CountsPerClass();
-            Console.WriteLine($"{name}: {f.Count} images in {f.Classes.Count} classes ({f.Root}); per class min {counts.Min()}, max {counts.Max()}");
-            var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
-            Parallel.ForEach(f.Samples, s =>
-            {
-                try
-                {
-                    using var img = EncodedImage.Open(s.Path);
-                    img.Decode();
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    failures.Add(e.Message);
-                }
-            });
-            foreach (var m in failures.Order(StringComparer.Ordinal)) Console.WriteLine($"  unreadable: {m}");
+            output.WriteLine($"{name}: {f.Count} images in {f.Classes.Count} classes ({f.Root}); per class min {counts.Min()}, max {counts.Max()}");
+            foreach (var note in f.Notes) output.WriteLine($"  listing: {note}");
+            var failures = ImageCheck.Run(f, maxPixels);
+            foreach (var b in failures) output.WriteLine($"  unreadable: {b.Path}: {b.Reason}");
             bad += failures.Count;
         }
-        Console.WriteLine($"checked in {sw.Elapsed.TotalSeconds:F1} s: {bad} unreadable file{(bad == 1 ? "" : "s")}");
+        output.WriteLine($"checked in {sw.Elapsed.TotalSeconds:F1} s: {bad} unreadable file{(bad == 1 ? "" : "s")}");
         return bad == 0 ? 0 : 1;
     }
 }

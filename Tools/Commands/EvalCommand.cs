@@ -24,18 +24,27 @@ public static class EvalCommand
         var batch = new Option<int>("--batch-size") { Description = "images per batch", HelpName = "N", DefaultValueFactory = _ => 64 };
         var workers = new Option<int>("--workers") { Description = "decoding threads", HelpName = "N", DefaultValueFactory = _ => 2 };
         var device = new Option<string>("--device") { Description = "auto | cpu | cuda | cuda:N", HelpName = "D", DefaultValueFactory = _ => "auto" };
+        var maxPixels = new Option<long>("--max-image-pixels")
+        {
+            Description = "images whose header claims more pixels are skipped as unreadable (default: PIL's limit)", HelpName = "N",
+            DefaultValueFactory = _ => Data.EncodedImage.DefaultMaxPixels,
+        };
+        maxPixels.Validators.Add(r => { if (r.Tokens.Count > 0 && r.GetValueOrDefault<long>() < 1) r.AddError("option --max-image-pixels must be at least 1"); });
         var json = new Option<bool>("--json") { Description = "print the result as JSON on stdout (schema residual.eval/1, docs/cli-json.md); progress goes to stderr" };
         OptionRules.ZeroOrRange(imageSize, 8, 1024);
         OptionRules.Range(batch, 1, 65536);
         OptionRules.Range(workers, 0, 256);
         var cmd = new Command("eval", "Evaluate a checkpoint: loss, top-1 and top-5 on a validation set.")
         {
-            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, json,
+            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, maxPixels, json,
         };
         cmd.SetAction(parse =>
         {
             var request = new EvalRequest(parse.GetValue(checkpoint)!, parse.GetValue(data), parse.GetValue(model), parse.GetValue(tenCrop),
-                parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize));
+                parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize))
+            {
+                MaxImagePixels = parse.GetValue(maxPixels),
+            };
             bool asJson = parse.GetValue(json);
             var report = Run(request, asJson ? Console.Error : Console.Out);
             if (asJson) Console.Out.WriteLine(CliJson.Text(report.ToJson()));
@@ -44,7 +53,11 @@ public static class EvalCommand
         return cmd;
     }
 
-    public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0);
+    public sealed record EvalRequest(string Checkpoint, string? Data, string? Model, bool TenCrop, int BatchSize = 64, int Workers = 2, string Device = "auto", int ImageSize = 0)
+    {
+        /// <summary>Images whose header claims more pixels are skipped as unreadable.</summary>
+        public long MaxImagePixels { get; init; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
+    }
 
     /// <summary>What was evaluated and the result.</summary>
     public sealed record EvalReport(EvalResult Result, string Checkpoint, string Model, int? Epoch, string Data, int ImageSize, bool TenCrop, string Device)
@@ -70,6 +83,9 @@ public static class EvalCommand
     {
         ArgumentNullException.ThrowIfNull(q);
         ArgumentNullException.ThrowIfNull(log);
+        // The same range as train's: a crop smaller than 8 px is no image the nets can take.
+        if (q.ImageSize != 0 && (q.ImageSize < 8 || q.ImageSize > 1024))
+            throw new ArgumentException($"option --image-size must be 0 (the checkpoint's size) or in [8, 1024], got {q.ImageSize}");
         var path = CheckpointStore.Resolve(q.Checkpoint, preferBest: true);
         var (info, file) = IsTorchFile(path) ? (null, Models.Weights.ReadFile(path)) : CheckpointStore.Load(path);
         using (file)
@@ -110,7 +126,7 @@ public static class EvalCommand
             if (q.TenCrop)
             {
                 var loaders = Enumerable.Range(0, 10).Select(c => TrainingSetup.Loader(
-                    new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)), q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
+                    new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
                 try { r = Evaluator.EvaluateTenCrop(model, loaders); }
                 finally { foreach (var l in loaders) l.Dispose(); }
             }
@@ -118,7 +134,7 @@ public static class EvalCommand
             {
                 // The single view that matches the run's --augment: resize + centre crop, or the small-image centre view.
                 Data.ITransform view = RunSetting(path, "augment") == "cifar" ? new Data.CifarTransform(size, train: false, norm) : new Data.EvalTransform(size, norm);
-                using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, view), q.BatchSize, train: false, 0, q.Workers, device);
+                using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, view) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, q.Workers, device);
                 r = Evaluator.Evaluate(model, loader);
             }
             Trainer.PrintEval(log, r);
@@ -151,10 +167,10 @@ public static class EvalCommand
         if (!File.Exists(cfg)) return null;
         try
         {
-            var j = JsonNode.Parse(File.ReadAllText(cfg));
+            var j = JsonNode.Parse(ResidualEngine.IO.SafeFile.ReadAllText(cfg, "run config"));
             return j?["_run"]?["data_root"]?.GetValue<string>() ?? j?["data"]?.GetValue<string>();
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or InvalidOperationException)
         {
             return null;
         }

@@ -65,6 +65,7 @@ public abstract class TrainOption
         null => null,
         int[] a => new JsonArray(a.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
         int i => JsonValue.Create(i),
+        long l => JsonValue.Create(l),
         double d => JsonValue.Create(d),
         bool b => JsonValue.Create(b),
         string s => JsonValue.Create(s),

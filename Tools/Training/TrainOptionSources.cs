@@ -56,7 +56,11 @@ public static class TrainOptionSources
     {
         ArgumentNullException.ThrowIfNull(path);
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
+        // Only a regular file of sane size is read (a FIFO passed as --config would block).
+        string text;
+        try { text = ResidualEngine.IO.SafeFile.ReadAllText(path, what); }
+        catch (IOException e) { throw new ArgumentException(e.Message); }
+        try { doc = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
         catch (JsonException e) { throw new ArgumentException($"{what} '{path}' is not valid JSON: {e.Message}"); }
         using (doc)
         {

@@ -28,6 +28,8 @@ public static class TrainOptionTable
         Double("min-crop-scale", "data", "RandomResizedCrop's smallest area fraction; 0 = auto (0.08 with --data, 0.35 synthetic)",
             o => o.MinCropScale, (o, v) => o.MinCropScale = v, 0, 1, "must be in (0, 1] (or 0 for auto)"),
         Int("workers", "data", "decoding threads", o => o.Workers, (o, v) => o.Workers = v, 0, 256),
+        new TrainOption<long>("max-image-pixels", "data", "images whose header claims more pixels are skipped as unreadable (default: PIL's limit, 178956970)", "N",
+            o => o.MaxImagePixels, (o, v) => o.MaxImagePixels = v, s => long.Parse(s, NumberStyles.Integer, Inv), v => v < 1 ? $"must be at least 1, got {v}" : null),
 
         // ---- model and optimisation ----
         Text("model", "model", "any zoo name, see `residual models`", "NAME", o => o.Model, (o, v) => o.Model = v,

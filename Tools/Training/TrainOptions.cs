@@ -45,6 +45,8 @@ public sealed class TrainOptions
     public string Augment { get; set; } = "imagenet";
     /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
     public double MinCropScale { get; set; }
+    /// <summary>Images whose header claims more pixels are skipped as bad files (PIL's limit by default).</summary>
+    public long MaxImagePixels { get; set; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
 
     // ---- running ----
     public int Workers { get; set; } = 2;
