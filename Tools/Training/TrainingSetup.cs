@@ -57,7 +57,27 @@ public static class TrainingSetup
         }
     }
 
-    public static ResNet CreateModel(string name, int numClasses, int seed) => ModelZoo.Create(CanonicalModel(name), numClasses, seed);
+    public static ResNet CreateModel(string name, int numClasses, int seed, double dropPath = 0)
+    {
+        var cfg = ModelZoo.Config(CanonicalModel(name));
+        if (numClasses < 1) throw new ArgumentException($"number of classes must be positive, got {numClasses}", nameof(numClasses));
+        if (dropPath > 0 && cfg.Plain) throw new ArgumentException($"option --drop-path: {name} is a plain network; stochastic depth needs shortcuts");
+        return new ResNet(cfg with { NumClasses = numClasses, DropPathRate = dropPath }, seed);
+    }
+
+    /// <summary>The optimizer --opt names (sgd, adamw, lars) over the model's parameters, with the options' hyper-parameters.</summary>
+    public static Nn.Optim.IOptimizer CreateOptimizer(Module model, TrainOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(o);
+        return o.Optimizer switch
+        {
+            "sgd" => Nn.Optim.Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay),
+            "adamw" => Nn.Optim.AdamW.ForModule(model, o.Lr, o.WeightDecay, o.OptBetas[0], o.OptBetas[1], o.OptEps, o.NoBnWeightDecay),
+            "lars" => Nn.Optim.Lars.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.LarsEta, o.Nesterov),
+            _ => throw new ArgumentException($"option --opt must be sgd, adamw or lars, got '{o.Optimizer}'"),
+        };
+    }
 
     /// <summary>The crop size fed to the network: the option, or the model's native size (capped by synthetic images).</summary>
     public static int ResolveImageSize(int option, string model, int? dataSize)
@@ -89,11 +109,17 @@ public static class TrainingSetup
         return ImageFolder.Open(Directory.Exists(val) ? val : root);
     }
 
-    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale, long maxPixels = EncodedImage.DefaultMaxPixels) =>
-        new ImageFolderDataset(folder, new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale }) { MaxPixels = maxPixels };
+    /// <summary>Training samples: <paramref name="augment"/> "imagenet" (RandomResizedCrop + flip) or "cifar" (pad 4 + random crop + flip).</summary>
+    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale, long maxPixels = EncodedImage.DefaultMaxPixels, string augment = "imagenet") =>
+        new ImageFolderDataset(folder, augment == "cifar"
+            ? new CifarTransform(size, train: true, Normalization.ImageNet)
+            : new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale }) { MaxPixels = maxPixels };
 
-    public static IDataset EvalDataset(ImageFolder folder, int size, long maxPixels = EncodedImage.DefaultMaxPixels) =>
-        new ImageFolderDataset(folder, new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
+    /// <summary>Evaluation samples, the view that matches <paramref name="augment"/>: resize + centre crop, or the small-image centre view.</summary>
+    public static IDataset EvalDataset(ImageFolder folder, int size, long maxPixels = EncodedImage.DefaultMaxPixels, string augment = "imagenet") =>
+        new ImageFolderDataset(folder, augment == "cifar"
+            ? new CifarTransform(size, train: false, Normalization.ImageNet)
+            : new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
 
     public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device) =>
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
