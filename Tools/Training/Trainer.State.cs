@@ -26,6 +26,8 @@ public sealed partial class Trainer
         public required RunFiles Files { get; init; }
         public required CheckpointStore Store { get; init; }
         public StepMeter Meter { get; } = new();
+        /// <summary>TensorBoard event file of this process (null when turned off or before training starts).</summary>
+        public TensorBoard.EventFileWriter? Board { get; set; }
         public CheckpointInfo? Resumed { get; init; }
         public int StartEpoch { get; init; } = 1;
         public int StartStep { get; init; }
@@ -128,6 +130,7 @@ public sealed partial class Trainer
                     if (!o.EvalOnly)
                     {
                         files.TruncateSteps(info.GlobalStep);
+                        TensorBoard.EventFileWriter.TruncateAfter(t.RunDir, info.GlobalStep);
                         files.WriteEpochs(t.History);
                     }
                     if (model.Config.DropPathRate > 0)
@@ -176,6 +179,7 @@ public sealed partial class Trainer
 
         public void Dispose()
         {
+            Board?.Dispose();
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();
