@@ -133,6 +133,16 @@ public class TensorBoardTests
     }
 
     [Test]
+    public void FilesSortInTheOrderTheyWereWritten()
+    {
+        var dir = Path.Combine(_root, "order");
+        var paths = new List<string>();
+        for (int i = 0; i < 12; i++)
+            using (var w = new EventFileWriter(dir)) paths.Add(w.Path);
+        Assert.That(EventFileWriter.Files(dir), Is.EqualTo(paths), "TensorBoard reads them in name order");
+    }
+
+    [Test]
     public void ADamagedEventFileIsNamedWhenRead()
     {
         var dir = Path.Combine(_root, "damaged");

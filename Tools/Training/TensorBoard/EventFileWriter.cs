@@ -1,6 +1,6 @@
 // TensorBoard event files in a run directory, so `tensorboard --logdir runs` shows a run's
-// curves: one file per process (events.out.tfevents.<seconds>.<host>.<pid>.residual, as
-// TensorFlow names them), starting with the file-version event, then one Event per logged point
+// curves: one file per process (events.out.tfevents.<seconds>.<host>.<pid>.<sequence>.residual,
+// named as TensorFlow does, so name order is time order), starting with the file-version event, then one Event per logged point
 // holding simple-value scalars ("train/loss", "val/top1", ...). Each event is flushed as it is
 // written, so a crash loses nothing logged. On resume, events after the checkpoint's step are
 // removed from the earlier files (rewritten atomically), as metrics.jsonl is truncated, so the
@@ -23,8 +23,13 @@ public sealed class EventFileWriter : IDisposable
         Directory.CreateDirectory(directory);
         var now = DateTimeOffset.UtcNow;
         var host = new string(Environment.MachineName.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
-        Path = System.IO.Path.Combine(directory, $"{FilePrefix}{now.ToUnixTimeSeconds()}.{host}.{Environment.ProcessId}.residual");
-        for (int i = 1; File.Exists(Path); i++) Path = System.IO.Path.Combine(directory, $"{FilePrefix}{now.ToUnixTimeSeconds()}.{host}.{Environment.ProcessId}.{i}.residual");
+        // TensorBoard reads a directory's files in name order: the sequence number keeps a file written in
+        // the same second as an earlier one (a quick resume) after it.
+        for (int seq = Files(directory).Count; ; seq++)
+        {
+            Path = System.IO.Path.Combine(directory, $"{FilePrefix}{now.ToUnixTimeSeconds()}.{host}.{Environment.ProcessId}.{seq:D4}.residual");
+            if (!File.Exists(Path)) break;
+        }
         _stream = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
         Write(new Event { WallTime = Seconds(now), FileVersion = FileVersion });
     }
