@@ -26,6 +26,8 @@ public sealed partial class Trainer
         public required RunFiles Files { get; init; }
         public required CheckpointStore Store { get; init; }
         public StepMeter Meter { get; } = new();
+        /// <summary>TensorBoard event file of this process (null when turned off or before training starts).</summary>
+        public TensorBoard.EventFileWriter? Board { get; set; }
         public CheckpointInfo? Resumed { get; init; }
         public int StartEpoch { get; init; } = 1;
         public int StartStep { get; init; }
@@ -134,6 +136,7 @@ public sealed partial class Trainer
                     if (!o.EvalOnly)
                     {
                         files.TruncateSteps(info.GlobalStep);
+                        TensorBoard.EventFileWriter.TruncateAfter(t.RunDir, info.GlobalStep);
                         files.WriteEpochs(t.History);
                     }
                     log.WriteLine($"resuming {modelName} from {t.ResumeFrom} at epoch {state.StartEpoch}" +
@@ -180,6 +183,7 @@ public sealed partial class Trainer
 
         public void Dispose()
         {
+            Board?.Dispose();
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();
