@@ -1,9 +1,9 @@
 // The pointwise op table: one line per op of the family in Engine/Ops/Pointwise, named as its C#
 // struct in snake_case (AddRelu -> add_relu). Each line instantiates the op's kernels for every
-// element type: NAME_f32 and NAME_f64, and for binary ops also NAME_bcast_f32 / NAME_bcast_f64,
+// element type: NAME_f32, NAME_f64, NAME_bf16 and NAME_f16, and for binary ops also NAME_bcast_*,
 // where b is broadcast as element (i / inner) % period. In the expression the inputs are x (unary)
-// or a, b, c; alpha and beta are the op's scalars; C is the compute type (float, or double for f64)
-// and C(1) a constant of it. Outputs may alias inputs (every element is read before it is written).
+// or a, b, c; alpha and beta are the op's scalars; C is the compute type (float, or double for f64;
+// 16-bit elements are loaded as float and the result rounded back) and C(1) a constant of it. Outputs may alias inputs (every element is read before it is written).
 // Helpers usable in expressions (common.cuh): exp_, log_, tanh_, sqrt_, relu_, is_nan.
 #include "common.cuh"
 

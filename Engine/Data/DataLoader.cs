@@ -213,6 +213,13 @@ public sealed class DataLoader : IDisposable
                 images = TensorScope.Detach(Stack(samples, indices));
             }
             labelT = TensorScope.Detach(Tensor.FromArray(labels, new Shape(n)));
+            if (Options.Format != images.Format)
+            {
+                // Channels-last batches are laid out here, on the worker, once per batch (not per op).
+                var converted = TensorScope.Detach(images.To(Options.Format));
+                images.Dispose();
+                images = converted;
+            }
             Stats.AddWork(sw.Elapsed);
             return new HostBatch(images, labelT, indices);
         }

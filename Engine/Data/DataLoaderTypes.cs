@@ -14,10 +14,14 @@ public sealed record DataLoaderOptions(int BatchSize, bool Shuffle, int Seed, in
 
     /// <summary>Unreadable files tolerated in a row while looking for a replacement; one more is an error.</summary>
     public int MaxConsecutiveFailures { get; init; } = 50;
+
+    /// <summary>Memory format of the image batches: NCHW, or channels-last for a model converted with
+    /// Module.To(MemoryFormat.ChannelsLast). The worker that collates a batch converts it, once.</summary>
+    public MemoryFormat Format { get; init; } = MemoryFormat.Contiguous;
 }
 
 /// <summary>
-/// One batch: images (N, 3, S, S) F32 and labels (N) I64 on the loader's device. The batch owns
+/// One batch: images (N, 3, S, S) F32 (in the options' memory format) and labels (N) I64 on the loader's device. The batch owns
 /// its tensors (they belong to no TensorScope); dispose it when the step is done.
 /// </summary>
 public sealed class Batch : IDisposable

@@ -69,6 +69,14 @@ public static class TrainOptionTable
             "FILE", o => o.Weights, (o, v) => o.Weights = v, v => v.Length == 0 ? "is empty (an unset shell variable?)" : null),
         Switch("freeze", "model", "with --weights: train the head only (the backbone and its BN statistics stay as loaded)", o => o.Freeze, (o, v) => o.Freeze = v),
 
+        // ---- precision and layout ----
+        Choice("precision", "running", "fp32 (strict, TF32 off), tf32 (PyTorch's default TF32 policy: convolutions on, matmuls off), " +
+            "bf16 or fp16 (autocast: convolutions and linear layers in 16 bits, loss and master weights in F32; fp16 adds dynamic loss scaling)",
+            o => o.Precision, (o, v) => o.Precision = v, PrecisionMode.Names,
+            synonyms: [("f32", "fp32"), ("float32", "fp32"), ("bfloat16", "bf16"), ("f16", "fp16"), ("float16", "fp16"), ("half", "fp16"), ("amp", "fp16")]),
+        Switch("channels-last", "running", "channels-last (NHWC) memory format for the model and the batches (what tensor cores want)",
+            o => o.ChannelsLast, (o, v) => o.ChannelsLast = v),
+
         // ---- running ----
         Int("seed", "running", "seed of the weights, data order and augmentation", o => o.Seed, (o, v) => o.Seed = v),
         Text("device", "running", "auto | cpu | cuda | cuda:N (auto: CUDA when present)", "D", o => o.Device, (o, v) => o.Device = v.Trim().ToLowerInvariant(), CheckDevice),

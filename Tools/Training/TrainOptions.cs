@@ -83,6 +83,15 @@ public sealed class TrainOptions
     /// <summary>Images whose header claims more pixels are skipped as bad files (PIL's limit by default).</summary>
     public long MaxImagePixels { get; set; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
 
+    // ---- precision and layout ----
+    /// <summary>fp32, tf32, bf16 or fp16 (see PrecisionMode).</summary>
+    public string Precision { get; set; } = "fp32";
+    /// <summary>Channels-last (NHWC) model and batches.</summary>
+    public bool ChannelsLast { get; set; }
+
+    /// <summary>The resolved precision mode.</summary>
+    public PrecisionMode PrecisionMode => PrecisionMode.Parse(Precision);
+
     // ---- running ----
     public int Workers { get; set; } = 2;
     public int Seed { get; set; } = 1;

@@ -16,6 +16,8 @@ public sealed partial class Trainer
         public required ResNet Model { get; init; }
         public required IOptimizer Optimizer { get; init; }
         public required TrainingStep Step { get; init; }
+        public required PrecisionMode Precision { get; init; }
+        public required GradScaler Scaler { get; init; }
         public required LrSchedule Schedule { get; init; }
         public required DataLoader TrainLoader { get; init; }
         public required DataLoader ValLoader { get; init; }
@@ -78,6 +80,7 @@ public sealed partial class Trainer
 
             var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed, o.DropPath);
             IOptimizer? opt = null;
+            GradScaler? scaler = null;
             DataLoader? trainLoader = null, valLoader = null;
             try
             {
@@ -85,6 +88,10 @@ public sealed partial class Trainer
                 if (info is null && o.Weights is not null) log.WriteLine(Pretrained.Load(model, o.Weights).Description);
                 var freeze = o.Freeze ? Pretrained.FreezeBackbone(model) : null;
                 model.To(device);
+                var precision = o.PrecisionMode;
+                TrainingSetup.ApplyPrecision(model, device, precision, o.ChannelsLast);
+                var format = o.ChannelsLast ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
+                scaler = precision.CreateScaler();
                 opt = TrainingSetup.CreateOptimizer(model, o);
                 var schedule = LrSchedule.Create(new LrScheduleSpec(o.Schedule, o.Lr, o.Epochs, o.WarmupEpochs)
                 {
@@ -101,13 +108,14 @@ public sealed partial class Trainer
                         .ToDictionary(kv => kv.Key[CheckpointStore.OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
                     model.LoadStateDict(modelState);
                     opt.LoadState(optState, info.OptimizerSteps);
+                    if (info.Scaler is { } sc && scaler.Enabled) scaler.LoadState(sc.Scale, sc.GrowthTracker, sc.SkippedSteps);
                     if (info.Schedule is { Count: > 0 } st && info.ScheduleKind == schedule.Kind) schedule.LoadState(st);
                 }
 
-                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment), o.BatchSize, train: false, o.Seed, o.Workers, device);
+                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment), o.BatchSize, train: false, o.Seed, o.Workers, device, format);
                 // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
                 trainLoader = train is null ? valLoader
-                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment), o.BatchSize, train: true, o.Seed, o.Workers, device);
+                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment), o.BatchSize, train: true, o.Seed, o.Workers, device, format);
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
 
                 t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -116,13 +124,13 @@ public sealed partial class Trainer
                 if (info is null && !o.EvalOnly && (store.Exists(CheckpointStore.Last) || File.Exists(files.MetricsPath)))
                     throw new ArgumentException($"option --out: '{t.RunDir}' already holds a run; continue it with --resume {t.RunDir}, or choose another --out");
 
-                var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
+                var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing)) { AutocastType = precision.Autocast, Scaler = scaler };
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
                 if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
-                    Step = trainingStep,
+                    Step = trainingStep, Precision = precision, Scaler = scaler,
                     TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
                     ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info,
                     StartEpoch = info?.Epoch ?? 1, StartStep = info?.StepInEpoch ?? 0, GlobalStep = info?.GlobalStep ?? 0,
@@ -150,6 +158,7 @@ public sealed partial class Trainer
                 if (!ReferenceEquals(trainLoader, valLoader)) trainLoader?.Dispose();
                 valLoader?.Dispose();
                 opt?.Dispose();
+                scaler?.Dispose();
                 model.Dispose();
                 throw;
             }
@@ -177,6 +186,7 @@ public sealed partial class Trainer
                 ["steps_per_epoch"] = s.StepsPerEpoch,
                 ["parameters"] = s.Model.ParameterCount(),
                 ["min_crop_scale"] = o.ResolvedMinCropScale,
+                ["precision"] = s.Precision.Describe(s.Device),
             };
             return j;
         }
@@ -188,6 +198,7 @@ public sealed partial class Trainer
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();
             Optimizer.Dispose();
+            Scaler.Dispose();
             Model.Dispose();
         }
     }

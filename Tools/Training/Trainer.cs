@@ -74,7 +74,7 @@ public sealed partial class Trainer
         if (_o.EvalOnly)
         {
             _log.WriteLine($"evaluating {s.ModelName} on {s.ValLoader.Dataset.Count} val images...");
-            LastEval = Evaluator.Evaluate(s.Model, s.ValLoader);
+            LastEval = Evaluator.Evaluate(s.Model, s.ValLoader, autocast: s.Precision.Autocast);
             PrintEval(_log, LastEval);
             return TrainOutcome.Completed;
         }
@@ -88,6 +88,7 @@ public sealed partial class Trainer
         _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
             $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
             $"{s.StepsPerEpoch} steps of {_o.BatchSize} per epoch, {_o.Epochs} epochs, {s.Schedule}");
+        _log.WriteLine($"precision: {s.Precision.Describe(s.Device)}{(_o.ChannelsLast ? "; channels-last (NHWC)" : "")}");
         _log.WriteLine($"run directory: {RunDir}");
 
         for (int epoch = s.StartEpoch; epoch <= _o.Epochs; epoch++)
@@ -202,7 +203,7 @@ public sealed partial class Trainer
             if (r.NonFiniteStep is { } bad) return Diverge(s, $"loss became {FormatValue(r.NonFiniteValue)} at epoch {epoch} step {bad - (s.GlobalStep - step)}");
         }
 
-        var val = Evaluator.Evaluate(s.Model, s.ValLoader);
+        var val = Evaluator.Evaluate(s.Model, s.ValLoader, autocast: s.Precision.Autocast);
         LastEval = val;
         if (!double.IsFinite(val.Loss)) return Diverge(s, $"validation loss became {FormatValue(val.Loss)} after epoch {epoch}");
         s.Schedule.OnValidation(val.Top1Error);
@@ -276,6 +277,9 @@ public sealed partial class Trainer
             WindowSteps = stepInEpoch > 0 ? s.Meter.WindowSteps : 0,
             PartialSeconds = partialSeconds,
             Reason = reason,
+            Precision = s.Precision.Name,
+            ChannelsLast = _o.ChannelsLast,
+            Scaler = s.Scaler.Enabled ? new ScalerState(s.Scaler.Scale, s.Scaler.GrowthTracker, s.Scaler.SkippedSteps) : null,
         };
         // The weights describe themselves (model, classes, input size, normalisation) even without the .json.
         var meta = TrainingSetup.Metadata(s.ModelName, s.Classes, s.ImageSize).ToDictionary();

@@ -121,9 +121,11 @@ public static class TrainingSetup
             ? new CifarTransform(size, train: false, Normalization.ImageNet)
             : new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
 
-    public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device) =>
+    /// <summary>A loader; <paramref name="format"/> channels-last lays each batch out as NHWC on its worker, once.</summary>
+    public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device,
+        MemoryFormat format = MemoryFormat.Contiguous) =>
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
-            DropLast: train && data.Count >= batchSize, Device: device));
+            DropLast: train && data.Count >= batchSize, Device: device) { Format = format });
 
     /// <summary>A shuffled training loader over an ImageFolder (one sub-folder per class): RandomResizedCrop
     /// to <paramref name="imageSize"/> (smallest area <paramref name="minCropScale"/>) and flips, ImageNet normalisation.</summary>
@@ -164,6 +166,16 @@ public static class TrainingSetup
         throw new ArgumentException($"{what}: the class folders differ ({train.Count} vs {val.Count} classes" +
             (missing.Count > 0 ? $"; missing: {string.Join(", ", missing)}" : "") +
             (extra.Count > 0 ? $"; unexpected: {string.Join(", ", extra)}" : "") + ")");
+    }
+
+    /// <summary>Prepares a model for a precision and layout: the TF32 policy on its device's backend, and channels-last
+    /// when asked (the parameters stay F32: under autocast they are the master weights).</summary>
+    public static void ApplyPrecision(Module model, Device device, PrecisionMode precision, bool channelsLast)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(precision);
+        precision.ApplyTo(device);
+        if (channelsLast) model.To(MemoryFormat.ChannelsLast);
     }
 
     /// <summary>Model tensors plus optimizer state under "optimizer.", in a stable order, for a checkpoint.</summary>

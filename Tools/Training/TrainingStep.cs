@@ -6,6 +6,12 @@
 // (label smoothing, soft targets). Everything the step allocates is freed when it returns,
 // except the loss and logits it hands back (detached from the graph); nothing is read back to
 // the host, so on a GPU a step never waits for the device.
+// Mixed precision: with AutocastType set, the forward pass and the loss run inside an Autocast
+// scope (convolutions and linear layers in BF16/F16, the loss in F32, F32 master weights in the
+// optimizer); the backward pass runs after it, as PyTorch recommends. With a Scaler (FP16), the
+// loss is scaled before backward, the gradients unscaled before the hooks' BeforeOptimizerStep
+// (so clipping sees true values), and the optimizer step skipped on overflow: the scaler's read of
+// its found-inf flag is then the one host synchronisation of the step, as in PyTorch.
 using ResidualEngine.Data;
 using ResidualEngine.Nn;
 using ResidualEngine.Nn.Optim;
@@ -68,10 +74,12 @@ public sealed class StepContext
 /// TensorScope that was current when the step was called (or to the caller when there was none);
 /// disposing the result frees them early.
 /// </summary>
-public sealed class StepResult(Tensor loss, Tensor logits) : IDisposable
+public sealed class StepResult(Tensor loss, Tensor logits, bool skipped = false) : IDisposable
 {
     public Tensor Loss { get; } = loss;
     public Tensor Logits { get; } = logits;
+    /// <summary>True when the loss scaler found an overflow and the optimizer step was skipped.</summary>
+    public bool Skipped { get; } = skipped;
 
     /// <summary>The loss as a number (waits for the device).</summary>
     public double LossValue() => Loss.Item();
@@ -98,6 +106,10 @@ public sealed class TrainingStep
     public IOptimizer Optimizer { get; }
     public LossFunction Loss { get; set; }
     public List<ITrainingHook> Hooks { get; } = new();
+    /// <summary>BF16 or F16 to run the forward pass under Autocast; null for the model's own precision.</summary>
+    public DType? AutocastType { get; set; }
+    /// <summary>Dynamic loss scaling (for F16); null or disabled for none.</summary>
+    public GradScaler? Scaler { get; set; }
 
     /// <summary>Softmax cross-entropy against class indices, with optional label smoothing (as torch's CrossEntropyLoss).</summary>
     public static LossFunction CrossEntropy(double labelSmoothing = 0)
@@ -129,18 +141,35 @@ public sealed class TrainingStep
         var device = Model.Device;
         using var scope = TensorScope.Begin();
         var x = images.Device == device ? images : images.To(device);
+        // A channels-last model takes channels-last batches (a loader with Format = ChannelsLast makes them; this is the fallback).
+        if (x.Rank == 4 && x.Format != Model.MemoryFormat) x = x.To(Model.MemoryFormat);
         var y = labels.Device == device ? labels : labels.To(device);
         var ctx = new StepContext(this, x, y);
         foreach (var h in Hooks) h.BeforeForward(ctx);
         Optimizer.ZeroGrad();
-        ctx.Logits = Model.Forward(ctx.Images);
-        ctx.Loss = Loss(ctx.Logits, ctx.Targets);
+        using (AutocastType is { } t ? Autocast.Begin(t) : null)
+        {
+            ctx.Logits = Model.Forward(ctx.Images);
+            ctx.Loss = Loss(ctx.Logits, ctx.Targets);
+        }
         if (ctx.Loss.Numel != 1) throw new InvalidOperationException($"TrainingStep: the loss function returned {ctx.Loss.Describe()}, not a scalar");
         foreach (var h in Hooks) h.AfterForward(ctx);
-        ctx.Loss.Backward();
-        foreach (var h in Hooks) h.BeforeOptimizerStep(ctx);
-        Optimizer.Step();
+        bool skipped = false;
+        if (Scaler is { Enabled: true } scaler)
+        {
+            using (var scaled = scaler.ScaleLoss(ctx.Loss)) scaled.Backward();
+            scaler.Unscale(Optimizer);
+            foreach (var h in Hooks) h.BeforeOptimizerStep(ctx);
+            skipped = !scaler.Step(Optimizer);
+            scaler.Update();
+        }
+        else
+        {
+            ctx.Loss.Backward();
+            foreach (var h in Hooks) h.BeforeOptimizerStep(ctx);
+            Optimizer.Step();
+        }
         foreach (var h in Hooks) h.AfterOptimizerStep(ctx);
-        return new StepResult(scope.Keep(ctx.Loss.Detach()), scope.Keep(ctx.Logits.Detach()));
+        return new StepResult(scope.Keep(ctx.Loss.Detach()), scope.Keep(ctx.Logits.Detach()), skipped);
     }
 }

@@ -9,6 +9,9 @@ public sealed unsafe partial class CpuBackend
     public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
     {
+        // 16-bit / NHWC x (16-bit x has F32 parameters and statistics, as cuDNN): CpuMixed.cs
+        if (RunCanonical("oiiibboo", true, t => BatchNormForwardTraining(t[0]!, t[1]!, t[2]!, t[3]!, t[4]!, t[5]!, t[6]!, t[7]!, momentum, eps),
+            y, x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd)) return;
         var (n, c, hw) = BnDims(x, "BatchNormForwardTraining", gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
         if ((long)n * hw < 2) throw new ArgumentException("BatchNormForwardTraining: expected more than 1 value per channel when training");
         if (x.DType == DType.F32)
@@ -19,6 +22,7 @@ public sealed unsafe partial class CpuBackend
 
     public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps)
     {
+        if (RunCanonical("oiiiii", true, t => BatchNormForwardInference(t[0]!, t[1]!, t[2]!, t[3]!, t[4]!, t[5]!, eps), y, x, gamma, beta, runningMean, runningVar)) return;
         var (n, c, hw) = BnDims(x, "BatchNormForwardInference", gamma, beta, runningMean, runningVar);
         if (x.DType == DType.F32)
             BnInfer<float>(y.Pointer, x.Pointer, gamma.Pointer, beta.Pointer, runningMean.Pointer, runningVar.Pointer, n, c, hw, eps);
@@ -28,6 +32,7 @@ public sealed unsafe partial class CpuBackend
 
     public void BatchNormBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor dY, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd)
     {
+        if (RunCanonical("oooiiiii", true, t => BatchNormBackward(t[0]!, t[1]!, t[2]!, t[3]!, t[4]!, t[5]!, t[6]!, t[7]!), dX, dGamma, dBeta, dY, x, gamma, saveMean, saveInvStd)) return;
         var (n, c, hw) = BnDims(x, "BatchNormBackward", dGamma, dBeta, gamma, saveMean, saveInvStd);
         if (x.DType == DType.F32)
             BnBackward<float>(dX.Pointer, dGamma.Pointer, dBeta.Pointer, dY.Pointer, x.Pointer, gamma.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw);

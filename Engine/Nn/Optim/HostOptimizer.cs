@@ -106,6 +106,13 @@ public abstract class HostOptimizer : IOptimizer
 
     private static void Write(Tensor t, double[] v)
     {
+        if (t.Format != MemoryFormat.Contiguous)
+        {
+            // v is in logical order; a channels-last tensor stores it transposed.
+            using var tmp = Tensor.FromDoubles(v, t.Shape, t.DType, t.Device);
+            t.CopyFrom(tmp);
+            return;
+        }
         switch (t.DType)
         {
             case DType.F64: t.Backend.CopyFromHost(t, MemoryMarshal.AsBytes(v.AsSpan())); break;
