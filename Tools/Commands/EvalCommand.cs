@@ -1,5 +1,5 @@
 // `residual eval`: loss, top-1 and top-5 of a checkpoint on a val set. The checkpoint is a
-// .safetensors file (with or without its .json) or a run directory (its best checkpoint, else
+// .safetensors file (a checkpoint, or plain weights) or a run directory (its best checkpoint, else
 // its last). Model name, classes and crop size come from the checkpoint's description when it
 // has one, else from the metadata every weights file we write carries (a bare copied
 // .safetensors still knows its input size); PyTorch .pth files are read too. --data defaults
@@ -101,7 +101,7 @@ public static class EvalCommand
                 : throw new ArgumentException($"'{path}' has no fc.weight, so the number of classes is unknown"));
             var trainedClasses = info is { Classes.Count: > 0 } ? info.Classes : meta?.Classes ?? [];
 
-            var root = q.Data ?? TrainedOn(path)
+            var root = q.Data ?? info?.Config?["_run"]?["data_root"]?.GetValue<string>() ?? TrainedOn(path)
                 ?? throw new ArgumentException("option --data is required (the checkpoint's run directory does not say which data it was trained on)");
             if (!Directory.Exists(root)) throw new ArgumentException($"option --data: directory '{root}' does not exist");
             var val = TrainingSetup.OpenVal(root);
@@ -116,6 +116,7 @@ public static class EvalCommand
             var norm = meta is null ? TrainingSetup.InputNormalization : TrainingSetup.NormalizationOf(meta);
             var device = TrainingSetup.ResolveDevice(q.Device);
 
+            foreach (var warning in NonFiniteWeights(file)) log.WriteLine(warning);
             using var model = TrainingSetup.CreateModel(modelName, numClasses, 0);
             model.LoadStateDict(file.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
                 .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal));
@@ -138,6 +139,27 @@ public static class EvalCommand
             Trainer.PrintEval(log, r);
             return new EvalReport(r, path, modelName, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
         }
+    }
+
+    /// <summary>A warning per tensor of the model holding NaN or infinite values (the evaluation of such weights means nothing).</summary>
+    public static List<string> NonFiniteWeights(Serialization.SafeTensorsFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        var warnings = new List<string>();
+        foreach (var (name, t) in file.Tensors)
+        {
+            if (!t.DType.IsFloat() || name.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal)) continue;
+            int nan = 0, inf = 0;
+            foreach (var v in t.ToDoubles())
+            {
+                if (double.IsNaN(v)) nan++;
+                else if (double.IsInfinity(v)) inf++;
+            }
+            if (nan + inf > 0)
+                warnings.Add($"warning: weights tensor '{name}' holds {(nan > 0 ? $"{nan} NaN" : "")}{(nan > 0 && inf > 0 ? " and " : "")}{(inf > 0 ? $"{inf} infinite" : "")} " +
+                    $"value{(nan + inf == 1 ? "" : "s")} of {t.Shape.Numel:N0}; the results below are not meaningful (a diverged run?)");
+        }
+        return warnings;
     }
 
     private static bool IsTorchFile(string path) =>
