@@ -38,7 +38,6 @@ public static class Weights
     public static SafeTensorsFile ReadFile(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        // Only a regular file is opened (a FIFO passed as --weights would block).
         using var f = ResidualEngine.IO.SafeFile.OpenRead(path, "weights file");
         Span<byte> head = stackalloc byte[4];
         int n = f.ReadAtLeast(head, 4, throwOnEndOfStream: false);

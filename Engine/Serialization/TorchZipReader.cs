@@ -27,7 +27,7 @@ public static class TorchZipReader
     public static SafeTensorsFile Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        using var f = IO.SafeFile.OpenRead(path, "PyTorch file");
         return Read(f, Path.GetFileName(path));
     }
 

@@ -37,7 +37,8 @@ public class ReadmeExampleTests
     private static IEnumerable<MetadataReference> References()
     {
         var tpa = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator);
-        var ours = new[] { typeof(Tensor), typeof(ResidualEngine.Models.ModelZoo), typeof(ResidualEngine.Data.DataLoader), typeof(Trainer) }.Select(t => t.Assembly.Location);
+        var ours = new[] { typeof(Tensor), typeof(ResidualEngine.Models.ModelZoo), typeof(ResidualEngine.Data.DataLoader), typeof(Trainer), typeof(Microsoft.ML.OnnxRuntime.InferenceSession) }
+            .Select(t => t.Assembly.Location);
         return tpa.Where(p => Path.GetFileName(p).StartsWith("System.", StringComparison.Ordinal) || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
             .Concat(ours).Distinct().Select(p => MetadataReference.CreateFromFile(p));
     }

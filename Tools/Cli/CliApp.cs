@@ -30,6 +30,7 @@ public static class CliApp
         var root = new RootCommand("residual: train, evaluate and benchmark residual networks on the ResidualEngine tensor engine.");
         root.Subcommands.Add(Commands.TrainCommand.Create());
         root.Subcommands.Add(Commands.EvalCommand.Create());
+        root.Subcommands.Add(Commands.ExportCommand.Create());
         root.Subcommands.Add(Commands.BenchCommand.Create());
         root.Subcommands.Add(Commands.DataCommand.Create());
         root.Subcommands.Add(Commands.ModelsCommand.Create());

@@ -86,84 +86,42 @@ public static class EvalCommand
         // The same range as train's: a crop smaller than 8 px is no image the nets can take.
         if (q.ImageSize != 0 && (q.ImageSize < 8 || q.ImageSize > 1024))
             throw new ArgumentException($"option --image-size must be 0 (the checkpoint's size) or in [8, 1024], got {q.ImageSize}");
-        var path = CheckpointStore.Resolve(q.Checkpoint, preferBest: true);
-        var (info, file) = IsTorchFile(path) ? (null, Models.Weights.ReadFile(path)) : CheckpointStore.Load(path);
-        using (file)
+        using var loaded = LoadedModel.Open(q.Checkpoint, q.Model, q.ImageSize);
+        var (path, meta, info) = (loaded.Path, loaded.Metadata, loaded.Info);
+        foreach (var warning in loaded.Warnings) log.WriteLine(warning);
+        var root = q.Data ?? info?.Config?["_run"]?["data_root"]?.GetValue<string>() ?? TrainedOn(path)
+            ?? throw new ArgumentException("option --data is required (the checkpoint's run directory does not say which data it was trained on)");
+        if (!Directory.Exists(root)) throw new ArgumentException($"option --data: directory '{root}' does not exist");
+        var val = TrainingSetup.OpenVal(root);
+        if (val.Classes.Count != meta.NumClasses)
+            throw new ArgumentException($"the model has {meta.NumClasses} classes but '{val.Root}' has {val.Classes.Count} class folders");
+        if (meta.Classes.Count > 0 && !meta.Classes.SequenceEqual(val.Classes, StringComparer.Ordinal))
+            throw new ArgumentException($"the class folders of '{val.Root}' are not the ones the model was trained on");
+        int size = meta.ImageSize;
+        if (!loaded.SizeRecorded)
+            log.WriteLine($"note: '{path}' does not record its input size; using {meta.Model}'s native {size} px (pass --image-size N to choose)");
+        var norm = TrainingSetup.NormalizationOf(meta);
+        var device = TrainingSetup.ResolveDevice(q.Device);
+        var model = loaded.Model;
+        model.To(device);
+        log.WriteLine($"evaluating {meta.Model} from {path}{(info is null ? "" : $" (epoch {info.Epoch - 1})")} on {val.Count} images of {val.Root}, " +
+            $"{size} px {(q.TenCrop ? "ten-crop" : "centre crop")}, on {device}");
+        EvalResult r;
+        if (q.TenCrop)
         {
-            var meta = Models.ModelMetadata.FromDictionary(file.Metadata, $"'{path}'");
-            var modelName = q.Model ?? info?.Model ?? meta?.Model
-                ?? throw new ArgumentException($"'{path}' does not say which model it holds; pass --model NAME");
-            modelName = TrainingSetup.CanonicalModel(modelName);
-            var recorded = info?.Model ?? meta?.Model;
-            if (recorded is not null && q.Model is not null && !string.Equals(TrainingSetup.CanonicalModel(q.Model), TrainingSetup.CanonicalModel(recorded), StringComparison.Ordinal))
-                throw new ArgumentException($"option --model {q.Model}: the checkpoint holds {recorded}");
-            int numClasses = info?.NumClasses ?? meta?.NumClasses ?? (file.Tensors.TryGetValue("fc.weight", out var fc) ? fc.Shape[0]
-                : throw new ArgumentException($"'{path}' has no fc.weight, so the number of classes is unknown"));
-            var trainedClasses = info is { Classes.Count: > 0 } ? info.Classes : meta?.Classes ?? [];
-
-            var root = q.Data ?? info?.Config?["_run"]?["data_root"]?.GetValue<string>() ?? TrainedOn(path)
-                ?? throw new ArgumentException("option --data is required (the checkpoint's run directory does not say which data it was trained on)");
-            if (!Directory.Exists(root)) throw new ArgumentException($"option --data: directory '{root}' does not exist");
-            var val = TrainingSetup.OpenVal(root);
-            if (val.Classes.Count != numClasses)
-                throw new ArgumentException($"the model has {numClasses} classes but '{val.Root}' has {val.Classes.Count} class folders");
-            if (trainedClasses.Count > 0 && !trainedClasses.SequenceEqual(val.Classes, StringComparer.Ordinal))
-                throw new ArgumentException($"the class folders of '{val.Root}' are not the ones the model was trained on");
-            int recordedSize = info?.ImageSize is > 0 ? info.ImageSize : meta?.ImageSize ?? 0;
-            int size = q.ImageSize > 0 ? q.ImageSize : recordedSize > 0 ? recordedSize : TrainingSetup.ResolveImageSize(0, modelName, null);
-            if (q.ImageSize <= 0 && recordedSize <= 0)
-                log.WriteLine($"note: '{path}' does not record its input size; using {modelName}'s native {size} px (pass --image-size N to choose)");
-            var norm = meta is null ? TrainingSetup.InputNormalization : TrainingSetup.NormalizationOf(meta);
-            var device = TrainingSetup.ResolveDevice(q.Device);
-
-            foreach (var warning in NonFiniteWeights(file)) log.WriteLine(warning);
-            using var model = TrainingSetup.CreateModel(modelName, numClasses, 0);
-            model.LoadStateDict(file.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
-                .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal));
-            model.To(device);
-            log.WriteLine($"evaluating {modelName} from {path}{(info is null ? "" : $" (epoch {info.Epoch - 1})")} on {val.Count} images of {val.Root}, " +
-                $"{size} px {(q.TenCrop ? "ten-crop" : "centre crop")}, on {device}");
-            EvalResult r;
-            if (q.TenCrop)
-            {
-                var loaders = Enumerable.Range(0, 10).Select(c => TrainingSetup.Loader(
-                    new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
-                try { r = Evaluator.EvaluateTenCrop(model, loaders); }
-                finally { foreach (var l in loaders) l.Dispose(); }
-            }
-            else
-            {
-                using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, new Data.EvalTransform(size, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, q.Workers, device);
-                r = Evaluator.Evaluate(model, loader);
-            }
-            Trainer.PrintEval(log, r);
-            return new EvalReport(r, path, modelName, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
+            var loaders = Enumerable.Range(0, 10).Select(c => TrainingSetup.Loader(
+                new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
+            try { r = Evaluator.EvaluateTenCrop(model, loaders); }
+            finally { foreach (var l in loaders) l.Dispose(); }
         }
-    }
-
-    /// <summary>A warning per tensor of the model holding NaN or infinite values (the evaluation of such weights means nothing).</summary>
-    public static List<string> NonFiniteWeights(Serialization.SafeTensorsFile file)
-    {
-        ArgumentNullException.ThrowIfNull(file);
-        var warnings = new List<string>();
-        foreach (var (name, t) in file.Tensors)
+        else
         {
-            if (!t.DType.IsFloat() || name.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal)) continue;
-            int nan = 0, inf = 0;
-            foreach (var v in t.ToDoubles())
-            {
-                if (double.IsNaN(v)) nan++;
-                else if (double.IsInfinity(v)) inf++;
-            }
-            if (nan + inf > 0)
-                warnings.Add($"warning: weights tensor '{name}' holds {(nan > 0 ? $"{nan} NaN" : "")}{(nan > 0 && inf > 0 ? " and " : "")}{(inf > 0 ? $"{inf} infinite" : "")} " +
-                    $"value{(nan + inf == 1 ? "" : "s")} of {t.Shape.Numel:N0}; the results below are not meaningful (a diverged run?)");
+            using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, new Data.EvalTransform(size, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, q.Workers, device);
+            r = Evaluator.Evaluate(model, loader);
         }
-        return warnings;
+        Trainer.PrintEval(log, r);
+        return new EvalReport(r, path, meta.Model, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
     }
-
-    private static bool IsTorchFile(string path) =>
-        path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The data root recorded in the run's config.json next to a checkpoint, if any.</summary>
     private static string? TrainedOn(string checkpointPath)
