@@ -21,6 +21,9 @@ typedef unsigned short u16;
 // taking (suffix, type) and expands it with FOR_FLOAT_TYPES.
 #define FOR_FLOAT_TYPES(M) M(f32, float) M(f64, double)
 
+// The pointwise table (pointwise.cu): element types as (suffix, storage type, compute type).
+#define FOR_POINTWISE_TYPES(M, name) M(name, f32, float, float) M(name, f64, double, double)
+
 // 64-bit grid-stride loop: any grid size covers any n.
 #define GRID_STRIDE(i, n) \
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (i64)(n); i += (i64)blockDim.x * gridDim.x)
@@ -120,3 +123,47 @@ __device__ __forceinline__ u16 float_to_bf16(float f)
     u += 0x7fffu + ((u >> 16) & 1u);
     return (u16)(u >> 16);
 }
+
+// ---- math for the pointwise table, overloaded for float and double ----
+__device__ __forceinline__ float exp_(float v) { return expf(v); }
+__device__ __forceinline__ double exp_(double v) { return exp(v); }
+__device__ __forceinline__ float log_(float v) { return logf(v); }
+__device__ __forceinline__ double log_(double v) { return log(v); }
+__device__ __forceinline__ float tanh_(float v) { return tanhf(v); }
+__device__ __forceinline__ double tanh_(double v) { return tanh(v); }
+__device__ __forceinline__ float sqrt_(float v) { return sqrtf(v); }
+__device__ __forceinline__ double sqrt_(double v) { return sqrt(v); }
+// NaN propagates through ReLU, as in PyTorch and the CPU backend.
+template <typename C> __device__ __forceinline__ C relu_(C v) { return (v > C(0) || is_nan(v)) ? v : C(0); }
+
+// ---- pointwise kernel generators (one table line -> every element type) ----
+#define POINTWISE_UNARY_KERNEL(name, sfx, T, C)                                                       \
+extern "C" __global__ void name##_##sfx(T* y, const T* x, C alpha, C beta, i64 n)                    \
+{                                                                                                     \
+    GRID_STRIDE(i, n) y[i] = (T)name##_op<C>((C)x[i], alpha, beta);                                   \
+}
+#define POINTWISE_BINARY_KERNEL(name, sfx, T, C)                                                      \
+extern "C" __global__ void name##_##sfx(T* y, const T* a, const T* b, C alpha, C beta, i64 n)        \
+{                                                                                                     \
+    GRID_STRIDE(i, n) y[i] = (T)name##_op<C>((C)a[i], (C)b[i], alpha, beta);                          \
+}                                                                                                     \
+extern "C" __global__ void name##_bcast_##sfx(T* y, const T* a, const T* b, C alpha, C beta, i64 n,  \
+                                              i64 inner, i64 period)                                  \
+{                                                                                                     \
+    GRID_STRIDE(i, n) y[i] = (T)name##_op<C>((C)a[i], (C)b[(i / inner) % period], alpha, beta);        \
+}
+#define POINTWISE_TERNARY_KERNEL(name, sfx, T, C)                                                     \
+extern "C" __global__ void name##_##sfx(T* y, const T* a, const T* b, const T* c, C alpha, C beta,   \
+                                        i64 n)                                                        \
+{                                                                                                     \
+    GRID_STRIDE(i, n) y[i] = (T)name##_op<C>((C)a[i], (C)b[i], (C)c[i], alpha, beta);                 \
+}
+#define UNARY(name, expr)                                                                             \
+    template <typename C> __device__ __forceinline__ C name##_op(C x, C alpha, C beta) { return (expr); } \
+    FOR_POINTWISE_TYPES(POINTWISE_UNARY_KERNEL, name)
+#define BINARY(name, expr)                                                                            \
+    template <typename C> __device__ __forceinline__ C name##_op(C a, C b, C alpha, C beta) { return (expr); } \
+    FOR_POINTWISE_TYPES(POINTWISE_BINARY_KERNEL, name)
+#define TERNARY(name, expr)                                                                           \
+    template <typename C> __device__ __forceinline__ C name##_op(C a, C b, C c, C alpha, C beta) { return (expr); } \
+    FOR_POINTWISE_TYPES(POINTWISE_TERNARY_KERNEL, name)

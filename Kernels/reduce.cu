@@ -1,7 +1,6 @@
-// Reductions and broadcasts: the sum of all elements (two passes, accumulated in double and
-// deterministic), column sums of a matrix (bias gradients of a linear layer), per-channel sums of an
-// NCHW tensor (bias gradients of a convolution), and the matching broadcast adds.
-// Gradient rules: add_row_vector's bias gets sum_rows(dY); add_channel_bias's bias gets bias_grad_nchw(dY).
+// Reductions, all accumulated in double and deterministic: the sum of all elements (two passes),
+// column sums of a matrix, and per-plane sums (x viewed as (outer, period, inner) summed to
+// (period)); the backend's SumTo picks one.
 #include "common.cuh"
 
 #define REDUCE(sfx, T)                                                                                 \
@@ -38,18 +37,8 @@ extern "C" __global__ void sum_rows_##sfx(T* y, const T* x, int M, int N)       
         y[j] = (T)s;                                                                                   \
     }                                                                                                  \
 }                                                                                                      \
-/* y (M, N) += bias (N) on every row. */                                                              \
-extern "C" __global__ void add_row_vector_##sfx(T* y, const T* bias, i64 M, int N)                    \
-{                                                                                                      \
-    GRID_STRIDE(i, M * N) y[i] += bias[i % N];                                                         \
-}                                                                                                      \
-/* y (N, K, PQ) += bias (K) per channel. */                                                           \
-extern "C" __global__ void add_channel_bias_##sfx(T* y, const T* bias, i64 total, int K, i64 PQ)      \
-{                                                                                                      \
-    GRID_STRIDE(i, total) y[i] += bias[(i / PQ) % K];                                                  \
-}                                                                                                      \
-/* One block per channel k: db[k] = sum over n, pq of dy (N, K, PQ). */                                \
-extern "C" __global__ void bias_grad_nchw_##sfx(T* db, const T* dy, int N, int K, i64 PQ)             \
+/* One block per target k: db[k] = sum over n, pq of dy viewed as (N, K, PQ). */                                \
+extern "C" __global__ void sum_planes_##sfx(T* db, const T* dy, int N, int K, i64 PQ)             \
 {                                                                                                      \
     for (int k = blockIdx.x; k < K; k += gridDim.x)                                                    \
     {                                                                                                  \

@@ -100,13 +100,13 @@ public sealed class ResNet : Module
         ArgumentNullException.ThrowIfNull(x);
         if (x.Rank != 4 || x.Shape[1] != 3)
             throw new ArgumentException($"{Config.Name}: expects images of shape (N, 3, H, W), got {x.Shape}", nameof(x));
+        // Every intermediate is disposed as soon as the next layer has consumed it (Then).
         var y = Conv1.Forward(x);
-        if (Bn1 is not null) y = Ops.Relu(Bn1.Forward(y));
-        if (_maxPool is not null) y = _maxPool.Forward(y);
-        foreach (var stage in _stages) y = stage.Forward(y);
-        if (BnFinal is not null) y = Ops.Relu(BnFinal.Forward(y));
-        y = Ops.Flatten(Ops.GlobalAvgPool2d(y), 1);
-        return Fc.Forward(y);
+        if (Bn1 is not null) y = y.Then(Bn1.Forward).Then(Ops.Relu);
+        if (_maxPool is not null) y = y.Then(_maxPool.Forward);
+        foreach (var stage in _stages) y = y.Then(stage.Forward);
+        if (BnFinal is not null) y = y.Then(BnFinal.Forward).Then(Ops.Relu);
+        return y.Then(Ops.GlobalAvgPool2d).Then(t => Ops.Flatten(t, 1)).Then(Fc.Forward);
     }
 
     public override Shape Trace(Shape input, ShapeTrace trace)

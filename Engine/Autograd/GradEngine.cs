@@ -1,7 +1,12 @@
 // Reverse-mode differentiation. Iterative (explicit stack, no recursion, so a ResNet-1202
 // graph is fine), deterministic (inputs visited in order), and each node's saved tensors are
 // freed right after its backward. A tensor used twice (the residual identity) receives the
-// sum of both paths; leaves accumulate into .Grad with +=.
+// sum of both paths; leaves accumulate into .Grad.
+//
+// Gradients that meet at a node are summed in place only into a buffer the engine owns
+// exclusively (its handle holds the last reference to the storage); otherwise the sum is made out
+// of place. Backward functions may return views of dY or the same buffer for several inputs
+// (Add's backward does), and a user's seed gradient is never written into.
 namespace ResidualEngine.Autograd;
 
 public static class GradEngine
@@ -9,44 +14,44 @@ public static class GradEngine
     public static void Backward(Tensor root, Tensor? gradient = null)
     {
         ArgumentNullException.ThrowIfNull(root);
+        if (root.IsDisposed) throw new ObjectDisposedException(nameof(Tensor), $"Backward() on a disposed tensor {root.Describe()}");
         if (!root.RequiresGrad)
             throw new InvalidOperationException("Backward() on a tensor that does not require grad: no input of the computation requires a gradient");
         if (gradient is null && root.Numel != 1)
             throw new InvalidOperationException($"Backward() without a gradient needs a scalar, got shape {root.Shape}");
         if (gradient is not null && gradient.Shape != root.Shape)
             throw new ArgumentException($"gradient shape {gradient.Shape} does not match the tensor's shape {root.Shape}");
+        if (gradient is not null && (gradient.Device != root.Device || gradient.DType != root.DType))
+            throw new ArgumentException($"gradient {gradient.Describe()} must have the tensor's dtype and device ({root.DType} on {root.Device})");
 
         using var noGrad = GradMode.NoGrad();
+        var start = root.GradFn ?? root.GradAccumulator();
         var seed = gradient is null ? Tensor.Full(root.Shape, 1.0, root.DType, root.Device) : gradient.Detach();
         TensorScope.Detach(seed);
 
-        if (root.GradFn is null)
-        {
-            Accumulate(root, seed);
-            return;
-        }
-
         // Count, for every node reachable from the root, how many edges lead into it.
-        var pending = new Dictionary<Node, int>(ReferenceEqualityComparer.Instance);
+        var pending = new Dictionary<Node, int>(ReferenceEqualityComparer.Instance) { [start] = 0 };
         var stack = new Stack<Node>();
-        stack.Push(root.GradFn);
-        pending[root.GradFn] = 0;
+        stack.Push(start);
         while (stack.Count > 0)
         {
             var n = stack.Pop();
             if (n.Released)
-                throw new InvalidOperationException($"Backward through {n.Name} a second time: its saved tensors were already freed, by an earlier Backward() or because its output tensor was disposed");
-            foreach (var input in n.Inputs)
             {
-                if (input?.GradFn is not { } p) continue;
+                seed.Dispose();
+                throw new InvalidOperationException($"Backward through {n.Name} a second time: its saved tensors were already freed by an earlier Backward()");
+            }
+            for (int i = 0; i < n.InputCount; i++)
+            {
+                if (n.Next(i) is not { } p) continue;
                 if (pending.TryGetValue(p, out var c)) pending[p] = c + 1;
                 else { pending[p] = 1; stack.Push(p); }
             }
         }
 
-        var grads = new Dictionary<Node, Tensor>(ReferenceEqualityComparer.Instance) { [root.GradFn] = seed };
+        var grads = new Dictionary<Node, Tensor>(ReferenceEqualityComparer.Instance) { [start] = seed };
         var ready = new Stack<Node>();
-        ready.Push(root.GradFn);
+        ready.Push(start);
         try
         {
             while (ready.Count > 0)
@@ -54,33 +59,34 @@ public static class GradEngine
                 var n = ready.Pop();
                 var dY = grads[n];
                 grads.Remove(n);
+                if (n is AccumulateGrad acc)
+                {
+                    AccumulateIntoLeaf(acc, dY);
+                    continue;
+                }
                 Tensor?[] dX;
                 try { dX = n.Backward(dY); }
                 finally { dY.Dispose(); n.ReleaseSaved(); }
-                if (dX.Length != n.Inputs.Length)
-                    throw new InvalidOperationException($"{n.Name}.Backward returned {dX.Length} gradients for {n.Inputs.Length} inputs");
-                // Visit inputs in reverse so that the first input's producer is processed first (stack order).
-                for (int i = n.Inputs.Length - 1; i >= 0; i--)
+                if (dX.Length != n.InputCount)
                 {
-                    var input = n.Inputs[i];
+                    foreach (var g in dX) g?.Dispose();
+                    throw new InvalidOperationException($"{n.Name}.Backward returned {dX.Length} gradients for {n.InputCount} inputs");
+                }
+                // Visit inputs in reverse so that the first input's producer is processed first (stack order).
+                for (int i = n.InputCount - 1; i >= 0; i--)
+                {
                     var g = dX[i];
-                    if (input is null) { g?.Dispose(); continue; }
+                    if (g is not null) TensorScope.Detach(g);
+                    if (n.Next(i) is not { } p) { g?.Dispose(); continue; }
                     if (g is null)
                         throw new InvalidOperationException($"{n.Name}.Backward returned no gradient for input {i}, which requires one");
-                    TensorScope.Detach(g);
-                    if (g.Shape != input.Shape)
-                        throw new InvalidOperationException($"{n.Name}.Backward produced a gradient of shape {g.Shape} for input {i} of shape {input.Shape}");
-                    if (input.GradFn is { } p)
+                    if (g.Shape != n.InputShape(i))
                     {
-                        if (grads.TryGetValue(p, out var acc))
-                        {
-                            acc.Backend.Add(acc, acc, g);
-                            g.Dispose();
-                        }
-                        else grads[p] = g;
-                        if (--pending[p] == 0) ready.Push(p);
+                        g.Dispose();
+                        throw new InvalidOperationException($"{n.Name}.Backward produced a gradient of shape {g.Shape} for input {i} of shape {n.InputShape(i)}");
                     }
-                    else Accumulate(input, g);
+                    grads[p] = grads.TryGetValue(p, out var sum) ? AddOwned(sum, g) : g;
+                    if (--pending[p] == 0) ready.Push(p);
                 }
             }
         }
@@ -90,14 +96,29 @@ public static class GradEngine
         }
     }
 
-    private static void Accumulate(Tensor leaf, Tensor g)
+    /// <summary>a + b, consuming both handles. Writes in place only into a buffer held by nothing else.</summary>
+    internal static Tensor AddOwned(Tensor a, Tensor b)
     {
-        if (!leaf.RequiresGrad) { g.Dispose(); return; }
-        if (leaf.Grad is null) leaf.Grad = g;
-        else
+        if (a.Storage.IsExclusive) { Ops.AddInPlace(a, b); b.Dispose(); return a; }
+        if (b.Storage.IsExclusive) { Ops.AddInPlace(b, a); a.Dispose(); return b; }
+        var sum = Ops.AddNoGrad(a, b);
+        a.Dispose();
+        b.Dispose();
+        return TensorScope.Detach(sum);
+    }
+
+    /// <summary>leaf.Grad += g. A first gradient is adopted only if no one else holds its buffer
+    /// (else copied), so that later in-place accumulation never writes into someone else's data.</summary>
+    private static void AccumulateIntoLeaf(AccumulateGrad node, Tensor g)
+    {
+        var leaf = node.Leaf;
+        if (leaf is null || !leaf.RequiresGrad) { g.Dispose(); return; }
+        if (leaf.Grad is null)
         {
-            leaf.Grad.Backend.Add(leaf.Grad, leaf.Grad, g);
-            g.Dispose();
+            if (g.Storage.IsExclusive) leaf.Grad = g;
+            else { leaf.Grad = TensorScope.Detach(g.Clone()); g.Dispose(); }
+            return;
         }
+        leaf.Grad = AddOwned(leaf.Grad, g);
     }
 }

@@ -2,6 +2,8 @@
 // a backend only computes. All tensors are contiguous, on this backend's device, and share
 // one floating dtype unless a parameter says otherwise (labels are I64, pooling indices I32).
 // Names follow the convention: outputs first, gradients prefixed d: (dX, dW, dY, X, W).
+using ResidualEngine.Pointwise;
+
 namespace ResidualEngine.Backends;
 
 public interface IBackend
@@ -20,32 +22,22 @@ public interface IBackend
     /// <summary>Waits for all queued work (a no-op on the CPU).</summary>
     void Synchronize();
 
-    // ---- elementwise (y may alias an input) ----
-    void Add(Tensor y, Tensor a, Tensor b);
-    void Mul(Tensor y, Tensor a, Tensor b);
-    /// <summary>y = relu(a + b): the residual sum followed by the block's last ReLU.</summary>
-    void AddRelu(Tensor y, Tensor a, Tensor b);
-    /// <summary>y = alpha * x + beta * y.</summary>
-    void Axpby(Tensor y, double alpha, Tensor x, double beta);
-    void ReluForward(Tensor y, Tensor x);
-    /// <summary>dX = dY where y &gt; 0, else 0.</summary>
-    void ReluBackward(Tensor dX, Tensor dY, Tensor y);
-    void SigmoidForward(Tensor y, Tensor x);
-    /// <summary>dX = dY * y * (1 - y).</summary>
-    void SigmoidBackward(Tensor dX, Tensor dY, Tensor y);
-    /// <summary>Viewing x as (M, inner) with M = s.Numel: y[m, i] = x[m, i] * s[m] (SE gating, drop-path).</summary>
-    void ScaleRowsForward(Tensor y, Tensor x, Tensor s);
-    /// <summary>dX[m, i] = dY[m, i] * s[m]; dS[m] = sum_i dY[m, i] * x[m, i]. Either output may be null.</summary>
-    void ScaleRowsBackward(Tensor? dX, Tensor? dS, Tensor dY, Tensor x, Tensor s);
-    /// <summary>y (one element) = sum of x.</summary>
-    void Sum(Tensor y, Tensor x);
+    // ---- the pointwise family (Engine/Ops/Pointwise): one generic path per arity ----
+    // y may alias an input exactly. Every op of the family runs through these; none has a member of its own.
+    /// <summary>y = TOp(x; alpha, beta).</summary>
+    void Map<TOp>(Tensor y, Tensor x, double alpha, double beta) where TOp : struct, IUnaryOp;
+    /// <summary>y = TOp(a, b; alpha, beta) with element i of a using b[(i / bc.Inner) % bc.Period].</summary>
+    void Map<TOp>(Tensor y, Tensor a, Tensor b, Broadcast bc, double alpha, double beta) where TOp : struct, IBinaryOp;
+    /// <summary>y = TOp(a, b, c; alpha, beta), all of one shape.</summary>
+    void Map<TOp>(Tensor y, Tensor a, Tensor b, Tensor c, double alpha, double beta) where TOp : struct, ITernaryOp;
+    /// <summary>y[k] = sum of x[i] over every i with (i / bc.Inner) % bc.Period == k (y has bc.Period
+    /// elements): the full sum, column sums, per-channel sums, per-row sums.</summary>
+    void SumTo(Tensor y, Tensor x, Broadcast bc);
 
     // ---- convolution: x (N, C, H, W), w (K, C/groups, R, S), y (N, K, P, Q) ----
     void ConvForward(Tensor y, Tensor x, Tensor w, Tensor? bias, Conv2dParams p);
     void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p);
     void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p);
-    /// <summary>dB (K) = sum over N, P, Q of dY.</summary>
-    void ConvBackwardBias(Tensor dB, Tensor dY);
 
     // ---- batch norm over (N, H, W) per channel; gamma, beta, running stats, saved stats: (C) ----
     /// <summary>Normalises with batch statistics, saves mean and 1/sqrt(var + eps) (biased var),
@@ -68,10 +60,6 @@ public interface IBackend
     // ---- dense ----
     /// <summary>C = alpha * op(A) op(B) + beta * C for 2-d row-major tensors.</summary>
     void Gemm(Tensor c, Tensor a, Tensor b, bool transA, bool transB, double alpha, double beta);
-    /// <summary>y (M, N) += bias (N) on every row.</summary>
-    void AddRowVector(Tensor y, Tensor bias);
-    /// <summary>y (N) = sum over rows of x (M, N).</summary>
-    void SumRows(Tensor y, Tensor x);
 
     // ---- loss: logits (N, K), labels (N) I64 ----
     /// <summary>loss (one element) = mean over N of cross-entropy with label smoothing eps:

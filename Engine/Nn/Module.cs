@@ -17,7 +17,9 @@ public abstract class Module : IDisposable
 
     public bool Training { get; private set; } = true;
 
-    /// <summary>Computes the module's output; records autograd nodes when grad mode is on.</summary>
+    /// <summary>Computes the module's output; records autograd nodes when grad mode is on. The result is a
+    /// new handle the caller owns (never <paramref name="x"/> itself); x is never disposed. Implementations
+    /// free their intermediates as soon as they are dead (Tensor.Then), under grad and under no-grad.</summary>
     public abstract Tensor Forward(Tensor x);
 
     protected T RegisterModule<T>(string name, T module) where T : Module

@@ -96,7 +96,7 @@ public static partial class Ops
             var be = dY.Backend;
             if (NeedsGrad(0)) { dx = NewLike(_x); be.ConvBackwardData(dx, dY, _w, _p); }
             if (NeedsGrad(1)) { dw = NewLike(_w); be.ConvBackwardFilter(dw, dY, _x, _p); }
-            if (_hasBias && NeedsGrad(2)) { db = Tensor.Empty(new Shape(_w.Shape[0]), dY.DType, dY.Device); be.ConvBackwardBias(db, dY); }
+            if (_hasBias && NeedsGrad(2)) { db = Tensor.Empty(new Shape(_w.Shape[0]), dY.DType, dY.Device); be.SumTo(db, dY, Pointwise.Broadcast.Channels(dY)); }
             return [dx, dw, db];
         }
     }

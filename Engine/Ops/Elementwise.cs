@@ -1,68 +1,62 @@
-// Elementwise add and multiply. Gradient rules: d(a+b) = (dY, dY); d(a*b) = (dY*b, dY*a).
-// A tensor used on both sides (x + x) receives both contributions, summed by the engine.
-using ResidualEngine.Autograd;
+// The common pointwise ops by name, as thin calls into the pointwise family (Ops.Map; the
+// structs and their gradient rules are in Engine/Ops/Pointwise/Builtins.cs). A tensor used on
+// both sides (x + x) receives both contributions, summed by the engine.
+using ResidualEngine.Pointwise;
 
 namespace ResidualEngine;
 
 public static partial class Ops
 {
-    public static Tensor Add(Tensor a, Tensor b)
-    {
-        Check.Compatible("Add", a, "a", b, "b");
-        var y = NewLike(a);
-        a.Backend.Add(y, a, b);
-        if (GradMode.ShouldRecord(a, b)) y.GradFn = new AddNode(a, b);
-        return y;
-    }
-
-    public static Tensor Mul(Tensor a, Tensor b)
-    {
-        Check.Compatible("Mul", a, "a", b, "b");
-        var y = NewLike(a);
-        a.Backend.Mul(y, a, b);
-        if (GradMode.ShouldRecord(a, b)) y.GradFn = new MulNode(a, b);
-        return y;
-    }
+    public static Tensor Add(Tensor a, Tensor b) => Map<Pointwise.Add>(a, b);
+    public static Tensor Sub(Tensor a, Tensor b) => Map<Pointwise.Sub>(a, b);
+    public static Tensor Mul(Tensor a, Tensor b) => Map<Pointwise.Mul>(a, b);
 
     /// <summary>y = alpha * x.</summary>
-    public static Tensor Scale(Tensor x, double alpha)
+    public static Tensor Scale(Tensor x, double alpha) => Map<Pointwise.Scale>(x, alpha);
+
+    public static Tensor Relu(Tensor x) => Map<Pointwise.Relu>(x);
+
+    /// <summary>relu(a + b): the end of a residual block in one pass.</summary>
+    public static Tensor AddRelu(Tensor a, Tensor b) => Map<Pointwise.AddRelu>(a, b);
+
+    public static Tensor Sigmoid(Tensor x) => Map<Pointwise.Sigmoid>(x);
+
+    /// <summary>Viewing x as (M, inner) with M = s.Numel: y[m, :] = x[m, :] * s[m]. Used for
+    /// squeeze-and-excitation gates (s: N x C or (N, C, 1, 1)) and drop-path (s: N).</summary>
+    public static Tensor ScaleRows(Tensor x, Tensor s)
     {
-        Check.Float("Scale", x, "x");
-        var y = NewLike(x);
-        x.Backend.Axpby(y, alpha, x, 0);
-        if (GradMode.ShouldRecord(x)) y.GradFn = new ScaleNode(x, alpha);
+        Check.Float("ScaleRows", x, "x");
+        Check.Float("ScaleRows", s, "s");
+        if (s.Numel == 0 || x.Numel % s.Numel != 0 || !LeadingDimsMatch(x.Shape, s.Shape))
+            throw new ArgumentException($"ScaleRows: scale of shape {s.Shape} does not match the leading dimensions of x {x.Shape}");
+        return Map<Pointwise.Mul>(x, s, Broadcast.Rows(x, s.Numel));
+    }
+
+    private static bool LeadingDimsMatch(Shape x, Shape s)
+    {
+        // s may be (N), (N, C) or (N, C, 1, 1): its non-unit leading dims must equal x's.
+        for (int i = 0; i < s.Rank; i++)
+        {
+            if (i >= x.Rank) return s[i] == 1;
+            if (s[i] != x[i]) return s[i] == 1 && AllOnes(s, i);
+        }
+        return true;
+    }
+
+    private static bool AllOnes(Shape s, int from)
+    {
+        for (int i = from; i < s.Rank; i++) if (s[i] != 1) return false;
+        return true;
+    }
+
+    /// <summary>a += b, outside autograd (the engine's gradient accumulation).</summary>
+    internal static void AddInPlace(Tensor a, Tensor b) => a.Backend.Map<Pointwise.Add>(a, a, b, Broadcast.Same(a), 0, 0);
+
+    /// <summary>a + b in a new tensor, outside autograd.</summary>
+    internal static Tensor AddNoGrad(Tensor a, Tensor b)
+    {
+        var y = NewLike(a);
+        a.Backend.Map<Pointwise.Add>(y, a, b, Broadcast.Same(a), 0, 0);
         return y;
-    }
-
-    private sealed class AddNode(Tensor a, Tensor b) : Node(a, b)
-    {
-        public override string Name => "Add";
-        protected internal override Tensor?[] Backward(Tensor dY) =>
-            [NeedsGrad(0) ? dY.Detach() : null, NeedsGrad(1) ? dY.Detach() : null];
-    }
-
-    private sealed class MulNode : Node
-    {
-        private readonly Tensor _a, _b;
-        public MulNode(Tensor a, Tensor b) : base(a, b) { _a = Save(a); _b = Save(b); }
-        public override string Name => "Mul";
-        protected internal override Tensor?[] Backward(Tensor dY)
-        {
-            Tensor? da = null, db = null;
-            if (NeedsGrad(0)) { da = NewLike(dY); dY.Backend.Mul(da, dY, _b); }
-            if (NeedsGrad(1)) { db = NewLike(dY); dY.Backend.Mul(db, dY, _a); }
-            return [da, db];
-        }
-    }
-
-    private sealed class ScaleNode(Tensor x, double alpha) : Node(x)
-    {
-        public override string Name => "Scale";
-        protected internal override Tensor?[] Backward(Tensor dY)
-        {
-            var dx = NewLike(dY);
-            dY.Backend.Axpby(dx, alpha, dY, 0);
-            return [dx];
-        }
     }
 }

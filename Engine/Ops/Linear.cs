@@ -30,7 +30,7 @@ public static partial class Ops
         var y = NewLike(x, new Shape(n, outF));
         var be = x.Backend;
         be.Gemm(y, x, weight, transA: false, transB: true, alpha: 1, beta: 0);
-        if (bias is not null) be.AddRowVector(y, bias);
+        if (bias is not null) be.Map<Pointwise.Add>(y, y, bias, Pointwise.Broadcast.Columns(y), 0, 0);
         if (GradMode.ShouldRecord(x, weight, bias)) y.GradFn = new LinearNode(x, weight, bias);
         return y;
     }
@@ -56,7 +56,7 @@ public static partial class Ops
             var be = dY.Backend;
             if (NeedsGrad(0)) { dx = NewLike(_x); be.Gemm(dx, dY, _w, false, false, 1, 0); }
             if (NeedsGrad(1)) { dw = NewLike(_w); be.Gemm(dw, dY, _x, true, false, 1, 0); }
-            if (_hasBias && NeedsGrad(2)) { db = Tensor.Empty(new Shape(_w.Shape[0]), dY.DType, dY.Device); be.SumRows(db, dY); }
+            if (_hasBias && NeedsGrad(2)) { db = Tensor.Empty(new Shape(_w.Shape[0]), dY.DType, dY.Device); be.SumTo(db, dY, Pointwise.Broadcast.Columns(dY)); }
             return [dx, dw, db];
         }
     }

@@ -7,5 +7,6 @@ public static partial class Ops
 {
     /// <summary>Allocates an output like <paramref name="like"/> (device, dtype) with a given shape.</summary>
     internal static Tensor NewLike(Tensor like, Shape shape) => Tensor.Empty(shape, like.DType, like.Device);
-    internal static Tensor NewLike(Tensor like) => Tensor.Empty(like.Shape, like.DType, like.Device);
+    /// <summary>Allocates an output like <paramref name="like"/>: same shape, dtype, device and memory format.</summary>
+    internal static Tensor NewLike(Tensor like) => Tensor.Empty(like.Shape, like.DType, like.Device, like.Format);
 }

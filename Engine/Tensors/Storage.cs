@@ -22,6 +22,9 @@ public abstract class Storage
 
     internal bool IsFreed => Volatile.Read(ref _refs) <= 0;
 
+    /// <summary>True when exactly one handle holds this storage: writing into it cannot change anything another handle sees.</summary>
+    internal bool IsExclusive => Volatile.Read(ref _refs) == 1;
+
     internal void AddRef()
     {
         if (Interlocked.Increment(ref _refs) <= 1)

@@ -51,8 +51,21 @@ public sealed partial class Tensor : IDisposable
 
     // ---- autograd state ----
 
-    /// <summary>The node that produced this tensor, or null for a leaf.</summary>
-    public Node? GradFn { get; internal set; }
+    private Node? _gradFn;
+    private AccumulateGrad? _accumulator;
+
+    /// <summary>The node that produced this tensor, or null for a leaf. The handle holds one reference to it.</summary>
+    public Node? GradFn
+    {
+        get => _gradFn;
+        internal set
+        {
+            value?.AddRef();
+            var old = Interlocked.Exchange(ref _gradFn, value);
+            old?.Release();
+        }
+    }
+
     public bool IsLeaf => GradFn is null;
 
     /// <summary>True for leaves marked as trainable and for every result computed from one while grad mode is on.</summary>
@@ -65,6 +78,15 @@ public sealed partial class Tensor : IDisposable
             if (value && !DType.IsFloat()) throw new InvalidOperationException($"only floating-point tensors can require gradients, not {DType}");
             _requiresGrad = value;
         }
+    }
+
+    /// <summary>The graph node that adds gradients into this leaf's <see cref="Grad"/> (one per leaf).</summary>
+    internal Node GradAccumulator()
+    {
+        if (!IsLeaf) throw new InvalidOperationException($"{Describe()} is not a leaf");
+        if (_accumulator is { } a) return a;
+        Interlocked.CompareExchange(ref _accumulator, new AccumulateGrad(this), null);
+        return _accumulator;
     }
 
     /// <summary>Accumulated gradient of a leaf (owned by the tensor, not by any scope).</summary>
@@ -236,6 +258,37 @@ public sealed partial class Tensor : IDisposable
     /// <summary>A new tensor object sharing this storage, with no autograd history.</summary>
     public Tensor Detach() => View(Shape);
 
+    /// <summary>
+    /// A new handle to the same data with the same autograd history (gradients through it reach
+    /// this tensor's producer, or this leaf). Disposing either handle leaves the other intact.
+    /// Modules that pass their input through (Identity) return one, so that a caller always owns
+    /// what Forward returns.
+    /// </summary>
+    public Tensor Alias()
+    {
+        var a = View(Shape);
+        if (RequiresGrad && GradMode.IsEnabled) a.GradFn = GradFn ?? GradAccumulator();
+        return a;
+    }
+
+    /// <summary>
+    /// Applies <paramref name="f"/> to this tensor and disposes this handle: the way model code frees
+    /// an intermediate the moment it is dead (`Conv1.Forward(x).Then(Bn1.Forward).Then(Ops.Relu)`).
+    /// The autograd graph keeps whatever its backward still needs.
+    /// </summary>
+    public Tensor Then(Func<Tensor, Tensor> f)
+    {
+        ArgumentNullException.ThrowIfNull(f);
+        Tensor y;
+        try { y = f(this); }
+        catch { Dispose(); throw; }
+        if (!ReferenceEquals(y, this)) Dispose();
+        return y;
+    }
+
+    /// <summary>A copy of the data in a new buffer, with no autograd history.</summary>
+    public Tensor Clone() => To(DType);
+
     /// <summary>A new tensor object sharing this storage with another shape of the same element count (no autograd).</summary>
     internal Tensor View(Shape shape)
     {
@@ -260,12 +313,9 @@ public sealed partial class Tensor : IDisposable
     {
         var s = Interlocked.Exchange(ref _storage, null);
         if (s is null) return;
-        // The node that produced this tensor can no longer be reached by a backward that starts
-        // downstream without failing loudly, so free what it saved now: a graph that is dropped
-        // without Backward() (evaluation with grad on, an abandoned step) leaks nothing.
-        // GradFn stays set, so a later backward through it reports the freed node instead of
-        // silently skipping its gradient.
-        GradFn?.ReleaseSaved();
+        // Only this handle's references go: the graph keeps what a backward through it still
+        // needs, and frees itself once no handle or downstream node reaches it.
+        Interlocked.Exchange(ref _gradFn, null)?.Release();
         var g = Grad;
         Grad = null;
         g?.Dispose();

@@ -27,8 +27,7 @@ public sealed class BasicBlock : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        var y = Ops.Relu(Bn1.Forward(Conv1.Forward(x)));
-        y = Bn2.Forward(Conv2.Forward(y));
+        var y = Conv1.Forward(x).Then(Bn1.Forward).Then(Ops.Relu).Then(Conv2.Forward).Then(Bn2.Forward);
         return Merge(y, x, x);
     }
 

@@ -34,9 +34,9 @@ public sealed class Bottleneck : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        var y = Ops.Relu(Bn1.Forward(Conv1.Forward(x)));
-        y = Ops.Relu(Bn2.Forward(Conv2.Forward(y)));
-        y = Bn3.Forward(Conv3.Forward(y));
+        var y = Conv1.Forward(x).Then(Bn1.Forward).Then(Ops.Relu)
+            .Then(Conv2.Forward).Then(Bn2.Forward).Then(Ops.Relu)
+            .Then(Conv3.Forward).Then(Bn3.Forward);
         return Merge(y, x, x);
     }
 

@@ -35,10 +35,9 @@ public sealed class PreActBottleneck : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        var pre = Ops.Relu(Bn1.Forward(x));
-        var y = Conv1.Forward(pre);
-        y = Conv2.Forward(Ops.Relu(Bn2.Forward(y)));
-        y = Conv3.Forward(Ops.Relu(Bn3.Forward(y)));
+        using var pre = Bn1.Forward(x).Then(Ops.Relu);
+        var y = Conv1.Forward(pre).Then(Bn2.Forward).Then(Ops.Relu).Then(Conv2.Forward)
+            .Then(Bn3.Forward).Then(Ops.Relu).Then(Conv3.Forward);
         return Merge(y, x, pre);
     }
 

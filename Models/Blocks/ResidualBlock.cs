@@ -112,22 +112,23 @@ public abstract class ResidualBlock : Module
     /// <summary>The shortcut's value. <paramref name="preActivated"/> is what a pre-activation projection sees.</summary>
     protected Tensor ShortcutOf(Tensor x, Tensor preActivated) => Shortcut switch
     {
-        ShortcutKind.Identity => x,
+        ShortcutKind.Identity => x.Alias(),
         ShortcutKind.ZeroPad => Ops.ShortcutA(x, OutChannels, Stride),
         ShortcutKind.Projection => _downsample!.Forward(PreActivation ? preActivated : x),
         _ => throw new InvalidOperationException($"{GetType().Name}: a plain block has no shortcut"),
     };
 
     /// <summary>SE, scaling and drop-path on the branch, then the sum with the shortcut (and the final
-    /// ReLU for post-activation blocks). A plain block returns the branch, activated when post-activation.</summary>
+    /// ReLU for post-activation blocks). A plain block returns the branch, activated when post-activation.
+    /// Consumes <paramref name="branch"/> (its handle is disposed); x and preActivated belong to the caller.</summary>
     protected Tensor Merge(Tensor branch, Tensor x, Tensor preActivated)
     {
-        if (_se is not null) branch = _se.Forward(branch);
-        if (Plain) return PreActivation ? branch : Ops.Relu(branch);
-        if (Args.ResidualScale != 1.0) branch = Ops.Scale(branch, Args.ResidualScale);
-        if (Training && _dropRng is not null) branch = DropPath(branch);
-        var sc = ShortcutOf(x, preActivated);
-        return PreActivation ? Ops.Add(branch, sc) : Ops.AddRelu(branch, sc);
+        if (_se is not null) branch = branch.Then(_se.Forward);
+        if (Plain) return PreActivation ? branch : branch.Then(Ops.Relu);
+        if (Args.ResidualScale != 1.0) branch = branch.Then(b => Ops.Scale(b, Args.ResidualScale));
+        if (Training && _dropRng is not null) branch = branch.Then(DropPath);
+        using var sc = ShortcutOf(x, preActivated);
+        return branch.Then(b => PreActivation ? Ops.Add(b, sc) : Ops.AddRelu(b, sc));
     }
 
     /// <summary>Zeroes the whole branch of each sample with probability p and scales survivors by 1/(1-p).</summary>
@@ -137,7 +138,7 @@ public abstract class ResidualBlock : Module
         int n = branch.Shape[0];
         var mask = new double[n];
         for (int i = 0; i < n; i++) mask[i] = _dropRng!.NextDouble() < keep ? 1 / keep : 0;
-        var m = Tensor.FromDoubles(mask, new Shape(n), branch.DType, branch.Device);
+        using var m = Tensor.FromDoubles(mask, new Shape(n), branch.DType, branch.Device);
         return Ops.ScaleRows(branch, m);
     }
 

@@ -25,10 +25,10 @@ public sealed class SqueezeExcitation : Module
 
     public override Tensor Forward(Tensor x)
     {
-        var s = Ops.GlobalAvgPool2d(x);            // (N, C, 1, 1)
-        s = Ops.Relu(Fc1.Forward(s));              // (N, C', 1, 1)
-        s = Ops.Sigmoid(Fc2.Forward(s));           // (N, C, 1, 1)
-        return Ops.ScaleRows(x, s);
+        var s = Ops.GlobalAvgPool2d(x)             // (N, C, 1, 1)
+            .Then(Fc1.Forward).Then(Ops.Relu)      // (N, C', 1, 1)
+            .Then(Fc2.Forward).Then(Ops.Sigmoid);  // (N, C, 1, 1)
+        return s.Then(gate => Ops.ScaleRows(x, gate));
     }
 
     public override Shape Trace(Shape input, ShapeTrace trace)

@@ -141,14 +141,14 @@ public class GemmTests
         var xv = x.ToDoubles();
         var bv = bias.ToDoubles();
         var y = x.To(dt);
-        y.Backend.AddRowVector(y, bias);
+        y.Backend.Map<Pointwise.Add>(y, y, bias, Pointwise.Broadcast.Columns(y), 0, 0);
         var sums = Tensor.Empty(new Shape(7), dt);
-        x.Backend.SumRows(sums, x);
+        x.Backend.SumTo(sums, x, Pointwise.Broadcast.Columns(x));
         var expectY = new double[35];
         var expectS = new double[7];
         for (int i = 0; i < 5; i++)
             for (int j = 0; j < 7; j++) { expectY[i * 7 + j] = xv[i * 7 + j] + bv[j]; expectS[j] += xv[i * 7 + j]; }
-        Close.Assert(y.ToDoubles(), expectY, 1e-6, 1e-6, "AddRowVector");
-        Close.Assert(sums.ToDoubles(), expectS, 1e-5, 1e-6, "SumRows");
+        Close.Assert(y.ToDoubles(), expectY, 1e-6, 1e-6, "row-vector add");
+        Close.Assert(sums.ToDoubles(), expectS, 1e-5, 1e-6, "column sums");
     }
 }

@@ -49,12 +49,16 @@ public class LayerForwardTests
     }
 
     [Test]
-    public void IdentityReturnsItsInputAndFlattenKeepsTheBatch()
+    public void IdentityReturnsANewHandleToItsInputAndFlattenKeepsTheBatch()
     {
         using var scope = TensorScope.Begin();
         var x = Tensor.Randn(new Shape(2, 3, 2, 2), new Random(1));
         using var id = new Identity();
-        Assert.That(id.Forward(x), Is.SameAs(x));
+        var y = id.Forward(x);
+        Assert.That(y, Is.Not.SameAs(x), "the caller owns what Forward returns, so it is a handle of its own");
+        Assert.That(y.Storage, Is.SameAs(x.Storage), "no copy");
+        y.Dispose();
+        Assert.That(x.ToArray<float>(), Has.Length.EqualTo(24), "disposing the returned handle leaves the input intact");
         using var fl = new Flatten();
         Assert.That(fl.Forward(x).Shape, Is.EqualTo(new Shape(2, 12)));
     }

@@ -30,15 +30,15 @@ public class BenchProfilerTests
             Assert.That(y.Item(), Is.EqualTo(6));
             rows = profiler.Rows();
         }
-        Assert.That(rows.Single(r => r.Phase == OpProfiler.Forward && r.Op == "ReluForward").Calls, Is.EqualTo(1));
-        Assert.That(rows.Single(r => r.Phase == OpProfiler.Forward && r.Op == "Sum").Calls, Is.EqualTo(1));
+        Assert.That(rows.Single(r => r.Phase == OpProfiler.Forward && r.Op == "Relu").Calls, Is.EqualTo(1));
+        Assert.That(rows.Single(r => r.Phase == OpProfiler.Forward && r.Op == "SumTo").Calls, Is.EqualTo(1));
         Assert.That(rows.Any(r => r.Phase == OpProfiler.Backward && r.Op == "ReluBackward"), Is.True);
         Assert.That(rows.Any(r => r.Op == "CopyFromHost"), Is.False, "setup calls must not be recorded");
         Assert.That(rows.Sum(r => r.Percent), Is.EqualTo(100).Within(1e-6));
         Assert.That(rows.TakeWhile(r => r.Phase == OpProfiler.Forward).Count(), Is.EqualTo(rows.Count(r => r.Phase == OpProfiler.Forward)),
             "forward rows come first");
         var text = OpProfiler.Format(rows, "title");
-        Assert.That(text, Does.Contain("ReluForward").And.Contain("ReluBackward"));
+        Assert.That(text, Does.Contain("Relu").And.Contain("ReluBackward"));
     }
 
     [Test]

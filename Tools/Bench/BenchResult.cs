@@ -41,10 +41,11 @@ public sealed record BenchResult
     /// peak RSS minus RSS before the model was built (see <see cref="PeakMemoryKind"/>).</summary>
     public long PeakMemoryBytes { get; init; }
     public string PeakMemoryKind { get; init; } = "";
-    /// <summary>Ours only: peak bytes held by live tensors (CPU: sampled; CUDA: exact counter).</summary>
+    /// <summary>Ours only: peak bytes held by live tensors (exact counter, both devices).</summary>
     public long? PeakTensorBytes { get; init; }
     public long ProcessPeakRssBytes { get; init; }
-    /// <summary>Ours on CUDA: the caching allocator's peak of allocated (rounded) bytes, and what it holds from the driver at the end.</summary>
+    /// <summary>Ours: on CUDA the caching allocator's peak of allocated (rounded) bytes; on both devices what the
+    /// caching allocator holds from the system at the end (live blocks plus cache, as torch.cuda.memory_reserved).</summary>
     public long? AllocatorPeakBytes { get; init; }
     public long? AllocatorReservedBytes { get; init; }
     public long Parameters { get; init; }

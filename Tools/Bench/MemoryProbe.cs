@@ -1,8 +1,7 @@
-// Peak memory of a benchmark run. On CUDA the engine's own counter (TensorStats.PeakCudaBytes) is
-// exact. On the CPU, live tensor bytes are only a counter, so a background thread samples it (and
-// the bench loop samples at phase boundaries, where the peak usually is); the process's resident
-// set (peak minus the level before the model was built) is measured the same way as the PyTorch
-// baseline does with getrusage, so the two can be compared.
+// Peak memory of a benchmark run: the engine's own counters (TensorStats: exact peaks of live tensor
+// bytes on both devices, and what each caching allocator reserves), and the process's resident set
+// (peak minus the level before the model was built), measured the same way as the PyTorch baseline
+// does with getrusage, so the two can be compared.
 using System.Diagnostics;
 using System.Globalization;
 
@@ -11,45 +10,22 @@ namespace ResidualEngine.Tools.Bench;
 public sealed class MemoryProbe : IDisposable
 {
     private readonly Device _device;
-    private readonly Thread? _sampler;
-    private volatile bool _stop;
-    private long _peakTensorBytes;
 
     /// <summary>Starts measuring: call before the model is built.</summary>
-    public MemoryProbe(Device device, int sampleIntervalMs = 2)
+    public MemoryProbe(Device device)
     {
         _device = device;
         BaselineRssBytes = CurrentRssBytes();
-        if (device.Type == DeviceType.Cuda) TensorStats.ResetPeak();
-        _peakTensorBytes = TensorStats.LiveBytes(device.Type);
-        if (device.Type == DeviceType.Cpu && sampleIntervalMs > 0)
-        {
-            _sampler = new Thread(() =>
-            {
-                while (!_stop)
-                {
-                    Sample();
-                    Thread.Sleep(sampleIntervalMs);
-                }
-            }) { IsBackground = true, Name = "bench memory sampler", Priority = ThreadPriority.AboveNormal };
-            _sampler.Start();
-        }
+        TensorStats.ResetPeak();
     }
 
     public long BaselineRssBytes { get; }
 
-    /// <summary>Records the current live tensor bytes (cheap; call at phase boundaries).</summary>
-    public void Sample()
-    {
-        long now = TensorStats.LiveBytes(_device.Type);
-        long peak;
-        while (now > (peak = Interlocked.Read(ref _peakTensorBytes)))
-            if (Interlocked.CompareExchange(ref _peakTensorBytes, now, peak) == peak) break;
-    }
+    /// <summary>Peak bytes held by live tensors on the device since the probe started.</summary>
+    public long PeakTensorBytes => TensorStats.PeakBytes(_device.Type);
 
-    /// <summary>Peak bytes held by live tensors on the device (exact on CUDA, sampled on the CPU).</summary>
-    public long PeakTensorBytes =>
-        _device.Type == DeviceType.Cuda ? TensorStats.PeakCudaBytes : Interlocked.Read(ref _peakTensorBytes);
+    /// <summary>What the device's caching allocator holds now (live blocks plus cache).</summary>
+    public long ReservedBytes => TensorStats.ReservedBytes(_device.Type);
 
     /// <summary>Highest resident set size of this process so far (Linux VmHWM, else the working-set peak).</summary>
     public static long PeakRssBytes() => ReadStatusKb("VmHWM") ?? Process.GetCurrentProcess().PeakWorkingSet64;
@@ -73,9 +49,5 @@ public sealed class MemoryProbe : IDisposable
         return null;
     }
 
-    public void Dispose()
-    {
-        _stop = true;
-        _sampler?.Join();
-    }
+    public void Dispose() { }
 }

@@ -68,7 +68,7 @@ public static class ModelBench
         for (int i = 0; i < labelValues.Length; i++) labelValues[i] = rng.Next(numClasses);
         using var labels = Tensor.FromArray(labelValues, new Shape(cfg.BatchSize), cfg.Device);
         using var sgd = train ? Sgd.ForModule(model, cfg.LearningRate, Momentum, WeightDecay, nesterov: false, noBnWeightDecay: false) : null;
-        var probe = new PhaseProbe(memory, profiler);
+        var probe = new PhaseProbe(profiler);
         var step = sgd is null ? null : new TrainingStep(model, sgd) { Hooks = { probe } };
 
         var samples = new List<double>(cfg.Steps);
@@ -91,12 +91,10 @@ public static class ModelBench
                 {
                     using var noGrad = GradMode.NoGrad();
                     model.Forward(x);
-                    memory.Sample();
                 }
                 backend.Synchronize();
             }
             double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            memory.Sample();
             if (timed) samples.Add(ms);
             log?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(timed ? "step" : "warm-up")} {i + 1 - (timed ? cfg.Warmup : 0)}: {ms:F1} ms"));
         }
@@ -134,7 +132,7 @@ public static class ModelBench
             PeakTensorBytes = memory.PeakTensorBytes,
             ProcessPeakRssBytes = peakRss,
             AllocatorPeakBytes = allocator?.PeakAllocatedBytes,
-            AllocatorReservedBytes = allocator?.ReservedBytes,
+            AllocatorReservedBytes = memory.ReservedBytes,
             Parameters = parameters,
             GmacsPerImage = gmacs,
             GflopPerImage = 2 * gmacs * (train ? 3 : 1),
@@ -148,20 +146,18 @@ public static class ModelBench
         };
     }
 
-    /// <summary>Samples memory after the forward and backward passes and moves the profiler to the next phase.</summary>
-    private sealed class PhaseProbe(MemoryProbe memory, OpProfiler? profiler) : ITrainingHook
+    /// <summary>Moves the profiler to the next phase after the forward and backward passes.</summary>
+    private sealed class PhaseProbe(OpProfiler? profiler) : ITrainingHook
     {
         public bool Timed { get; set; }
 
         public void AfterForward(StepContext step)
         {
-            memory.Sample();
             if (profiler is not null && Timed) profiler.Phase = OpProfiler.Backward;
         }
 
         public void BeforeOptimizerStep(StepContext step)
         {
-            memory.Sample();
             if (profiler is not null && Timed) profiler.Phase = OpProfiler.Optimizer;
         }
     }

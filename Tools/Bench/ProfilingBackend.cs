@@ -7,6 +7,7 @@
 // When IBackend gains a member, add a forwarding line here (the compiler will say which).
 using System.Diagnostics;
 using ResidualEngine.Backends;
+using ResidualEngine.Pointwise;
 
 namespace ResidualEngine.Tools.Bench;
 
@@ -38,23 +39,16 @@ internal sealed class ProfilingBackend(IBackend inner, OpProfiler profiler) : IB
     public void Cast(Tensor dst, Tensor src) { var t = Begin(); inner.Cast(dst, src); End(nameof(Cast), t); }
     public void Fill(Tensor dst, double value) { var t = Begin(); inner.Fill(dst, value); End(nameof(Fill), t); }
     public void Synchronize() => inner.Synchronize();
+    // The pointwise family is filed under each op's struct name (Relu, AddRelu, ReluBackward, ...).
+    public void Map<TOp>(Tensor y, Tensor x, double alpha, double beta) where TOp : struct, IUnaryOp { var t = Begin(); inner.Map<TOp>(y, x, alpha, beta); End(typeof(TOp).Name, t); }
+    public void Map<TOp>(Tensor y, Tensor a, Tensor b, Broadcast bc, double alpha, double beta) where TOp : struct, IBinaryOp { var t = Begin(); inner.Map<TOp>(y, a, b, bc, alpha, beta); End(typeof(TOp).Name, t); }
+    public void Map<TOp>(Tensor y, Tensor a, Tensor b, Tensor c, double alpha, double beta) where TOp : struct, ITernaryOp { var t = Begin(); inner.Map<TOp>(y, a, b, c, alpha, beta); End(typeof(TOp).Name, t); }
+    public void SumTo(Tensor y, Tensor x, Broadcast bc) { var t = Begin(); inner.SumTo(y, x, bc); End(nameof(SumTo), t); }
 
-    public void Add(Tensor y, Tensor a, Tensor b) { var t = Begin(); inner.Add(y, a, b); End(nameof(Add), t); }
-    public void Mul(Tensor y, Tensor a, Tensor b) { var t = Begin(); inner.Mul(y, a, b); End(nameof(Mul), t); }
-    public void AddRelu(Tensor y, Tensor a, Tensor b) { var t = Begin(); inner.AddRelu(y, a, b); End(nameof(AddRelu), t); }
-    public void Axpby(Tensor y, double alpha, Tensor x, double beta) { var t = Begin(); inner.Axpby(y, alpha, x, beta); End(nameof(Axpby), t); }
-    public void ReluForward(Tensor y, Tensor x) { var t = Begin(); inner.ReluForward(y, x); End(nameof(ReluForward), t); }
-    public void ReluBackward(Tensor dX, Tensor dY, Tensor y) { var t = Begin(); inner.ReluBackward(dX, dY, y); End(nameof(ReluBackward), t); }
-    public void SigmoidForward(Tensor y, Tensor x) { var t = Begin(); inner.SigmoidForward(y, x); End(nameof(SigmoidForward), t); }
-    public void SigmoidBackward(Tensor dX, Tensor dY, Tensor y) { var t = Begin(); inner.SigmoidBackward(dX, dY, y); End(nameof(SigmoidBackward), t); }
-    public void ScaleRowsForward(Tensor y, Tensor x, Tensor s) { var t = Begin(); inner.ScaleRowsForward(y, x, s); End(nameof(ScaleRowsForward), t); }
-    public void ScaleRowsBackward(Tensor? dX, Tensor? dS, Tensor dY, Tensor x, Tensor s) { var t = Begin(); inner.ScaleRowsBackward(dX, dS, dY, x, s); End(nameof(ScaleRowsBackward), t); }
-    public void Sum(Tensor y, Tensor x) { var t = Begin(); inner.Sum(y, x); End(nameof(Sum), t); }
 
     public void ConvForward(Tensor y, Tensor x, Tensor w, Tensor? bias, Conv2dParams p) { var t = Begin(); inner.ConvForward(y, x, w, bias, p); var e = End(nameof(ConvForward), t); profiler.Detail(nameof(ConvForward), x, w, p, e); }
     public void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p) { var t = Begin(); inner.ConvBackwardData(dX, dY, w, p); var e = End(nameof(ConvBackwardData), t); profiler.Detail(nameof(ConvBackwardData), dX, w, p, e); }
     public void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p) { var t = Begin(); inner.ConvBackwardFilter(dW, dY, x, p); var e = End(nameof(ConvBackwardFilter), t); profiler.Detail(nameof(ConvBackwardFilter), x, dW, p, e); }
-    public void ConvBackwardBias(Tensor dB, Tensor dY) { var t = Begin(); inner.ConvBackwardBias(dB, dY); End(nameof(ConvBackwardBias), t); }
 
     public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
@@ -72,8 +66,6 @@ internal sealed class ProfilingBackend(IBackend inner, OpProfiler profiler) : IB
     public void GlobalAvgPoolBackward(Tensor dX, Tensor dY) { var t = Begin(); inner.GlobalAvgPoolBackward(dX, dY); End(nameof(GlobalAvgPoolBackward), t); }
 
     public void Gemm(Tensor c, Tensor a, Tensor b, bool transA, bool transB, double alpha, double beta) { var t = Begin(); inner.Gemm(c, a, b, transA, transB, alpha, beta); End(nameof(Gemm), t); }
-    public void AddRowVector(Tensor y, Tensor bias) { var t = Begin(); inner.AddRowVector(y, bias); End(nameof(AddRowVector), t); }
-    public void SumRows(Tensor y, Tensor x) { var t = Begin(); inner.SumRows(y, x); End(nameof(SumRows), t); }
 
     public void SoftmaxCrossEntropyForward(Tensor loss, Tensor probs, Tensor logits, Tensor labels, double labelSmoothing)
     { var t = Begin(); inner.SoftmaxCrossEntropyForward(loss, probs, logits, labels, labelSmoothing); End(nameof(SoftmaxCrossEntropyForward), t); }

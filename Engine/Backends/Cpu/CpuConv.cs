@@ -42,16 +42,6 @@ public sealed unsafe partial class CpuBackend
         else CpuConv.BackwardFilter((double*)dW.Pointer, (double*)dY.Pointer, (double*)x.Pointer, g, Threads);
     }
 
-    public void ConvBackwardBias(Tensor dB, Tensor dY)
-    {
-        RequireFloat(dY, "ConvBackwardBias");
-        if (dY.Rank != 4 || dB.Numel != dY.Shape[1] || dB.DType != dY.DType)
-            throw new ArgumentException($"ConvBackwardBias: bias gradient {dB.Describe()} does not match dY {dY.Describe()}");
-        int n = dY.Shape[0], k = dY.Shape[1], pq = dY.Shape[2] * dY.Shape[3];
-        if (dY.DType == DType.F32) CpuConv.BackwardBias((float*)dB.Pointer, (float*)dY.Pointer, n, k, pq);
-        else CpuConv.BackwardBias((double*)dB.Pointer, (double*)dY.Pointer, n, k, pq);
-    }
-
     /// <summary>The backend's own guard: the op validates arguments, but the backend may be called directly.</summary>
     private static void CheckConvOperands(string op, Tensor y, Tensor x, Tensor w, Tensor? bias)
     {

@@ -25,49 +25,4 @@ public sealed unsafe partial class CpuBackend
             CpuGemm.Gemm(m, n, k, (double*)a.Pointer, lda, transA, (double*)b.Pointer, ldb, transB, (double*)c.Pointer, n, alpha, beta, Threads);
     }
 
-    public void AddRowVector(Tensor y, Tensor bias)
-    {
-        RequireFloat(y, "AddRowVector");
-        if (y.Rank != 2 || bias.Numel != y.Shape[1] || bias.DType != y.DType)
-            throw new ArgumentException($"AddRowVector: bias {bias.Describe()} does not match the rows of {y.Describe()}");
-        int m = y.Shape[0], n = y.Shape[1];
-        if (y.DType == DType.F32)
-        {
-            var ys = S<float>(y); var bs = S<float>(bias);
-            for (int i = 0; i < m; i++) { var row = ys.Slice(i * n, n); TensorPrimitives.Add(row, bs, row); }
-        }
-        else
-        {
-            var ys = S<double>(y); var bs = S<double>(bias);
-            for (int i = 0; i < m; i++) { var row = ys.Slice(i * n, n); TensorPrimitives.Add(row, bs, row); }
-        }
-    }
-
-    public void SumRows(Tensor y, Tensor x)
-    {
-        RequireFloat(x, "SumRows");
-        if (x.Rank != 2 || y.Numel != x.Shape[1] || y.DType != x.DType)
-            throw new ArgumentException($"SumRows: result {y.Describe()} does not match the columns of {x.Describe()}");
-        int m = x.Shape[0], n = x.Shape[1];
-        if (x.DType == DType.F32)
-        {
-            // Accumulate F32 rows in double: a batch gradient sums many small terms.
-            var acc = new double[n];
-            var xs = S<float>(x);
-            for (int i = 0; i < m; i++)
-            {
-                var row = xs.Slice(i * n, n);
-                for (int j = 0; j < n; j++) acc[j] += row[j];
-            }
-            var ys = S<float>(y);
-            for (int j = 0; j < n; j++) ys[j] = (float)acc[j];
-        }
-        else
-        {
-            var ys = S<double>(y);
-            ys.Clear();
-            var xs = S<double>(x);
-            for (int i = 0; i < m; i++) TensorPrimitives.Add(ys, xs.Slice(i * n, n), ys);
-        }
-    }
 }

@@ -1,33 +1,28 @@
-// Host memory for CPU tensors: 64-byte aligned native memory (SIMD-friendly, and the same
-// pointer-based access the CUDA backend has). Freed on release; the finalizer frees it too,
-// which is safe on the CPU, and counts the leak.
-using System.Runtime.InteropServices;
-
+// Host memory for CPU tensors: 64-byte aligned blocks from the host caching allocator (SIMD-friendly,
+// and the same pointer-based access the CUDA backend has). Released blocks go back to the cache;
+// the finalizer of a storage nobody released frees its block directly and counts the leak.
 namespace ResidualEngine.Backends.Cpu;
 
-internal sealed unsafe class CpuStorage : Storage
+internal sealed class CpuStorage : Storage
 {
-    private void* _ptr;
+    private nint _ptr;
+    private readonly long _size;
 
-    public CpuStorage(long bytes) : base(bytes, Device.Cpu)
-    {
-        _ptr = NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 1), 64);
-        if (_ptr is null) throw new OutOfMemoryException($"cannot allocate {bytes} bytes of host memory");
-    }
+    public CpuStorage(long bytes) : base(bytes, Device.Cpu) => (_ptr, _size) = HostAllocator.Rent(Math.Max(bytes, 1));
 
-    public override nint Pointer => (nint)_ptr;
+    public override nint Pointer => _ptr;
 
     protected override void Free()
     {
-        NativeMemory.AlignedFree(_ptr);
-        _ptr = null;
+        HostAllocator.Return(_ptr, _size);
+        _ptr = 0;
     }
 
     ~CpuStorage()
     {
-        if (_ptr is null) return;
-        NativeMemory.AlignedFree(_ptr);
-        _ptr = null;
+        if (_ptr == 0) return;
+        HostAllocator.ReleaseDirect(_ptr, _size);
+        _ptr = 0;
         CountLeak();
     }
 }

@@ -56,9 +56,13 @@ public sealed unsafe partial class CudaBackend : IBackend
         _stream = _streamHandle.DangerousGetHandle();
         _staging = new CudaStaging(_stream);
         Allocator = new CudaAllocator(new DriverDeviceMemory(() => _stream, Enter), Device);
+        lock (s_allocators) s_allocators.Add(Allocator);
+        TensorStats.SetCudaReserved(() => { lock (s_allocators) return s_allocators.Sum(a => a.Stats.ReservedBytes); });
         _kernels = new KernelLibrary(info.Arch);
         _maxBlocks = (uint)Math.Max(1, info.MultiprocessorCount * 32);
     }
+
+    private static readonly List<CudaAllocator> s_allocators = new();
 
     public Device Device { get; }
     public CudaDeviceInfo Info { get; }
@@ -217,7 +221,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         int td = (int)dst.DType, ts = (int)src.DType;
         long n = dst.Numel;
         void** a = stackalloc void*[] { &pd, &td, &ps, &ts, &n };
-        Launch1D(CudaKernels.ElementwiseFile, CudaKernels.Cast, n, a);
+        Launch1D(CudaKernels.MemoryFile, CudaKernels.Cast, n, a);
     }
 
     public void Fill(Tensor dst, double value)
@@ -258,7 +262,7 @@ public sealed unsafe partial class CudaBackend : IBackend
                 long count = dst.Numel;
                 long v = (long)value;
                 void** a = stackalloc void*[] { &pd, &v, &count };
-                Launch1D(CudaKernels.ElementwiseFile, CudaKernels.FillI64, count, a);
+                Launch1D(CudaKernels.MemoryFile, CudaKernels.FillI64, count, a);
                 break;
             }
             default:

@@ -25,15 +25,7 @@ public sealed unsafe partial class CudaBackend
             Cudnn.ThrowIfFailed(Cudnn.cudnnConvolutionForward(Dnn(), (void*)one, plan.X, x.Pointer, plan.W, w.Pointer, plan.Conv, plan.Algo,
                 ws.Pointer, (nuint)plan.WorkspaceBytes, (void*)zero, plan.Y, y.Pointer));
         }
-        if (bias is not null)
-        {
-            var name = CudaKernels.AddChannelBias.For(y.DType, "ConvForward");
-            nint py = y.Pointer, pb = bias.Pointer;
-            long total = y.Numel, pq = (long)y.Shape[2] * y.Shape[3];
-            int k = y.Shape[1];
-            void** a = stackalloc void*[] { &py, &pb, &total, &k, &pq };
-            Launch1D(CudaKernels.AddChannelBias.File, name, total, a);
-        }
+        if (bias is not null) Map<Pointwise.Add>(y, y, bias, Pointwise.Broadcast.Channels(y), 0, 0);
     }
 
     public void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p)
@@ -62,17 +54,6 @@ public sealed unsafe partial class CudaBackend
             Cudnn.ThrowIfFailed(Cudnn.cudnnConvolutionBackwardFilter(Dnn(), (void*)one, plan.X, x.Pointer, plan.Y, dY.Pointer, plan.Conv,
                 plan.Algo, ws.Pointer, (nuint)plan.WorkspaceBytes, (void*)zero, plan.W, dW.Pointer));
         }
-    }
-
-    public void ConvBackwardBias(Tensor dB, Tensor dY)
-    {
-        Enter();
-        var name = CudaKernels.BiasGradNchw.For(dY.DType, "ConvBackwardBias");
-        int n = dY.Shape[0], k = dY.Shape[1];
-        long pq = (long)dY.Shape[2] * dY.Shape[3];
-        nint pdb = dB.Pointer, pdy = dY.Pointer;
-        void** a = stackalloc void*[] { &pdb, &pdy, &n, &k, &pq };
-        LaunchRows(CudaKernels.BiasGradNchw.File, name, k, Threads, a);
     }
 
     // cuDNN's host scaling factors (alpha = 1, beta = 0): float for float data, double for double data.

@@ -1,4 +1,4 @@
-// Dense ops on CUDA: GEMM through cuBLAS, bias broadcast and column sums through Kernels/reduce.cu.
+// Dense ops on CUDA: GEMM through cuBLAS (the bias add and its gradient are pointwise ops).
 // cuBLAS is column-major. A row-major (r x c) matrix is, read column-major, its transpose (c x r)
 // with leading dimension c, so C = op(A) op(B) in row-major is C^T = op(B)^T op(A)^T in column-major:
 // we call GEMM with B and A swapped and m = N, n = M. TF32 stays off unless AllowTf32 is set.
@@ -41,24 +41,4 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
-    public void AddRowVector(Tensor y, Tensor bias)
-    {
-        Enter();
-        var name = CudaKernels.AddRowVector.For(y.DType, "AddRowVector");
-        int cols = checked((int)bias.Numel);
-        long rows = cols == 0 ? 0 : y.Numel / cols;
-        nint py = y.Pointer, pb = bias.Pointer;
-        void** a = stackalloc void*[] { &py, &pb, &rows, &cols };
-        Launch1D(CudaKernels.AddRowVector.File, name, rows * cols, a);
-    }
-
-    public void SumRows(Tensor y, Tensor x)
-    {
-        Enter();
-        var name = CudaKernels.SumRows.For(x.DType, "SumRows");
-        int cols = checked((int)y.Numel), rows = cols == 0 ? 0 : checked((int)(x.Numel / cols));
-        nint py = y.Pointer, px = x.Pointer;
-        void** a = stackalloc void*[] { &py, &px, &rows, &cols };
-        if (cols > 0) Launch(CudaKernels.SumRows.File, name, ((uint)((cols + 31) / 32), 1, 1), (32, 8, 1), a);
-    }
 }

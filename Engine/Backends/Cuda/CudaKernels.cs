@@ -1,6 +1,7 @@
 // The kernels the backend launches, by file and name. Float kernels exist per element type with a
-// suffix (relu_forward_f32, relu_forward_f64); names match the C# ops (ReluForward -> relu_forward).
-// CompileAll and the tests check that every name listed here is defined by its file.
+// suffix (maxpool_forward_f32, maxpool_forward_f64); names match the C# ops (MaxPoolForward ->
+// maxpool_forward). The pointwise family's kernels are not listed by hand: their names come from
+// the op structs (PointwiseKernels). CompileAll and the tests check that every name is defined.
 namespace ResidualEngine.Backends.Cuda;
 
 /// <summary>A pair of kernels NAME_f32 / NAME_f64 in one file.</summary>
@@ -22,29 +23,17 @@ internal sealed class KernelRef(string file, string name)
 
 internal static class CudaKernels
 {
-    // relu.cu
-    public static readonly KernelRef ReluForward = new("relu.cu", "relu_forward");
-    public static readonly KernelRef ReluBackward = new("relu.cu", "relu_backward");
-    public static readonly KernelRef Add = new("relu.cu", "add");
-    public static readonly KernelRef AddRelu = new("relu.cu", "add_relu");
-    public static readonly KernelRef Mul = new("relu.cu", "mul");
-    public static readonly KernelRef Axpby = new("relu.cu", "axpby");
-    public static readonly KernelRef SigmoidForward = new("relu.cu", "sigmoid_forward");
-    public static readonly KernelRef SigmoidBackward = new("relu.cu", "sigmoid_backward");
-    public static readonly KernelRef ScaleRowsForward = new("relu.cu", "scale_rows_forward");
-    public static readonly KernelRef ScaleRowsBackward = new("relu.cu", "scale_rows_backward");
-    public static readonly KernelRef Fill = new("relu.cu", "fill");
+    // memory.cu
+    public static readonly KernelRef Fill = new("memory.cu", "fill");
     public const string FillI64 = "fill_i64";
     public const string Cast = "cast";
-    public const string ElementwiseFile = "relu.cu";
+    public const string MemoryFile = "memory.cu";
 
     // reduce.cu
     public static readonly KernelRef SumPartial = new("reduce.cu", "sum_partial");
     public static readonly KernelRef SumFinalize = new("reduce.cu", "sum_finalize");
     public static readonly KernelRef SumRows = new("reduce.cu", "sum_rows");
-    public static readonly KernelRef AddRowVector = new("reduce.cu", "add_row_vector");
-    public static readonly KernelRef AddChannelBias = new("reduce.cu", "add_channel_bias");
-    public static readonly KernelRef BiasGradNchw = new("reduce.cu", "bias_grad_nchw");
+    public static readonly KernelRef SumPlanes = new("reduce.cu", "sum_planes");
 
     // pooling.cu
     public static readonly KernelRef MaxPoolForward = new("pooling.cu", "maxpool_forward");
@@ -72,8 +61,7 @@ internal static class CudaKernels
 
     private static readonly KernelRef[] s_all =
     [
-        ReluForward, ReluBackward, Add, AddRelu, Mul, Axpby, SigmoidForward, SigmoidBackward, ScaleRowsForward,
-        ScaleRowsBackward, Fill, SumPartial, SumFinalize, SumRows, AddRowVector, AddChannelBias, BiasGradNchw,
+        Fill, SumPartial, SumFinalize, SumRows, SumPlanes,
         MaxPoolForward, MaxPoolBackward, AvgPoolForward, AvgPoolBackward, GlobalAvgPoolForward, GlobalAvgPoolBackward,
         SoftmaxXentForward, SoftmaxXentBackward, ShortcutAForward, ShortcutABackward, SgdUpdate,
         BatchNormForwardTraining, BatchNormForwardInference, BatchNormBackward,
@@ -83,8 +71,9 @@ internal static class CudaKernels
     public static IEnumerable<(string File, string Name)> All()
     {
         foreach (var k in s_all) { yield return (k.File, k.F32); yield return (k.File, k.F64); }
-        yield return (ElementwiseFile, FillI64);
-        yield return (ElementwiseFile, Cast);
+        yield return (MemoryFile, FillI64);
+        yield return (MemoryFile, Cast);
+        foreach (var k in PointwiseKernels.All()) yield return k;
     }
 
     /// <summary>The kernel names the backend needs from one file.</summary>

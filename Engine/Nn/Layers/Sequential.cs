@@ -26,10 +26,14 @@ public sealed class Sequential : Module
     public Module this[int index] => _layers[index];
     public IReadOnlyList<Module> Layers => _layers;
 
+    /// <summary>Each layer's output is disposed once the next layer has consumed it; the caller owns the result
+    /// (a new handle even when the chain is empty).</summary>
     public override Tensor Forward(Tensor x)
     {
-        foreach (var m in _layers) x = m.Forward(x);
-        return x;
+        if (_layers.Count == 0) return x.Alias();
+        var y = _layers[0].Forward(x);
+        for (int i = 1; i < _layers.Count; i++) y = y.Then(_layers[i].Forward);
+        return y;
     }
 
     public override Shape Trace(Shape input, ShapeTrace trace)

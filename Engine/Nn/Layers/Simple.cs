@@ -14,8 +14,8 @@ public sealed class ReLU : Module
 
 public sealed class Identity : Module
 {
-    /// <summary>Returns x itself (no copy); callers must not dispose it separately.</summary>
-    public override Tensor Forward(Tensor x) => x;
+    /// <summary>A new handle to x (no copy, same autograd history): the caller owns what Forward returns.</summary>
+    public override Tensor Forward(Tensor x) => x.Alias();
     public override Shape Trace(Shape input, ShapeTrace trace) => input;
     public override string ToString() => "Identity()";
 }

@@ -97,6 +97,6 @@ public class CudaAvailabilityTests
     {
         var (code, output, _) = Capture(() => CliApp.Run(["kernels", "list"]));
         Assert.That(code, Is.Zero);
-        Assert.That(output, Does.Contain("relu.cu").And.Contain("relu_forward_f32").And.Contain("sgd_update_f64").And.Contain("common.cuh"));
+        Assert.That(output, Does.Contain("pointwise.cu").And.Contain("relu_f32").And.Contain("sgd_update_f64").And.Contain("common.cuh"));
     }
 }

@@ -1,4 +1,5 @@
-// GPU vs CPU for the memory, elementwise, dense, loss, shortcut and SGD ops of IBackend, in F32 with
+// GPU vs CPU for the memory, dense, loss, shortcut and SGD ops of IBackend (the pointwise family is
+// in CudaPointwiseParityTests), in F32 with
 // random inputs of odd sizes and NaN-poisoned outputs, within atol 1e-3 / rtol 1e-3 (F64 tighter).
 using NUnit.Framework;
 using ResidualEngine.Backends.Cuda;
@@ -73,99 +74,6 @@ public class CudaParityTests : GpuTestBase
         Near(g, c, $"cast {from} -> {to}", 1e-6, 1e-6);
     }
 
-    private void BinaryCase(Action<ResidualEngine.Backends.IBackend, Tensor, Tensor, Tensor> op, string what)
-    {
-        var rng = new Random(what.GetHashCode(StringComparison.Ordinal));
-        var a = Rand(rng, 5, 7, 31);
-        var b = Rand(rng, 5, 7, 31);
-        var c = CpuOut(a.Shape);
-        op(Cpu, c, a, b);
-        var g = GpuOut(a.Shape);
-        op(Gpu, g, G(a), G(b));
-        Near(g, c, what);
-    }
-
-    [Test] public void Add() => BinaryCase((be, y, a, b) => be.Add(y, a, b), "Add");
-    [Test] public void Mul() => BinaryCase((be, y, a, b) => be.Mul(y, a, b), "Mul");
-    [Test] public void AddRelu() => BinaryCase((be, y, a, b) => be.AddRelu(y, a, b), "AddRelu");
-    [Test] public void ReluForward() => BinaryCase((be, y, a, _) => be.ReluForward(y, a), "ReluForward");
-    [Test] public void ReluBackward() => BinaryCase((be, dx, dy, y) => be.ReluBackward(dx, dy, y), "ReluBackward");
-    [Test] public void SigmoidForward() => BinaryCase((be, y, a, _) => be.SigmoidForward(y, a), "SigmoidForward");
-    [Test] public void SigmoidBackward() => BinaryCase((be, dx, dy, y) => be.SigmoidBackward(dx, dy, y), "SigmoidBackward");
-
-    [Test]
-    public void InPlaceAddAliasesItsOutput()
-    {
-        var rng = new Random(4);
-        var a = Rand(rng, 1000);
-        var b = Rand(rng, 1000);
-        var expected = CpuOut(a.Shape);
-        Cpu.Add(expected, a, b);
-        var ga = G(a);
-        Gpu.Add(ga, ga, G(b));
-        Near(ga, expected, "y = a + b with y == a");
-    }
-
-    [TestCase(0.7, 0.0)]
-    [TestCase(-1.5, 0.25)]
-    public void Axpby(double alpha, double beta)
-    {
-        var rng = new Random(5);
-        var x = Rand(rng, 3, 333);
-        var y0 = beta == 0 ? Tensor.Full(x.Shape, double.NaN) : Rand(rng, 3, 333); // beta 0 must not read y
-        var c = y0.To(Device.Cpu);
-        Cpu.Axpby(c, alpha, x, beta);
-        var g = G(y0);
-        Gpu.Axpby(g, alpha, G(x), beta);
-        Near(g, c, $"axpby({alpha}, {beta})");
-    }
-
-    [TestCase(1, 100003)]
-    [TestCase(35, 17)]
-    [TestCase(1000, 1)]
-    public void ScaleRows(int m, int inner)
-    {
-        var rng = new Random(6);
-        var x = Rand(rng, m, inner);
-        var s = Rand(rng, m);
-        var dy = Rand(rng, m, inner);
-        var y = CpuOut(x.Shape);
-        Cpu.ScaleRowsForward(y, x, s);
-        var gy = GpuOut(x.Shape);
-        Gpu.ScaleRowsForward(gy, G(x), G(s));
-        Near(gy, y, "ScaleRowsForward");
-
-        var dx = CpuOut(x.Shape);
-        var ds = CpuOut(s.Shape);
-        Cpu.ScaleRowsBackward(dx, ds, dy, x, s);
-        var gdx = GpuOut(x.Shape);
-        var gds = GpuOut(s.Shape);
-        Gpu.ScaleRowsBackward(gdx, gds, G(dy), G(x), G(s));
-        Near(gdx, dx, "ScaleRowsBackward dX");
-        Near(gds, ds, "ScaleRowsBackward dS");
-
-        var onlyDs = GpuOut(s.Shape);
-        Gpu.ScaleRowsBackward(null, onlyDs, G(dy), G(x), G(s));
-        Near(onlyDs, ds, "dS alone");
-        var onlyDx = GpuOut(x.Shape);
-        Gpu.ScaleRowsBackward(onlyDx, null, G(dy), G(x), G(s));
-        Near(onlyDx, dx, "dX alone");
-    }
-
-    [TestCase(1)]
-    [TestCase(511)]
-    [TestCase(1_000_003)]
-    public void Sum(int n)
-    {
-        var rng = new Random(7);
-        var x = Rand(rng, n);
-        var c = CpuOut(Shape.Scalar);
-        Cpu.Sum(c, x);
-        var g = GpuOut(Shape.Scalar);
-        Gpu.Sum(g, G(x));
-        Near(g, c, $"sum of {n}");
-    }
-
     [TestCase(false, false, 1.0, 0.0)]
     [TestCase(true, false, 0.5, 0.0)]
     [TestCase(false, true, 1.0, 1.0)]
@@ -195,25 +103,6 @@ public class CudaParityTests : GpuTestBase
         var g = GpuOut(c.Shape, DType.F64);
         Gpu.Gemm(g, G(a), G(b), false, false, 1, 0);
         Near(g, c, "dgemm", 1e-10, 1e-10);
-    }
-
-    [Test]
-    public void AddRowVectorAndSumRows()
-    {
-        var rng = new Random(10);
-        var y0 = Rand(rng, 67, 45);
-        var bias = Rand(rng, 45);
-        var c = y0.To(Device.Cpu);
-        Cpu.AddRowVector(c, bias);
-        var g = G(y0);
-        Gpu.AddRowVector(g, G(bias));
-        Near(g, c, "AddRowVector");
-
-        var s = CpuOut(new Shape(45));
-        Cpu.SumRows(s, y0);
-        var gs = GpuOut(new Shape(45));
-        Gpu.SumRows(gs, G(y0));
-        Near(gs, s, "SumRows");
     }
 
     [TestCase(0.0)]
@@ -285,25 +174,5 @@ public class CudaParityTests : GpuTestBase
         }
         Near(gp, p, "param after 3 steps");
         if (buf is not null) Near(gbuf!, buf, "momentum buffer");
-    }
-
-    [Test]
-    public void ReluF64IsTight()
-    {
-        var rng = new Random(14);
-        var x = RandF64(rng, 4097);
-        var c = CpuOut(x.Shape, DType.F64);
-        Cpu.ReluForward(c, x);
-        var g = GpuOut(x.Shape, DType.F64);
-        Gpu.ReluForward(g, G(x));
-        Near(g, c, "relu f64", 0, 0);
-    }
-
-    [Test]
-    public void UnsupportedDtypeNamesTheOp()
-    {
-        var h = Tensor.Zeros(new Shape(8), DType.F16, Dev);
-        var e = Assert.Throws<NotSupportedException>(() => Gpu.ReluForward(h, h));
-        Assert.That(e!.Message, Does.Contain("ReluForward").And.Contain("F16"));
     }
 }

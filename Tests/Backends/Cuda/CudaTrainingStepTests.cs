@@ -34,7 +34,7 @@ public class CudaTrainingStepTests : GpuTestBase
         var si = New(k);
         be.BatchNormForwardTraining(bn, c1, p["bn.weight"], p["bn.bias"], p["bn.running_mean"], p["bn.running_var"], sm, si, 0.1, 1e-5);
         var r = New(n, k, 12, 12);
-        be.ReluForward(r, bn);
+        be.Map<Pointwise.Relu>(r, bn, 0, 0);
         var mp = New(n, k, 6, 6);
         var idx = Tensor.Full(mp.Shape, -1, DType.I32, dev);
         be.MaxPoolForward(mp, idx, r, pool);
@@ -43,7 +43,7 @@ public class CudaTrainingStepTests : GpuTestBase
         var feat = gap.View(new Shape(n, k));
         var logits = New(n, classes);
         be.Gemm(logits, feat, p["fc.weight"], false, true, 1, 0);
-        be.AddRowVector(logits, p["fc.bias"]);
+        be.Map<Pointwise.Add>(logits, logits, p["fc.bias"], Pointwise.Broadcast.Columns(logits), 0, 0);
         var loss = New();
         var probs = New(n, classes);
         be.SoftmaxCrossEntropyForward(loss, probs, logits, labels, 0.1);
@@ -56,7 +56,7 @@ public class CudaTrainingStepTests : GpuTestBase
         grads["fc.weight"] = New(classes, k);
         be.Gemm(grads["fc.weight"], dLogits, feat, true, false, 1, 0);
         grads["fc.bias"] = New(classes);
-        be.SumRows(grads["fc.bias"], dLogits);
+        be.SumTo(grads["fc.bias"], dLogits, Pointwise.Broadcast.Columns(dLogits));
         var dFeat = New(n, k);
         be.Gemm(dFeat, dLogits, p["fc.weight"], false, false, 1, 0);
         var dMp = New(n, k, 6, 6);
@@ -64,7 +64,7 @@ public class CudaTrainingStepTests : GpuTestBase
         var dR = New(n, k, 12, 12);
         be.MaxPoolBackward(dR, dMp, idx, pool);
         var dBn = New(n, k, 12, 12);
-        be.ReluBackward(dBn, dR, r);
+        be.Map<Pointwise.ReluBackward>(dBn, dR, r, Pointwise.Broadcast.Same(dR), 0, 0);
         var dC1 = New(n, k, 12, 12);
         grads["bn.weight"] = New(k);
         grads["bn.bias"] = New(k);
@@ -72,7 +72,7 @@ public class CudaTrainingStepTests : GpuTestBase
         grads["conv.weight"] = New(k, 3, 3, 3);
         be.ConvBackwardFilter(grads["conv.weight"], dC1, x, conv);
         grads["conv.bias"] = New(k);
-        be.ConvBackwardBias(grads["conv.bias"], dC1);
+        be.SumTo(grads["conv.bias"], dC1, Pointwise.Broadcast.Channels(dC1));
         var dX = NewOf(x.Shape);
         be.ConvBackwardData(dX, dC1, p["conv.weight"], conv);
         grads["input"] = dX;
@@ -123,9 +123,9 @@ public class CudaTrainingStepTests : GpuTestBase
             var a = G(Rand(rng, 123, 457));
             var b = G(Rand(rng, 123, 457));
             var y = GpuOut(a.Shape);
-            Gpu.Add(y, a, b);
+            Gpu.Map<Pointwise.Add>(y, a, b, Pointwise.Broadcast.Same(a), 0, 0);
             var s = GpuOut(Shape.Scalar);
-            Gpu.Sum(s, y); // uses a scratch buffer
+            Gpu.SumTo(s, y, Pointwise.Broadcast.All(y)); // uses a scratch buffer
             Assert.That(Gpu.Allocator.Stats.AllocatedBytes, Is.GreaterThan(allocated));
             Assert.That(s.Item(), Is.Not.NaN);
         }
@@ -148,7 +148,7 @@ public class CudaTrainingStepTests : GpuTestBase
 
         var t = Tensor.Full(new Shape(1000), 2, DType.F32, Dev);
         var y = GpuOut(t.Shape);
-        Gpu.Add(y, t, t);
+        Gpu.Map<Pointwise.Add>(y, t, t, Pointwise.Broadcast.Same(t), 0, 0);
         Assert.That(y.ToFloats(), Has.All.EqualTo(4f));
     }
 

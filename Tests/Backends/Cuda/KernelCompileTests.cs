@@ -40,7 +40,7 @@ public class KernelCompileTests
     public void EmbeddedSourcesAreTheKernelFiles()
     {
         var names = KernelLibrary.Sources.Select(s => s.FileName).ToList();
-        Assert.That(names, Is.SupersetOf(new[] { "relu.cu", "pooling.cu", "loss.cu", "shortcut.cu", "sgd.cu", "reduce.cu", "batchnorm.cu" }));
+        Assert.That(names, Is.SupersetOf(new[] { "pointwise.cu", "memory.cu", "pooling.cu", "loss.cu", "shortcut.cu", "sgd.cu", "reduce.cu", "batchnorm.cu" }));
         Assert.That(KernelLibrary.Headers.Select(h => h.FileName), Does.Contain("common.cuh"));
         foreach (var s in KernelLibrary.Sources)
             Assert.That(s.Text, Does.Not.Match("#include\\s*<"), $"{s.FileName} must not include CUDA or system headers");
@@ -74,8 +74,8 @@ public class KernelCompileTests
             Assert.That(images[file].Defines(name), Is.True, $"{file} does not define {name}");
         }
         // And the check can fail: a name that does not exist is not found.
-        Assert.That(images["relu.cu"].Defines("relu_forward_f16"), Is.False);
-        Assert.That(images["relu.cu"].Defines("relu_forward"), Is.False, "prefix of a real name must not count");
+        Assert.That(images["pointwise.cu"].Defines("relu_f16"), Is.False);
+        Assert.That(images["pointwise.cu"].Defines("relu_bcast"), Is.False, "prefix of a real name must not count");
     }
 
     [Test]

@@ -27,11 +27,19 @@ for f in "$out"/src/*.cu; do grep -q 'asm(' "$f" && { echo "emu: $f has inline P
 : > "$out/src/kernel_names.gen.inc"
 for f in "$out"/src/*.cu; do
   echo "#include \"$(basename "$f")\"" >> "$out/src/kernels.gen.inc"
-  grep -oE 'extern "C" __global__ void [A-Za-z0-9_]+(##sfx)?' "$f" | awk '{print $5}' | while read -r name; do
+  { grep -oE 'extern "C" __global__ void [A-Za-z0-9_]+(##sfx)?' "$f" || true; } | awk '{print $5}' | while read -r name; do
     case "$name" in
       *'##sfx') base=${name%%##sfx}; echo "K(${base}f32)" >> "$out/src/kernel_names.gen.inc"; echo "K(${base}f64)" >> "$out/src/kernel_names.gen.inc" ;;
       *) echo "K($name)" >> "$out/src/kernel_names.gen.inc" ;;
     esac
+  done
+  # The pointwise table (pointwise.cu): each UNARY/BINARY/TERNARY line instantiates NAME_f32 and
+  # NAME_f64, and binary lines also NAME_bcast_f32 / NAME_bcast_f64.
+  { grep -oE '^(UNARY|BINARY|TERNARY)\([A-Za-z0-9_]+,' "$f" || true; } | tr '(,' '  ' | while read -r kind name; do
+    for sfx in f32 f64; do
+      echo "K(${name}_${sfx})" >> "$out/src/kernel_names.gen.inc"
+      if [ "$kind" = BINARY ]; then echo "K(${name}_bcast_${sfx})" >> "$out/src/kernel_names.gen.inc"; fi
+    done
   done
 done
 

@@ -1,0 +1,54 @@
+// Fills and dtype casts: what the backend needs to initialise and convert tensors. The pointwise
+// ops (relu, add, ...) are in pointwise.cu.
+#include "common.cuh"
+
+#define FILL(sfx, T)                                                                                   \
+extern "C" __global__ void fill_##sfx(T* y, T value, i64 n)                                           \
+{                                                                                                      \
+    GRID_STRIDE(i, n) y[i] = value;                                                                    \
+}
+
+FOR_FLOAT_TYPES(FILL)
+
+// 8-byte integer fill (1-, 2- and 4-byte fills use cuMemsetD8/16/32 on the host side).
+extern "C" __global__ void fill_i64(i64* y, i64 value, i64 n)
+{
+    GRID_STRIDE(i, n) y[i] = value;
+}
+
+__device__ __forceinline__ double load_as_double(const void* p, int type, i64 i)
+{
+    switch (type)
+    {
+        case DT_F32: return (double)((const float*)p)[i];
+        case DT_F64: return ((const double*)p)[i];
+        case DT_F16: return (double)half_to_float(((const u16*)p)[i]);
+        case DT_BF16: return (double)bf16_to_float(((const u16*)p)[i]);
+        case DT_I64: return (double)((const i64*)p)[i];
+        case DT_I32: return (double)((const int*)p)[i];
+        case DT_U8: return (double)((const unsigned char*)p)[i];
+        default: return quiet_nan();
+    }
+}
+
+__device__ __forceinline__ void store_from_double(void* p, int type, i64 i, double v)
+{
+    switch (type)
+    {
+        case DT_F32: ((float*)p)[i] = (float)v; break;
+        case DT_F64: ((double*)p)[i] = v; break;
+        case DT_F16: ((u16*)p)[i] = float_to_half((float)v); break;
+        case DT_BF16: ((u16*)p)[i] = float_to_bf16((float)v); break;
+        case DT_I64: ((i64*)p)[i] = (i64)v; break;
+        case DT_I32: ((int*)p)[i] = (int)v; break;
+        case DT_U8: ((unsigned char*)p)[i] = (unsigned char)v; break;
+        default: break;
+    }
+}
+
+// dst = (dstType) src for any pair of element types, through double (as the CPU backend does).
+// Casts are not on hot paths; one kernel with a uniform switch keeps the kernel count small.
+extern "C" __global__ void cast(void* dst, int dstType, const void* src, int srcType, i64 n)
+{
+    GRID_STRIDE(i, n) store_from_double(dst, dstType, i, load_as_double(src, srcType, i));
+}
