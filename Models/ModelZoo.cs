@@ -58,6 +58,10 @@ public static class ModelZoo
         ("plain44", () => Cifar("plain44", 7) with { Plain = true }),
         ("plain56", () => Cifar("plain56", 9) with { Plain = true }),
         ("plain110", () => Cifar("plain110", 18) with { Plain = true }),
+        // He et al. 2016's pairs: ResNet-110 (basic, option A) with and without pre-activation, and
+        // the 164-layer bottleneck net (projection shortcuts) in its original post-activation form.
+        ("preact_resnet110", () => Cifar("preact_resnet110", 18) with { PreActivation = true }),
+        ("resnet164", () => CifarPreAct("resnet164", 18) with { PreActivation = false }),
         ("preact_resnet164", () => CifarPreAct("preact_resnet164", 18)),
         ("preact_resnet1001", () => CifarPreAct("preact_resnet1001", 111)),
     ];

@@ -1,7 +1,7 @@
 // Image transforms with torchvision's semantics, producing normalised float CHW samples:
 //   TrainTransform  RandomResizedCrop(size, scale 0.08-1, ratio 3/4-4/3) + horizontal flip p=0.5
 //   EvalTransform   Resize(short side round(size*256/224)) + CenterCrop(size)
-//   CifarTransform  [resize to size] + pad 4 + RandomCrop(size) + flip (train), or nothing (eval)
+//   CifarTransform  the small-image augmentation of He et al. (see SmallImageAugmentation.cs)
 // each followed by Normalize(mean, std). Random draws are made in torchvision's order from the
 // System.Random passed in, so one seed gives one result. Resampling: see Resampler.cs (PIL's
 // antialiased bilinear). JPEGs are decoded at a reduced DCT scale when that scale still has at
@@ -173,50 +173,6 @@ public sealed class EvalTransform : ITransform
         var (rw, rh, crop) = Geometry(image.Width, image.Height);
         var img = ScaledDecode ? image.Decode(rw, rh) : image.Decode();
         var g = new ResampleGeometry(0, 0, img.Width, img.Height, rw, rh, crop.X, crop.Y, crop.Width, crop.Height, false);
-        TrainTransform.Render(img, g, Normalization, destination);
-    }
-}
-
-/// <summary>
-/// CIFAR-style: images not already size x size are first resized to it (a plain resize, no crop);
-/// in training, zero padding of <see cref="Padding"/> pixels, a random size x size crop and a
-/// horizontal flip (p=0.5); then Normalize.
-/// </summary>
-public sealed class CifarTransform : ITransform
-{
-    public CifarTransform(int size, bool train, Normalization? normalization = null, int padding = 4)
-    {
-        if (size <= 0) throw new ArgumentException($"CifarTransform: size must be positive, got {size}", nameof(size));
-        if (padding < 0) throw new ArgumentException($"CifarTransform: padding must be >= 0, got {padding}", nameof(padding));
-        OutputSize = size;
-        Train = train;
-        Padding = padding;
-        Normalization = normalization ?? Normalization.Cifar10;
-    }
-
-    public int OutputSize { get; }
-    public bool Train { get; }
-    public int Padding { get; }
-    public Normalization Normalization { get; }
-
-    public void Apply(IImageSource image, Random rng, Span<float> destination)
-    {
-        ArgumentNullException.ThrowIfNull(image);
-        ArgumentNullException.ThrowIfNull(rng);
-        int s = OutputSize;
-        int offX = 0, offY = 0;
-        bool flip = false;
-        if (Train)
-        {
-            // torchvision RandomCrop on the padded image draws the top first, then the left.
-            int span = s + 2 * Padding - s + 1;
-            int top = rng.Next(0, span), left = rng.Next(0, span);
-            offX = left - Padding;
-            offY = top - Padding;
-            flip = rng.NextDouble() < 0.5;
-        }
-        var img = image.Decode(s, s);
-        var g = new ResampleGeometry(0, 0, img.Width, img.Height, s, s, offX, offY, s, s, flip);
         TrainTransform.Render(img, g, Normalization, destination);
     }
 }

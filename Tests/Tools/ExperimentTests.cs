@@ -3,6 +3,7 @@
 // options are validated.
 using NUnit.Framework;
 using ResidualEngine.Models;
+using ResidualEngine.Nn;
 using ResidualEngine.Tools.Cli;
 using ResidualEngine.Tools.Commands;
 using ResidualEngine.Tools.Experiments;
@@ -47,16 +48,113 @@ public class ExperimentTests
         var r = DegradationExperiment.Run(o, "test");
         AssertPng(r.Figure);
         var table = File.ReadAllLines(r.TableCsv);
-        Assert.That(table, Has.Length.EqualTo(5), "header + plain20, plain32, resnet20, resnet32");
-        Assert.That(table.Skip(1).Select(l => l.Split(',')[0]), Is.EqualTo(new[] { "plain20", "plain32", "resnet20", "resnet32" }));
-        foreach (var (_, run) in r.Runs)
+        Assert.That(table, Has.Length.EqualTo(5), "header + plain-20, plain-32, ResNet-20, ResNet-32");
+        Assert.That(table.Skip(1).Select(l => l.Split(',')[0]), Is.EqualTo(new[] { "plain-20", "plain-32", "ResNet-20", "ResNet-32" }));
+        foreach (var net in r.Nets)
         {
+            var run = net.Runs.Single();
             Assert.That(run.Iterations, Is.EqualTo(2), "8 images in batches of 4, one epoch");
             Assert.That(run.Final.TrainError, Is.InRange(0, 100));
             Assert.That(run.Final.ValError, Is.InRange(0, 100));
         }
         Assert.That(File.ReadAllLines(r.CurvesCsv), Has.Length.EqualTo(1 + 4));
-        Assert.That(File.ReadAllText(r.Table), Does.Contain("| plain32 |").And.Contain("Command: `test`"));
+        Assert.That(File.ReadAllText(r.Table), Does.Contain("| plain-32 |").And.Contain("Command: `test`"));
+    }
+
+    [Test]
+    public void SeedsAreAggregatedAndFinishedRunsAreReused()
+    {
+        var args = Tiny("--depths", "20", "--seeds", "2", "--iterations", "3", "--eval-points", "3", "--eval-images", "2");
+        var log = new List<string>();
+        var r = DegradationExperiment.Run(DegradationOptions.Parse(new Args(args)), "test", log.Add);
+        Assert.That(r.Nets.Select(n => n.Runs.Count), Is.EqualTo(new[] { 2, 2 }));
+        Assert.That(r.Nets[0].Runs.Select(x => x.Seed), Is.EqualTo(new[] { 0, 1 }));
+        foreach (var run in r.Nets.SelectMany(n => n.Runs))
+        {
+            Assert.That(run.Iterations, Is.EqualTo(3), "--iterations over one 2-batch epoch");
+            Assert.That(run.Curve.Select(p => p.Iteration), Is.EqualTo(new[] { 1, 2, 3 }));
+        }
+        // Two seeds of the same net differ (weights and data order), and the table reports their mean.
+        var runs = r.Nets[0].Runs;
+        Assert.That(runs[0].Curve.Select(p => p.TrainLoss), Is.Not.EqualTo(runs[1].Curve.Select(p => p.TrainLoss)));
+        var row = File.ReadAllLines(r.TableCsv)[1].Split(',');
+        Assert.That(double.Parse(row[4], System.Globalization.CultureInfo.InvariantCulture),
+            Is.EqualTo(Math.Round((runs[0].Final.TrainError + runs[1].Final.TrainError) / 2, 2)).Within(0.006));
+        Assert.That(row[3], Is.EqualTo("2"));
+        Assert.That(File.ReadAllLines(r.CurvesCsv), Has.Length.EqualTo(1 + 2 * 2 * 3));
+        Assert.That(log.Count(l => l.StartsWith("training ", StringComparison.Ordinal)), Is.EqualTo(4));
+
+        // The same invocation again trains nothing: every run comes back from out/runs/.
+        log.Clear();
+        var again = DegradationExperiment.Run(DegradationOptions.Parse(new Args(args)), "test", log.Add);
+        Assert.That(log.Count(l => l.StartsWith("training ", StringComparison.Ordinal)), Is.Zero);
+        Assert.That(log.Count(l => l.Contains(": reusing", StringComparison.Ordinal) && l.Contains("runs", StringComparison.Ordinal)), Is.EqualTo(4));
+        Assert.That(again.Nets[1].Runs[1].Curve, Is.EqualTo(r.Nets[1].Runs[1].Curve));
+        // Another schedule is another run.
+        log.Clear();
+        DegradationExperiment.Run(DegradationOptions.Parse(new Args([.. args, "--lr", "0.05"])), "test", log.Add);
+        Assert.That(log.Count(l => l.StartsWith("training ", StringComparison.Ordinal)), Is.EqualTo(4));
+    }
+
+    [Test]
+    public void TheScheduleIsThePapersScaledToTheRun()
+    {
+        var s = new Schedule(1, 128, 0.1, 10, 0) { Iterations = 64000 };
+        Assert.That(s.LearningRateAt(0, 64000), Is.EqualTo(0.1));
+        Assert.That(s.LearningRateAt(31999, 64000), Is.EqualTo(0.1));
+        Assert.That(s.LearningRateAt(32000, 64000), Is.EqualTo(0.01).Within(1e-15));
+        Assert.That(s.LearningRateAt(47999, 64000), Is.EqualTo(0.01).Within(1e-15));
+        Assert.That(s.LearningRateAt(48000, 64000), Is.EqualTo(0.001).Within(1e-15));
+        var w = s with { WarmupIterations = 400 };
+        Assert.That((w.LearningRateAt(399, 64000), w.LearningRateAt(400, 64000)), Is.EqualTo((0.01, 0.1)));
+        Assert.That(s.TotalIterations(390), Is.EqualTo(64000));
+        Assert.That((s with { Iterations = 0, Epochs = 3 }).TotalIterations(390), Is.EqualTo(1170));
+        // The pre-activation experiment's warm-up: 400 of the paper's 64k iterations, scaled to the run.
+        var p = PreActivationOptions.Parse(new Args(["--iterations", "6400"]));
+        Assert.That(p.ToComparison(6400).Schedule.WarmupIterations, Is.EqualTo(40));
+        Assert.That(PreActivationOptions.Parse(new Args(["--warmup-iterations", "7"])).ToComparison(6400).Schedule.WarmupIterations, Is.EqualTo(7));
+    }
+
+    [Test]
+    public void PreActivationPairsDifferOnlyInTheUnit()
+    {
+        var p = PreActivationOptions.Parse(new Args([]));
+        var nets = p.ToComparison(1000).Nets;
+        Assert.That(nets.Select(n => n.Label), Is.EqualTo(new[] { "ResNet-110", "ResNet-164", "pre-act ResNet-110", "pre-act ResNet-164" }));
+        foreach (var d in new[] { 110, 164 })
+        {
+            var post = PreActivationOptions.Config(d, false);
+            var pre = PreActivationOptions.Config(d, true);
+            Assert.That(pre with { Name = post.Name, PreActivation = false }, Is.EqualTo(post) .Using<ResNetConfig>((a, b) =>
+                a.Block == b.Block && a.Layers.SequenceEqual(b.Layers) && a.Shortcut == b.Shortcut && a.Stem == b.Stem && a.Name == b.Name));
+            using var m = new ResNet(post with { NumClasses = 10 });
+            Assert.That(m.Config.Layers.Sum() * (post.Block == BlockKind.Basic ? 2 : 3) + 2, Is.EqualTo(d), $"{d} weighted layers");
+        }
+        Assert.That(PreActivationOptions.Config(110, false).Shortcut, Is.EqualTo(ShortcutOption.A));
+        Assert.That(PreActivationOptions.Config(164, true).Block, Is.EqualTo(BlockKind.Bottleneck));
+        // The zoo has the same nets by name, with the paper's parameter counts (1.7M for both depths).
+        Assert.That(ModelZoo.Describe("preact_resnet110").Parameters, Is.EqualTo(ModelZoo.Describe("resnet110").Parameters).Within(300));
+        Assert.That(ModelZoo.Describe("resnet164").Parameters, Is.EqualTo(ModelZoo.Describe("preact_resnet164").Parameters).Within(1000));
+        Assert.Throws<ArgumentException>(() => PreActivationOptions.Parse(new Args(["--depths", "100"])));
+    }
+
+    [Test]
+    public void TheValidationSubsetIsEvenlySpacedAndNormalisationIsMeasured()
+    {
+        var root = Path.Combine(_dir, "synthetic");
+        ResidualEngine.Data.SyntheticImageNet.Generate(root, new ResidualEngine.Data.SyntheticImageNet.Options(Classes: 3, TrainPerClass: 4, ValPerClass: 5, Size: 8));
+        var data = ExperimentData.Open(new DataSpec { Folder = root, ImageSize = 8, Workers = 0 });
+        using (var all = data.ValLoader(100)) Assert.That(all.Epoch(0).Sum(b => { using (b) return b.Count; }), Is.EqualTo(15));
+        using (var some = data.ValLoader(100, 6))
+        {
+            using var batch = some.Epoch(0).Single();
+            // 6 of 15 images sorted by class: indices 0, 2, 5, 7, 10, 12 -> two of each class.
+            Assert.That(batch.Labels.ToDoubles(), Is.EqualTo(new double[] { 0, 0, 1, 1, 2, 2 }));
+        }
+        var n = data.Normalization;
+        Assert.That(new[] { n.MeanR, n.MeanG, n.MeanB }, Has.All.InRange(0.05f, 0.95f));
+        Assert.That(new[] { n.StdR, n.StdG, n.StdB }, Has.All.InRange(0.01f, 0.6f));
+        Assert.That(n, Is.Not.EqualTo(ResidualEngine.Data.Normalization.Cifar10));
     }
 
     [Test]
@@ -114,6 +212,13 @@ public class ExperimentTests
         var e = Assert.Throws<ArgumentException>(() => DegradationOptions.Parse(new Args(["--deep", "57"])));
         Assert.That(e!.Message, Does.Contain("plain57"));
         Assert.Throws<ArgumentException>(() => DegradationOptions.Parse(new Args(["--augment", "mixup"])));
+        Assert.That(DegradationOptions.Parse(new Args(["--augment", "crop-flip"])).Data.Augment, Is.EqualTo("cifar"));
+        Assert.That(DegradationOptions.Parse(new Args([])).Data.Augment, Is.EqualTo("cifar"), "the paper's small-image augmentation by default");
+        Assert.That(DegradationOptions.Parse(new Args([])).Depths, Is.EqualTo(new[] { 20, 32, 44, 56 }));
+        Assert.That(DegradationOptions.Parse(new Args(["--seeds", "0,3,5"])).Seeds, Is.EqualTo(new[] { 0, 3, 5 }));
+        Assert.That(DegradationOptions.Parse(new Args(["--seeds", "3"])).Seeds, Is.EqualTo(new[] { 0, 1, 2 }));
+        Assert.Throws<ArgumentException>(() => DegradationOptions.Parse(new Args(["--seeds", "1,1"])));
+        Assert.Throws<ArgumentException>(() => DegradationOptions.Parse(new Args(["--depths", "20,20"])));
         Assert.Throws<ArgumentException>(() => GradientsOptions.Parse(new Args(["--model", "notanet"])));
         Assert.That(CliApp.Run(["experiment", "nonsense"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2));
         Assert.That(CliApp.Run(["experiment", "degradation", "--bogus", "1"], TextWriter.Null, TextWriter.Null), Is.EqualTo(2));

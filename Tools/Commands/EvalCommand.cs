@@ -19,7 +19,7 @@ public static class EvalCommand
         var checkpoint = new Option<string>("--checkpoint") { Description = "a .safetensors checkpoint, a run directory (best, else last), or a PyTorch .pth/.pt state dict", HelpName = "PATH", Required = true };
         var data = new Option<string>("--data") { Description = "data root with val/ (or a folder of class folders); default: what the run trained on", HelpName = "DIR" };
         var model = new Option<string>("--model") { Description = "needed only when the checkpoint does not name its model", HelpName = "NAME" };
-        var tenCrop = new Option<bool>("--ten-crop") { Description = "average the softmax over 4 corners + centre and their mirror images" };
+        var tenCrop = new Option<bool>("--ten-crop") { Description = "average the softmax over 4 corners + centre and their mirror images (otherwise: the one view that matches the run's --augment)" };
         var imageSize = new Option<int>("--image-size") { Description = "crop size; 0 = the checkpoint's, else the model's native size", HelpName = "N", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch-size") { Description = "images per batch", HelpName = "N", DefaultValueFactory = _ => 64 };
         var workers = new Option<int>("--workers") { Description = "decoding threads", HelpName = "N", DefaultValueFactory = _ => 2 };
@@ -116,11 +116,28 @@ public static class EvalCommand
         }
         else
         {
-            using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, new Data.EvalTransform(size, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, q.Workers, device);
+            // The single view that matches the run's --augment: resize + centre crop, or the small-image centre view.
+            Data.ITransform view = RunSetting(path, "augment") == "cifar" ? new Data.CifarTransform(size, train: false, norm) : new Data.EvalTransform(size, norm);
+            using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, view) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, q.Workers, device);
             r = Evaluator.Evaluate(model, loader);
         }
         Trainer.PrintEval(log, r);
         return new EvalReport(r, path, meta.Model, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
+    }
+
+    /// <summary>A top-level option recorded in the run's config.json next to a checkpoint (e.g. "augment"), if any.</summary>
+    private static string? RunSetting(string checkpointPath, string key)
+    {
+        var cfg = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpointPath))!, "config.json");
+        if (!File.Exists(cfg)) return null;
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(cfg))?[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The data root recorded in the run's config.json next to a checkpoint, if any.</summary>

@@ -23,6 +23,8 @@ public static class TrainOptionTable
         Int("synth-seed", "data", "seed of the synthetic images", o => o.SynthSeed, (o, v) => o.SynthSeed = v),
         Int("image-size", "data", "crop size fed to the network; 0 = the model's native size (224 ImageNet nets, 32 CIFAR nets), at most the synthetic image size",
             o => o.ImageSize, (o, v) => o.ImageSize = v, check: v => v != 0 && (v < 8 || v > 1024) ? $"must be 0 (model default) or in [8, 1024], got {v}" : null),
+        Choice("augment", "data", "imagenet: RandomResizedCrop + flip, eval resize + centre crop; cifar: He et al.'s small-image recipe for 28-32 px images " +
+            "(pad 4, random crop, flip; eval the centre view; smaller images zero-padded to the size)", o => o.Augment, (o, v) => o.Augment = v, ["imagenet", "cifar"]),
         Double("min-crop-scale", "data", "RandomResizedCrop's smallest area fraction; 0 = auto (0.08 with --data, 0.35 synthetic)",
             o => o.MinCropScale, (o, v) => o.MinCropScale = v, 0, 1, "must be in (0, 1] (or 0 for auto)"),
         Int("workers", "data", "decoding threads", o => o.Workers, (o, v) => o.Workers = v, 0, 256),

@@ -40,6 +40,9 @@ public sealed class TrainOptions
     public bool Freeze { get; set; }
     /// <summary>Crop size fed to the network; 0 means the model's native size (224 ImageNet nets, 32 CIFAR nets), capped by the synthetic image size.</summary>
     public int ImageSize { get; set; }
+    /// <summary>"imagenet": RandomResizedCrop + flip, eval resize + centre crop; "cifar": He et al.'s small-image
+    /// augmentation (pad 4 + random crop + flip; eval the centre view; see SmallImageAugmentation.cs).</summary>
+    public string Augment { get; set; } = "imagenet";
     /// <summary>RandomResizedCrop's smallest area fraction; 0 means auto (0.08, the paper's, for --data; 0.35 for the small synthetic images).</summary>
     public double MinCropScale { get; set; }
     /// <summary>Images whose header claims more pixels are skipped as bad files (PIL's limit by default).</summary>

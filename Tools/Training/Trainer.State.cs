@@ -135,10 +135,10 @@ public sealed partial class Trainer
                     if (info.Schedule is { Count: > 0 } st && info.ScheduleKind == schedule.Kind) schedule.LoadState(st);
                 }
 
-                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels), o.BatchSize, train: false, o.Seed, o.Workers, device);
+                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment), o.BatchSize, train: false, o.Seed, o.Workers, device);
                 // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
                 trainLoader = train is null ? valLoader
-                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels), o.BatchSize, train: true, o.Seed, o.Workers, device);
+                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment), o.BatchSize, train: true, o.Seed, o.Workers, device);
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
                 cancel.ThrowIfCancellationRequested();
 

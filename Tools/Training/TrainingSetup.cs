@@ -91,11 +91,17 @@ public static class TrainingSetup
         return ImageFolder.Open(Directory.Exists(val) ? val : root, null, cancel);
     }
 
-    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale, long maxPixels = EncodedImage.DefaultMaxPixels) =>
-        new ImageFolderDataset(folder, new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale }) { MaxPixels = maxPixels };
+    /// <summary>Training samples: <paramref name="augment"/> "imagenet" (RandomResizedCrop + flip) or "cifar" (pad 4 + random crop + flip).</summary>
+    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale, long maxPixels = EncodedImage.DefaultMaxPixels, string augment = "imagenet") =>
+        new ImageFolderDataset(folder, augment == "cifar"
+            ? new CifarTransform(size, train: true, Normalization.ImageNet)
+            : new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale }) { MaxPixels = maxPixels };
 
-    public static IDataset EvalDataset(ImageFolder folder, int size, long maxPixels = EncodedImage.DefaultMaxPixels) =>
-        new ImageFolderDataset(folder, new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
+    /// <summary>Evaluation samples, the view that matches <paramref name="augment"/>: resize + centre crop, or the small-image centre view.</summary>
+    public static IDataset EvalDataset(ImageFolder folder, int size, long maxPixels = EncodedImage.DefaultMaxPixels, string augment = "imagenet") =>
+        new ImageFolderDataset(folder, augment == "cifar"
+            ? new CifarTransform(size, train: false, Normalization.ImageNet)
+            : new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
 
     public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device) =>
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),

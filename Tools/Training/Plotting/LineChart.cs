@@ -1,6 +1,9 @@
 // PNG line charts for training curves and experiments (SkiaSharp). Each panel gets a frame,
 // "nice" ticks (1-2-5 steps; decades on a log axis), grid lines, axis labels, a title and a
-// legend; panels are drawn side by side into one image, which is written atomically so a
+// legend; panels are drawn side by side into one image (optionally on fixed, shared axis ranges,
+// so that two panels compare at a glance). A series may be dashed, pick its palette colour (a
+// train/test pair in one colour), and carry a band (e.g. the min..max over seeds) drawn as a
+// translucent area under it; which is written atomically so a
 // viewer refreshing the file never sees half a PNG. Text is drawn with SKFont from a system
 // TrueType font when one is found (the NoDependencies Skia build has no fontconfig).
 using System.Globalization;
@@ -9,10 +12,13 @@ using SkiaSharp;
 
 namespace ResidualEngine.Training.Plotting;
 
-public sealed record Series(string Name, IReadOnlyList<(double X, double Y)> Points);
+/// <summary>A line: its points; dashed or solid; a palette colour index (-1: the next one); an optional band of (x, low, high).</summary>
+public sealed record Series(string Name, IReadOnlyList<(double X, double Y)> Points, bool Dashed = false, int Color = -1,
+    IReadOnlyList<(double X, double Lo, double Hi)>? Band = null);
 
-/// <summary>One panel of a figure: a title, axis labels, series, and an optional log-scale y axis.</summary>
-public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnlyList<Series> Series, bool LogY = false);
+/// <summary>One panel of a figure: a title, axis labels, series, an optional log-scale y axis, and optional fixed axis ranges.</summary>
+public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnlyList<Series> Series, bool LogY = false,
+    double? XMin = null, double? XMax = null, double? YMin = null, double? YMax = null, bool LegendBottomLeft = false);
 
 public static class LineChart
 {
@@ -86,8 +92,10 @@ public static class LineChart
             return;
         }
 
-        var xAxis = Axis.Linear(pts.Min(p => p.X), pts.Max(p => p.X), pad: false);
-        var yAxis = panel.LogY ? Axis.Log(pts.Min(p => p.Y), pts.Max(p => p.Y)) : Axis.Linear(pts.Min(p => p.Y), pts.Max(p => p.Y), pad: true);
+        var xAxis = Axis.Linear(panel.XMin ?? pts.Min(p => p.X), panel.XMax ?? pts.Max(p => p.X), pad: false);
+        bool fixedY = panel.YMin is not null && panel.YMax is not null;
+        double yLo = panel.YMin ?? pts.Min(p => p.Y), yHi = panel.YMax ?? pts.Max(p => p.Y);
+        var yAxis = panel.LogY ? Axis.Log(yLo, yHi) : Axis.Linear(yLo, yHi, pad: !fixedY);
         float Px(double x) => (float)(plot.Left + (xAxis.Map(x) - xAxis.Lo) / (xAxis.Hi - xAxis.Lo) * plot.Width);
         float Py(double y) => (float)(plot.Bottom - (yAxis.Map(y) - yAxis.Lo) / (yAxis.Hi - yAxis.Lo) * plot.Height);
 
@@ -110,21 +118,23 @@ public static class LineChart
         canvas.Save();
         canvas.ClipRect(new SKRect(plot.Left - 4, plot.Top - 4, plot.Right + 4, plot.Bottom + 4));
         int colour = 0;
-        var legend = new List<(string Name, SKColor Color)>();
+        var legend = new List<(string Name, SKColor Color, bool Dashed)>();
         foreach (var s in panel.Series)
         {
             if (s is null) continue;
-            var c = s_palette[colour++ % s_palette.Length];
-            legend.Add((s.Name ?? "", c));
+            var c = s_palette[(s.Color >= 0 ? s.Color : colour++) % s_palette.Length];
+            legend.Add((s.Name ?? "", c, s.Dashed));
+            if (s.Band is { Count: > 1 } band) DrawBand(canvas, band, c, panel.LogY, Px, Py);
             DrawSeries(canvas, s, c, panel.LogY, Px, Py);
         }
         canvas.Restore();
-        DrawLegend(canvas, legend, plot, font, text);
+        DrawLegend(canvas, legend, plot, font, text, panel.LegendBottomLeft);
     }
 
     private static void DrawSeries(SKCanvas canvas, Series s, SKColor c, bool logY, Func<double, float> px, Func<double, float> py)
     {
-        using var line = new SKPaint { Color = c, Style = SKPaintStyle.Stroke, StrokeWidth = 2, IsAntialias = true, StrokeJoin = SKStrokeJoin.Round };
+        using var dashes = s.Dashed ? SKPathEffect.CreateDash([7, 5], 0) : null;
+        using var line = new SKPaint { Color = c, Style = SKPaintStyle.Stroke, StrokeWidth = s.Dashed ? 1.5f : 2, IsAntialias = true, StrokeJoin = SKStrokeJoin.Round, PathEffect = dashes };
         using var dot = new SKPaint { Color = c, Style = SKPaintStyle.Fill, IsAntialias = true };
         var points = s.Points ?? [];
         using var builder = new SKPathBuilder();
@@ -145,11 +155,29 @@ public static class LineChart
                     canvas.DrawCircle(px(x), py(y), 3, dot);
     }
 
-    private static void DrawLegend(SKCanvas canvas, List<(string Name, SKColor Color)> items, SKRect plot, SKFont font, SKPaint text)
+    private static void DrawBand(SKCanvas canvas, IReadOnlyList<(double X, double Lo, double Hi)> band, SKColor c, bool logY,
+        Func<double, float> px, Func<double, float> py)
+    {
+        var ok = band.Where(b => double.IsFinite(b.X) && double.IsFinite(b.Lo) && double.IsFinite(b.Hi) && (!logY || b.Lo > 0)).ToList();
+        if (ok.Count < 2) return;
+        using var builder = new SKPathBuilder();
+        builder.MoveTo(px(ok[0].X), py(ok[0].Hi));
+        foreach (var b in ok.Skip(1)) builder.LineTo(px(b.X), py(b.Hi));
+        for (int i = ok.Count - 1; i >= 0; i--) builder.LineTo(px(ok[i].X), py(ok[i].Lo));
+        builder.Close();
+        using var fill = new SKPaint { Color = c.WithAlpha(0x30), Style = SKPaintStyle.Fill, IsAntialias = true };
+        using var path = builder.Detach();
+        canvas.DrawPath(path, fill);
+    }
+
+    private static void DrawLegend(SKCanvas canvas, List<(string Name, SKColor Color, bool Dashed)> items, SKRect plot, SKFont font, SKPaint text,
+        bool bottomLeft)
     {
         if (items.Count == 0) return;
         float w = items.Max(i => font.MeasureText(i.Name)) + 36, h = items.Count * 18 + 8;
-        var box = new SKRect(plot.Right - w - 8, plot.Top + 8, plot.Right - 8, plot.Top + 8 + h);
+        var box = bottomLeft
+            ? new SKRect(plot.Left + 8, plot.Bottom - 8 - h, plot.Left + 8 + w, plot.Bottom - 8)
+            : new SKRect(plot.Right - w - 8, plot.Top + 8, plot.Right - 8, plot.Top + 8 + h);
         using var bg = new SKPaint { Color = new SKColor(0xff, 0xff, 0xff, 0xe0), Style = SKPaintStyle.Fill };
         using var border = new SKPaint { Color = new SKColor(0xb0, 0xb0, 0xb0), Style = SKPaintStyle.Stroke, StrokeWidth = 1 };
         canvas.DrawRect(box, bg);
@@ -157,7 +185,8 @@ public static class LineChart
         for (int i = 0; i < items.Count; i++)
         {
             float y = box.Top + 4 + 18 * i + 9;
-            using var swatch = new SKPaint { Color = items[i].Color, StrokeWidth = 3, Style = SKPaintStyle.Stroke, IsAntialias = true };
+            using var dashes = items[i].Dashed ? SKPathEffect.CreateDash([5, 3], 0) : null;
+            using var swatch = new SKPaint { Color = items[i].Color, StrokeWidth = items[i].Dashed ? 2 : 3, Style = SKPaintStyle.Stroke, IsAntialias = true, PathEffect = dashes };
             canvas.DrawLine(box.Left + 6, y, box.Left + 26, y, swatch);
             canvas.DrawText(items[i].Name, box.Left + 30, y + 4, SKTextAlign.Left, font, text);
         }
