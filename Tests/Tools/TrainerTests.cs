@@ -57,35 +57,40 @@ public class TrainerTests
     private static string[] StepRows(string dir) =>
         new RunFiles(dir).ReadSteps().Select(r => FormattableString.Invariant($"{r.Epoch} {r.Step} {r.Loss:R} {r.Top1:R} {r.Lr:R}")).ToArray();
 
-    [Test]
-    public void ResumingGivesBitwiseTheSameRun()
+    // Each recipe piece that draws random numbers or keeps state must resume exactly too.
+    [TestCase("plain")]
+    [TestCase("droppath", "--drop-path", "0.2")]
+    [TestCase("adamw", "--opt", "adamw", "--weight-decay", "0.05")]
+    [TestCase("lars", "--opt", "lars", "--nesterov")]
+    [TestCase("clip", "--clip-grad-norm", "0.5")]
+    public void ResumingGivesBitwiseTheSameRun(string id, params string[] recipe)
     {
-        string[] schedule = ["--schedule", "step", "--lr-steps", "1"];
-        var full = Train(Common("full", [.. schedule, "--epochs", "2"]));
+        string[] schedule = ["--schedule", "step", "--lr-steps", "1", .. recipe];
+        var full = Train(Common($"full-{id}", [.. schedule, "--epochs", "2"]));
         Assert.That(full.Outcome, Is.EqualTo(TrainOutcome.Completed));
 
         // One epoch, then resumed for a second (options come back from the run's config.json).
-        Assert.That(Train(Common("split", [.. schedule, "--epochs", "1"])).Outcome, Is.EqualTo(TrainOutcome.Completed));
-        Assert.That(Train(["--resume", RunDir("split"), "--epochs", "2"]).Outcome, Is.EqualTo(TrainOutcome.Completed));
+        Assert.That(Train(Common($"split-{id}", [.. schedule, "--epochs", "1"])).Outcome, Is.EqualTo(TrainOutcome.Completed));
+        Assert.That(Train(["--resume", RunDir($"split-{id}"), "--epochs", "2"]).Outcome, Is.EqualTo(TrainOutcome.Completed));
 
         // Interrupted after the first step of epoch 1 (inside a logging window), then resumed.
-        var cut = Train(Common("cut", [.. schedule, "--epochs", "2"]), (t, stop) => t.AfterStep = (e, s) => { if (e == 1 && s == 1) stop.Request("test"); });
+        var cut = Train(Common($"cut-{id}", [.. schedule, "--epochs", "2"]), (t, stop) => t.AfterStep = (e, s) => { if (e == 1 && s == 1) stop.Request("test"); });
         Assert.That(cut.Outcome, Is.EqualTo(TrainOutcome.Interrupted));
-        var info = CheckpointStore.LoadInfo(Path.Combine(RunDir("cut"), "last.safetensors"))!;
+        var info = CheckpointStore.LoadInfo(Path.Combine(RunDir($"cut-{id}"), "last.safetensors"))!;
         Assert.That((info.Reason, info.Epoch, info.StepInEpoch, info.GlobalStep), Is.EqualTo(("interrupt", 1, 1, 1L)));
-        Assert.That(Train(["--resume", RunDir("cut")]).Outcome, Is.EqualTo(TrainOutcome.Completed));
+        Assert.That(Train(["--resume", RunDir($"cut-{id}")]).Outcome, Is.EqualTo(TrainOutcome.Completed));
 
-        var expected = TensorBytes(RunDir("full"));
-        foreach (var run in new[] { "split", "cut" })
+        var expected = TensorBytes(RunDir($"full-{id}"));
+        foreach (var run in new[] { $"split-{id}", $"cut-{id}" })
         {
             Assert.That(TensorBytes(RunDir(run)), Is.EqualTo(expected), $"{run}: weights, BN statistics and momentum");
-            Assert.That(EpochRows(RunDir(run)), Is.EqualTo(EpochRows(RunDir("full"))), $"{run}: epochs.csv");
-            Assert.That(StepRows(RunDir(run)), Is.EqualTo(StepRows(RunDir("full"))), $"{run}: metrics.jsonl");
+            Assert.That(EpochRows(RunDir(run)), Is.EqualTo(EpochRows(RunDir($"full-{id}"))), $"{run}: epochs.csv");
+            Assert.That(StepRows(RunDir(run)), Is.EqualTo(StepRows(RunDir($"full-{id}"))), $"{run}: metrics.jsonl");
         }
-        Assert.That(StepRows(RunDir("full")), Has.Length.EqualTo(4), "steps 2, 3 (end of epoch), 4, 6");
+        Assert.That(StepRows(RunDir($"full-{id}")), Has.Length.EqualTo(4), "steps 2, 3 (end of epoch), 4, 6");
 
         // The step schedule reached the optimizer: epoch 2 ran at a tenth of the base LR.
-        var lrs = new RunFiles(RunDir("full")).ReadSteps().Select(r => r.Lr).ToArray();
+        var lrs = new RunFiles(RunDir($"full-{id}")).ReadSteps().Select(r => r.Lr).ToArray();
         Assert.That(lrs[0], Is.EqualTo(0.1).Within(1e-12));
         Assert.That(lrs[^1], Is.EqualTo(0.01).Within(1e-12));
     }

@@ -112,8 +112,8 @@ public sealed partial class Trainer
                 }
             }
 
-            var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed);
-            Sgd? opt = null;
+            var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed, o.DropPath);
+            IOptimizer? opt = null;
             DataLoader? trainLoader = null, valLoader = null;
             try
             {
@@ -121,9 +121,14 @@ public sealed partial class Trainer
                 if (info is null && o.Weights is not null) log.WriteLine(Pretrained.Load(model, o.Weights).Description);
                 var freeze = o.Freeze ? Pretrained.FreezeBackbone(model) : null;
                 model.To(device);
-                opt = Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay);
-                var schedule = LrSchedule.Create(o.Schedule, o.Lr, o.Epochs, o.LrSteps.Length > 0 ? o.LrSteps : null, o.WarmupEpochs, o.PlateauPatience);
-                if (schedule is StepLr step) o.LrSteps = step.Milestones.ToArray();
+                opt = TrainingSetup.CreateOptimizer(model, o);
+                var schedule = LrSchedule.Create(new LrScheduleSpec(o.Schedule, o.Lr, o.Epochs, o.WarmupEpochs)
+                {
+                    Milestones = o.LrSteps.Length > 0 ? o.LrSteps : null, StepSize = o.LrStepSize, Gamma = o.LrGamma, MinLr = o.LrMin,
+                    Patience = o.PlateauPatience, WarmupDecay = o.WarmupDecay,
+                    WarmupMethod = o.WarmupMethod == "constant" ? WarmupMethod.Constant : WarmupMethod.Linear,
+                });
+                if (schedule is StepLr step && o.Schedule == "multisteplr") o.LrSteps = step.Milestones.ToArray();
                 if (info is not null && ckpt is not null)
                 {
                     var modelState = ckpt.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
@@ -152,6 +157,7 @@ public sealed partial class Trainer
 
                 var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
+                if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
@@ -173,8 +179,6 @@ public sealed partial class Trainer
                             log.WriteLine($"dropped {dropped} row{(dropped == 1 ? "" : "s")} of metrics.jsonl logged after the checkpoint (global step {info.GlobalStep}): they belong to no checkpoint");
                         files.WriteEpochs(t.History);
                     }
-                    if (model.Config.DropPathRate > 0)
-                        log.WriteLine("warning: this model uses drop-path, whose masks are not part of the checkpoint; the resumed run is not bit-exact");
                     log.WriteLine($"resuming {modelName} from {t.ResumeFrom} at epoch {state.StartEpoch}" +
                         (state.StartStep > 0 ? $" step {state.StartStep}" : "") + $" (global step {state.GlobalStep})");
                 }

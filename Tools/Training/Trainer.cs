@@ -154,6 +154,7 @@ public sealed partial class Trainer
                 {
                     if (step < skip) { step++; continue; }
                     lr = s.Schedule.LearningRate(epoch - 1, step, s.StepsPerEpoch);
+                    s.Model.SeekDropPath(s.GlobalStep); // drop-path masks: a function of (seed, step), so resume is exact
                     using (TensorScope.Begin())
                     {
                         var r = s.Step.Run(batch, lr);
@@ -272,7 +273,7 @@ public sealed partial class Trainer
             Rng = new Dictionary<string, string>(StringComparer.Ordinal)
             {
                 ["data"] = $"order and augmentation are a function of (seed {_o.Seed}, epoch, position)",
-                ["drop_path"] = s.Model.Config.DropPathRate > 0 ? "masks from a generator seeded at model creation; not restored on resume" : "not used",
+                ["drop_path"] = s.Model.Config.DropPathRate > 0 ? $"masks a function of (seed {_o.Seed}, global step)" : "not used",
             },
             BestValTop1 = s.BestValTop1,
             BestEpoch = BestEpoch,

@@ -57,7 +57,27 @@ public static class TrainingSetup
         }
     }
 
-    public static ResNet CreateModel(string name, int numClasses, int seed) => ModelZoo.Create(CanonicalModel(name), numClasses, seed);
+    public static ResNet CreateModel(string name, int numClasses, int seed, double dropPath = 0)
+    {
+        var cfg = ModelZoo.Config(CanonicalModel(name));
+        if (numClasses < 1) throw new ArgumentException($"number of classes must be positive, got {numClasses}", nameof(numClasses));
+        if (dropPath > 0 && cfg.Plain) throw new ArgumentException($"option --drop-path: {name} is a plain network; stochastic depth needs shortcuts");
+        return new ResNet(cfg with { NumClasses = numClasses, DropPathRate = dropPath }, seed);
+    }
+
+    /// <summary>The optimizer --opt names (sgd, adamw, lars) over the model's parameters, with the options' hyper-parameters.</summary>
+    public static Nn.Optim.IOptimizer CreateOptimizer(Module model, TrainOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(o);
+        return o.Optimizer switch
+        {
+            "sgd" => Nn.Optim.Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay),
+            "adamw" => Nn.Optim.AdamW.ForModule(model, o.Lr, o.WeightDecay, o.OptBetas[0], o.OptBetas[1], o.OptEps, o.NoBnWeightDecay),
+            "lars" => Nn.Optim.Lars.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.LarsEta, o.Nesterov),
+            _ => throw new ArgumentException($"option --opt must be sgd, adamw or lars, got '{o.Optimizer}'"),
+        };
+    }
 
     /// <summary>The crop size fed to the network: the option, or the model's native size (capped by synthetic images).</summary>
     public static int ResolveImageSize(int option, string model, int? dataSize)
