@@ -121,6 +121,8 @@ public static class TrainCommand
         {
             if (File.Exists(Path.Combine(dir, file))) w.WriteLine($"  {file,-18} {what}");
         }
+        if (Training.TensorBoard.EventFileWriter.Files(dir).Count > 0)
+            w.WriteLine($"  {"events.out.tfevents.*",-18} TensorBoard logs: tensorboard --logdir {Path.GetDirectoryName(Path.GetFullPath(dir))}");
         w.WriteLine($"evaluate: residual eval --checkpoint {dir}    resume: residual train --resume {dir} --epochs N");
     }
 }

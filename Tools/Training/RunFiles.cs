@@ -1,5 +1,6 @@
 // The human-facing files of a run directory: config.json (resolved options), metrics.jsonl
-// (one JSON object per logged step), epochs.csv (one row per finished epoch) and the plots
+// (one JSON object per logged step, "kind": "train", and one per validation, "kind": "val",
+// each with its wall-clock time as Unix seconds in "wall_time"), epochs.csv (one row per finished epoch) and the plots
 // loss.png and error.png, redrawn after every epoch. On resume, rows past the checkpoint are
 // dropped so the files read as if the run had never stopped. config.json is written only once a
 // checkpoint made with those options is saved, so a failed attempt never changes what a later
@@ -13,7 +14,14 @@ using ResidualEngine.Training.Plotting;
 namespace ResidualEngine.Training;
 
 /// <summary>One logged training step: averages over the steps since the previous row.</summary>
-public sealed record StepRow(int Epoch, long Step, double Loss, double Top1, double Lr, double ImagesPerSecond, double DataWaitMs);
+public sealed record StepRow(int Epoch, long Step, double Loss, double Top1, double Lr, double ImagesPerSecond, double DataWaitMs)
+{
+    /// <summary>When the row was logged (Unix seconds); NaN when unknown.</summary>
+    public double WallTime { get; init; } = double.NaN;
+}
+
+/// <summary>One validation pass: after epoch <paramref name="Epoch"/>, at global step <paramref name="Step"/>.</summary>
+public sealed record ValRow(int Epoch, long Step, double Loss, double Top1, double Top5, double Seconds, double WallTime);
 
 public sealed class RunFiles
 {
@@ -39,6 +47,8 @@ public sealed class RunFiles
     {
         var o = new JsonObject
         {
+            ["kind"] = "train",
+            ["wall_time"] = WallTime(r.WallTime),
             ["epoch"] = r.Epoch,
             ["step"] = r.Step,
             ["loss"] = Num(r.Loss),
@@ -49,6 +59,49 @@ public sealed class RunFiles
         };
         System.IO.Directory.CreateDirectory(Directory);
         File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");
+    }
+
+    /// <summary>Appends a validation row (kind "val") to metrics.jsonl.</summary>
+    public void AppendValidation(ValRow r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        var o = new JsonObject
+        {
+            ["kind"] = "val",
+            ["wall_time"] = WallTime(r.WallTime),
+            ["epoch"] = r.Epoch,
+            ["step"] = r.Step,
+            ["loss"] = Num(r.Loss),
+            ["top1"] = Num(r.Top1),
+            ["top5"] = Num(r.Top5),
+            ["seconds"] = Num(Math.Round(r.Seconds, 3)),
+        };
+        System.IO.Directory.CreateDirectory(Directory);
+        File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");
+    }
+
+    /// <summary>Unix seconds with millisecond resolution (now when not given).</summary>
+    public static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+
+    private static JsonNode? WallTime(double t) => Num(double.IsNaN(t) ? Now() : t);
+
+    /// <summary>The validation rows of metrics.jsonl (lines that do not parse are skipped).</summary>
+    public List<ValRow> ReadValidations()
+    {
+        var rows = new List<ValRow>();
+        if (!File.Exists(MetricsPath)) return rows;
+        foreach (var line in File.ReadLines(MetricsPath))
+        {
+            try
+            {
+                if (JsonNode.Parse(line) is not JsonObject o || (string?)o["kind"] != "val") continue;
+                rows.Add(new ValRow((int)o["epoch"]!, (long)o["step"]!, D(o["loss"]), D(o["top1"]), D(o["top5"]), D(o["seconds"]), D(o["wall_time"])));
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NullReferenceException)
+            {
+            }
+        }
+        return rows;
     }
 
     // NaN and infinities are not JSON numbers; they are written as strings so the file stays parseable.
@@ -65,7 +118,11 @@ public sealed class RunFiles
             try
             {
                 var o = JsonNode.Parse(line)!.AsObject();
-                rows.Add(new StepRow((int)o["epoch"]!, (long)o["step"]!, D(o["loss"]), D(o["top1"]), D(o["lr"]), D(o["img_per_s"]), D(o["data_wait_ms"])));
+                if ((string?)o["kind"] == "val") continue;
+                rows.Add(new StepRow((int)o["epoch"]!, (long)o["step"]!, D(o["loss"]), D(o["top1"]), D(o["lr"]), D(o["img_per_s"]), D(o["data_wait_ms"]))
+                {
+                    WallTime = D(o["wall_time"]),
+                });
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NullReferenceException)
             {

@@ -78,6 +78,8 @@ public static class TrainOptionTable
         Text("config", "running", "options as JSON, keys as the option names (\"batch-size\": 256); the command line wins", "FILE.json", _ => null, (_, _) => { }, commandOnly: true),
         Int("max-steps-per-epoch", "running", "cap the steps of each epoch (smoke tests); 0 = whole epoch", o => o.MaxStepsPerEpoch, (o, v) => o.MaxStepsPerEpoch = v, 0),
         Int("log-every", "running", "read loss/accuracy and write metrics every N steps", o => o.LogEvery, (o, v) => o.LogEvery = v, 1),
+        Switch("tensorboard", "running", "write TensorBoard event files into the run directory (on by default; --tensorboard false turns them off)",
+            o => o.TensorBoard, (o, v) => o.TensorBoard = v),
     ];
 
     /// <summary>The option answering to <paramref name="name"/> (or one of its aliases), or null.</summary>

@@ -90,6 +90,8 @@ public sealed class TrainOptions
     public string? Out { get; set; }
     public int MaxStepsPerEpoch { get; set; }
     public int LogEvery { get; set; } = 20;
+    /// <summary>Write TensorBoard event files into the run directory.</summary>
+    public bool TensorBoard { get; set; } = true;
     public bool EvalOnly { get; set; }
     public string? Resume { get; set; }
 

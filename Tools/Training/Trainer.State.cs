@@ -29,6 +29,8 @@ public sealed partial class Trainer
         public required RunFiles Files { get; init; }
         public required CheckpointStore Store { get; init; }
         public StepMeter Meter { get; } = new();
+        /// <summary>TensorBoard event file of this process (null when turned off or before training starts).</summary>
+        public TensorBoard.EventFileWriter? Board { get; set; }
         public CheckpointInfo? Resumed { get; init; }
         public int StartEpoch { get; init; } = 1;
         public int StartStep { get; init; }
@@ -177,6 +179,7 @@ public sealed partial class Trainer
                         int dropped = files.TruncateSteps(info.GlobalStep);
                         if (dropped > 0)
                             log.WriteLine($"dropped {dropped} row{(dropped == 1 ? "" : "s")} of metrics.jsonl logged after the checkpoint (global step {info.GlobalStep}): they belong to no checkpoint");
+                        TensorBoard.EventFileWriter.TruncateAfter(t.RunDir, info.GlobalStep);
                         files.WriteEpochs(t.History);
                     }
                     log.WriteLine($"resuming {modelName} from {t.ResumeFrom} at epoch {state.StartEpoch}" +
@@ -232,6 +235,7 @@ public sealed partial class Trainer
                     throw new ArgumentException($"option --out: '{files.ConfigPath}' was not written by `residual train`, and a run would overwrite it; choose another --out");
             }
             int dropped = files.TruncateSteps(-1);
+            TensorBoard.EventFileWriter.TruncateAfter(dir, -1);
             if (dropped > 0)
                 log.WriteLine($"{dir}: its run stopped before its first checkpoint; starting afresh there, dropping the {dropped} metrics.jsonl row{(dropped == 1 ? "" : "s")} it logged");
         }
@@ -260,6 +264,7 @@ public sealed partial class Trainer
 
         public void Dispose()
         {
+            Board?.Dispose();
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();

@@ -97,6 +97,7 @@ public sealed partial class Trainer
             _log.WriteLine($"the run in {RunDir} has already finished {s.StartEpoch - 1} epochs; pass --epochs N (N > {s.StartEpoch - 1}) to train further");
             return TrainOutcome.Completed;
         }
+        if (_o.TensorBoard) s.Board = new TensorBoard.EventFileWriter(RunDir);
         _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
             $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
             $"{s.StepsPerEpoch} steps of {_o.BatchSize} per epoch, {_o.Epochs} epochs, {s.Schedule}");
@@ -180,8 +181,11 @@ public sealed partial class Trainer
                         _lastLoss = meter.Window.MeanLoss;
                         _lastTop1 = meter.Window.Top1;
                         double secs = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-                        s.Files.AppendStep(new StepRow(epoch, s.GlobalStep, _lastLoss, _lastTop1, lr, windowImages / secs,
-                            windowWaitMs / Math.Max(1, meter.WindowSteps)));
+                        var logged = new StepRow(epoch, s.GlobalStep, _lastLoss, _lastTop1, lr, windowImages / secs,
+                            windowWaitMs / Math.Max(1, meter.WindowSteps)) { WallTime = RunFiles.Now() };
+                        s.Files.AppendStep(logged);
+                        s.Board?.Scalars(s.GlobalStep, [("train/loss", logged.Loss), ("train/top1", logged.Top1), ("train/lr", lr),
+                            ("train/img_per_s", logged.ImagesPerSecond), ("train/data_wait_ms", logged.DataWaitMs)]);
                         meter.ResetWindow();
                     }
                 }
@@ -218,6 +222,9 @@ public sealed partial class Trainer
         s.LastEvalSeconds = val.Seconds;
         var row = new EpochRow(epoch, meter.Epoch.MeanLoss, meter.Epoch.Top1, val.Loss, val.Top1, val.Top5, lr,
             secondsBefore + clock.Elapsed.TotalSeconds);
+        s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, val.Loss, val.Top1, val.Top5, val.Seconds, RunFiles.Now()));
+        s.Board?.Scalars(s.GlobalStep, [("val/loss", val.Loss), ("val/top1", val.Top1), ("val/top5", val.Top5),
+            ("epoch/train_loss", row.TrainLoss), ("epoch/train_top1", row.TrainTop1), ("epoch/seconds", row.Seconds)]);
         History.Add(row);
         bool best = BestEpoch == 0 || val.Top1 > s.BestValTop1;
         if (best)
