@@ -52,10 +52,11 @@ extern "C" __global__ void softmax_xent_forward_##sfx(T* probs, double* rowLoss,
 extern "C" __global__ void softmax_xent_backward_##sfx(T* dlogits, const T* dLoss, const T* probs,    \
     const i64* labels, int N, int K, double eps)                                                       \
 {                                                                                                      \
-    const C g = (C)((double)load_c(dLoss, 0) / N);                                                     \
     const C off = (C)(eps / K), on = (C)(1.0 - eps + eps / K);                                         \
     GRID_STRIDE(i, (i64)N * K)                                                                         \
     {                                                                                                  \
+        /* dLoss is read inside the loop: hoisted above it, NVRTC 11.8 crashes compiling for sm_90. */ \
+        const C g = (C)((double)load_c(dLoss, 0) / N);                                                 \
         int k = (int)(i % K);                                                                          \
         i64 label = labels[i / K];                                                                     \
         store_c(dlogits, i, g * (load_c(probs, i) - (k == label ? on : off)));                        \

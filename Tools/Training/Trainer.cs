@@ -116,7 +116,8 @@ public sealed partial class Trainer
             }
         }
         var best = History.FirstOrDefault(r => r.Epoch == BestEpoch);
-        _progress.Line($"done in {ProgressDisplay.FormatSpan(total.Elapsed)}: best val top-1 {100 * (best?.ValTop1 ?? double.NaN):F2}% at epoch {BestEpoch}");
+        _progress.Line($"done in {ProgressDisplay.FormatSpan(total.Elapsed)}: best val top-1 {100 * (best?.ValTop1 ?? double.NaN):F2}% at epoch {BestEpoch}" +
+            (s.Scaler.Enabled ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"; loss scale {s.Scaler.Scale:G}, {s.Scaler.SkippedSteps} step(s) skipped on overflow") : ""));
         return TrainOutcome.Completed;
     }
 

@@ -250,27 +250,7 @@ public sealed class KernelLibrary : IDisposable
         catch (UnauthorizedAccessException) { }
     }
 
-    /// <summary>NVRTC (and the ptxas inside it) recurses deeply on big files such as the pointwise table with four
-    /// element types; a thread-pool or test-runner thread's stack (1.5 MB) is not enough, so it runs on its own thread.</summary>
-    private const int CompilerStackBytes = 256 << 20;
-
-    private static (byte[] Image, string Log) CompileUncached(KernelSource source, IReadOnlyList<KernelSource> headers,
-        string target, IReadOnlyList<string> options, bool cubin)
-    {
-        (byte[] Image, string Log) result = default;
-        System.Runtime.ExceptionServices.ExceptionDispatchInfo? error = null;
-        var t = new Thread(() =>
-        {
-            try { result = CompileOnThisThread(source, headers, target, options, cubin); }
-            catch (Exception e) { error = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e); }
-        }, CompilerStackBytes) { IsBackground = true, Name = "nvrtc " + source.FileName };
-        t.Start();
-        t.Join();
-        error?.Throw();
-        return result;
-    }
-
-    private static unsafe (byte[] Image, string Log) CompileOnThisThread(KernelSource source, IReadOnlyList<KernelSource> headers,
+    private static unsafe (byte[] Image, string Log) CompileUncached(KernelSource source, IReadOnlyList<KernelSource> headers,
         string target, IReadOnlyList<string> options, bool cubin)
     {
         using var strings = new Utf8Block();
