@@ -14,7 +14,13 @@ public sealed record DataLoaderOptions(int BatchSize, bool Shuffle, int Seed, in
 
     /// <summary>Unreadable files tolerated in a row while looking for a replacement; one more is an error.</summary>
     public int MaxConsecutiveFailures { get; init; } = 50;
+
+    /// <summary>Applied to every whole batch on the host (mixup, cutmix), with a generator seeded from (Seed, epoch, batch index).</summary>
+    public IBatchAugmentation? BatchAugmentation { get; init; }
 }
+
+/// <summary>How a batch's samples were mixed: sample i with sample i - 1, whose labels are <see cref="PartnerLabels"/> (on the batch's device).</summary>
+public sealed record BatchMix(MixKind Kind, double Lambda, Tensor PartnerLabels);
 
 /// <summary>
 /// One batch: images (N, 3, S, S) F32 and labels (N) I64 on the loader's device. The batch owns
@@ -24,8 +30,9 @@ public sealed class Batch : IDisposable
 {
     private Action? _onRelease;
 
-    internal Batch(int index, Tensor images, Tensor labels, int[] indices, TimeSpan waitTime, Action? onRelease)
+    internal Batch(int index, Tensor images, Tensor labels, int[] indices, TimeSpan waitTime, Action? onRelease, BatchMix? mix = null)
     {
+        Mix = mix;
         Index = index;
         Images = images;
         Labels = labels;
@@ -38,8 +45,12 @@ public sealed class Batch : IDisposable
     /// <summary>Position of the batch in its epoch.</summary>
     public int Index { get; }
     public Tensor Images { get; }
+    /// <summary>The samples' own labels (as read, before any mixing).</summary>
     public Tensor Labels { get; }
     public int Count { get; }
+
+    /// <summary>How the images were mixed (mixup, cutmix), or null; the batch owns its partner labels.</summary>
+    public BatchMix? Mix { get; }
 
     /// <summary>Dataset indices of the samples (after replacing unreadable ones).</summary>
     public IReadOnlyList<int> Indices { get; }
@@ -58,6 +69,7 @@ public sealed class Batch : IDisposable
         IsDisposed = true;
         Images.Dispose();
         Labels.Dispose();
+        Mix?.PartnerLabels.Dispose();
         Release();
     }
 }

@@ -56,6 +56,8 @@ public class TrainerTests
     [TestCase("adamw", "--opt", "adamw", "--weight-decay", "0.05")]
     [TestCase("lars", "--opt", "lars", "--nesterov")]
     [TestCase("clip", "--clip-grad-norm", "0.5")]
+    [TestCase("mix", "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--label-smoothing", "0.1")]
+    [TestCase("autoaug", "--auto-augment", "ta_wide", "--random-erase", "0.5")]
     public void ResumingGivesBitwiseTheSameRun(string id, params string[] recipe)
     {
         string[] schedule = ["--schedule", "step", "--lr-steps", "1", .. recipe];

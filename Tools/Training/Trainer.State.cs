@@ -107,7 +107,8 @@ public sealed partial class Trainer
                 valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment), o.BatchSize, train: false, o.Seed, o.Workers, device);
                 // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
                 trainLoader = train is null ? valLoader
-                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment), o.BatchSize, train: true, o.Seed, o.Workers, device);
+                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment, TrainingSetup.SampleAugmentation(o)),
+                        o.BatchSize, train: true, o.Seed, o.Workers, device, TrainingSetup.BatchAugmentation(o));
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
 
                 t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");

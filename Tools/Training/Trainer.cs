@@ -131,7 +131,7 @@ public sealed partial class Trainer
         // A resumed epoch walks the same order from its start, with blank images for the batches already done.
         using var skipLoader = skip > 0 && skip < s.StepsPerEpoch && s.TrainLoader.Dataset is IDirectDataset
             ? TrainingSetup.Loader(new SkipAheadDataset(s.TrainLoader.Dataset, SkipAheadDataset.FirstBatches(s.TrainLoader, epoch - 1, skip)),
-                _o.BatchSize, train: true, _o.Seed, _o.Workers, s.Device)
+                _o.BatchSize, train: true, _o.Seed, _o.Workers, s.Device, s.TrainLoader.Options.BatchAugmentation)
             : null;
         if (skip >= s.StepsPerEpoch) step = skip; // resumed exactly at the end of the epoch's steps
         else
@@ -265,7 +265,8 @@ public sealed partial class Trainer
             Schedule = s.Schedule.State().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
             Rng = new Dictionary<string, string>(StringComparer.Ordinal)
             {
-                ["data"] = $"order and augmentation are a function of (seed {_o.Seed}, epoch, position)",
+                ["data"] = $"order and augmentation (auto-augment, random erasing included) are a function of (seed {_o.Seed}, epoch, position)",
+                ["mix"] = s.TrainLoader.Options.BatchAugmentation is null ? "not used" : $"mixup/cutmix draws a function of (seed {_o.Seed}, epoch, batch index)",
                 ["drop_path"] = s.Model.Config.DropPathRate > 0 ? $"masks a function of (seed {_o.Seed}, global step)" : "not used",
             },
             BestValTop1 = s.BestValTop1,
