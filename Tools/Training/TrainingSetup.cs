@@ -184,14 +184,17 @@ public static class TrainingSetup
             (extra.Count > 0 ? $"; unexpected: {string.Join(", ", extra)}" : "") + ")");
     }
 
-    /// <summary>Model tensors plus optimizer state under "optimizer.", in a stable order, for a checkpoint.</summary>
-    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.IOptimizer? optimizer)
+    /// <summary>Model tensors, optimizer state under "optimizer." and the moving average under "model_ema.", in a stable order, for a checkpoint.</summary>
+    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.IOptimizer? optimizer, ModelEma? ema = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         var list = model.StateDict().Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)).ToList();
         if (optimizer is not null)
             foreach (var (name, t) in optimizer.StateTensors())
                 list.Add(new(CheckpointStore.OptimizerPrefix + name, t));
+        if (ema is not null)
+            foreach (var (name, t) in ema.StateTensors())
+                list.Add(new(CheckpointStore.EmaPrefix + name, t));
         return list;
     }
 }

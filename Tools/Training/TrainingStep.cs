@@ -43,8 +43,9 @@ public interface ITrainingHook
 /// <summary>What one step works on; hooks read it and may replace the inputs before the forward pass.</summary>
 public sealed class StepContext
 {
-    internal StepContext(TrainingStep owner, Tensor images, Tensor labels)
+    internal StepContext(TrainingStep owner, Tensor images, Tensor labels, int batchIndex)
     {
+        BatchIndex = batchIndex;
         Model = owner.Model;
         Optimizer = owner.Optimizer;
         StepIndex = owner.Optimizer.StepCount;
@@ -57,6 +58,8 @@ public sealed class StepContext
     public IOptimizer Optimizer { get; }
     /// <summary>Optimizer steps taken before this one.</summary>
     public long StepIndex { get; }
+    /// <summary>The batch's position in its epoch (a loader's <see cref="Batch.Index"/>), or -1 when the step was given bare tensors.</summary>
+    public int BatchIndex { get; }
     /// <summary>The batch's images on the model's device; a hook may replace them before the forward pass.</summary>
     public Tensor Images { get; set; }
     /// <summary>The batch's class indices on the model's device, as given (metrics use these).</summary>
@@ -132,7 +135,7 @@ public sealed class TrainingStep
     public StepResult Run(Batch batch, double? learningRate = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return Run(batch.Images, batch.Labels, learningRate, batch.Mix);
+        return Run(batch.Images, batch.Labels, learningRate, batch.Mix, batch.Index);
     }
 
     /// <summary>
@@ -140,7 +143,9 @@ public sealed class TrainingStep
     /// given, puts the model in training mode, and moves the batch to the model's device if needed.
     /// With <paramref name="mix"/>, the images were mixed and the targets are its soft targets.
     /// </summary>
-    public StepResult Run(Tensor images, Tensor labels, double? learningRate = null, BatchMix? mix = null)
+    public StepResult Run(Tensor images, Tensor labels, double? learningRate = null, BatchMix? mix = null) => Run(images, labels, learningRate, mix, -1);
+
+    private StepResult Run(Tensor images, Tensor labels, double? learningRate, BatchMix? mix, int batchIndex)
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(labels);
@@ -152,7 +157,7 @@ public sealed class TrainingStep
         using var scope = TensorScope.Begin();
         var x = images.Device == device ? images : images.To(device);
         var y = labels.Device == device ? labels : labels.To(device);
-        var ctx = new StepContext(this, x, y);
+        var ctx = new StepContext(this, x, y, batchIndex);
         if (mix is not null)
         {
             if (mix.PartnerLabels.Numel != labels.Numel)
