@@ -62,6 +62,9 @@ public class ModelEmaTrainingTests
             Assert.That(plain.Loss, Is.EqualTo(t.LastEval!.Loss).Within(1e-9), "without --ema: the weights");
             Assert.That(TrainCommand.Summary(t, outcome)["eval_ema"]!["top1"]!.GetValue<double>(), Is.EqualTo(t.LastEmaEval.Top1));
 
+            // A strict load of the checkpoint as weights skips the average (and the optimizer state).
+            using (var m = ResidualEngine.Models.ModelZoo.Create("resnet20", numClasses: 4)) ResidualEngine.Models.Weights.LoadWeights(m, last, strict: true);
+
             // export --ema writes the average as plain weights.
             var exported = Path.Combine(root, "ema.safetensors");
             ModelExport.Run(new ExportRequest(last, ExportFormat.Safetensors, exported) { Ema = true });
