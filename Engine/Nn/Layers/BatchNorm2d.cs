@@ -36,9 +36,13 @@ public sealed class BatchNorm2d : Module
     public Tensor RunningVar => GetBuffer("running_var");
     public Tensor NumBatchesTracked => GetBuffer("num_batches_tracked");
 
-    public override Tensor Forward(Tensor x)
+    public override Tensor Forward(Tensor x) => Forward(x, null, false);
+
+    /// <summary>act(bn(x) + residual) in one op (act = ReLU when <paramref name="relu"/>): the "bn -> relu" and
+    /// "bn -> + shortcut -> relu" of a residual block in one pass over the activation.</summary>
+    public Tensor Forward(Tensor x, Tensor? residual, bool relu)
     {
-        var y = Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
+        var y = Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps, residual, relu);
         if (Training) CountBatch();
         return y;
     }
