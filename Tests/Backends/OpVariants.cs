@@ -77,6 +77,24 @@ public static class OpVariants
                 be.BatchNormBackward(dx, dg, db, dy, x, g, sm, si);
                 return [y, sm, si, rm, rv, dx, dg, db];
             }),
+        new("batchnorm_act_residual_relu", rng => [R(rng, 0.4, 0.6, 3, 7, 5, 6), R(rng, 0.5, 1.5, 7), R(rng, 7), R(rng, 7), R(rng, 0.5, 2, 7), R(rng, 3, 7, 5, 6), R(rng, 3, 7, 5, 6)],
+            (be, v, m) =>
+            {
+                var x = v.In(m[0]); var g = v.Param(m[1]); var b = v.Param(m[2]); var rm = v.Param(m[3]); var rv = v.Param(m[4]);
+                var res = v.In(m[5]); var dy = v.In(m[6]);
+                var y = v.Out(x.Shape); var sm = v.Out(new Shape(7), param: true); var si = v.Out(new Shape(7), param: true);
+                be.BatchNormActForwardTraining(y, x, g, b, rm, rv, sm, si, 0.1, 1e-5, res, relu: true);
+                var dx = v.Out(x.Shape); var dg = v.Out(new Shape(7), param: true); var db = v.Out(new Shape(7), param: true); var dres = v.Out(x.Shape);
+                be.BatchNormActBackward(dx, dg, db, dres, dy, y, x, g, sm, si, relu: true);
+                return [y, sm, si, rm, rv, dx, dg, db, dres];
+            }),
+        new("conv_fused_bias_residual_relu", rng => [R(rng, 2, 4, 8, 9), R(rng, 6, 4, 3, 3), R(rng, 6), R(rng, 2, 6, 8, 9)],
+            (be, v, m) =>
+            {
+                var y = v.Out(new Shape(2, 6, 8, 9));
+                be.ConvForwardFused(y, v.In(m[0]), v.In(m[1]), v.In(m[2]), v.In(m[3]), relu: true, Conv2dParams.Of(1, 1), null);
+                return [y];
+            }),
         new("batchnorm_inference", rng => [R(rng, 3, 7, 5, 6), R(rng, 0.5, 1.5, 7), R(rng, 7), R(rng, 7), R(rng, 0.5, 2, 7)],
             (be, v, m) =>
             {
