@@ -294,6 +294,7 @@ public sealed partial class Trainer
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();
+            foreach (var h in Step.Hooks.OfType<ClipGradNormHook>()) h.Dispose();
             Ema?.Dispose();
             Optimizer.Dispose();
             Scaler.Dispose();
