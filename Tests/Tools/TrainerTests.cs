@@ -66,6 +66,7 @@ public class TrainerTests
     [TestCase("bf16", "--precision", "bf16")]
     [TestCase("fp16", "--precision", "fp16", "--channels-last")]
     [TestCase("nhwc", "--channels-last", "--precision", "tf32")]
+    [TestCase("adamw-nhwc-bf16", "--opt", "adamw", "--weight-decay", "0.05", "--channels-last", "--precision", "bf16")]
     [TestCase("mix", "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--label-smoothing", "0.1")]
     [TestCase("autoaug", "--auto-augment", "ta_wide", "--random-erase", "0.5")]
     [TestCase("ema", "--model-ema", "--model-ema-steps", "2", "--model-ema-decay", "0.99")]

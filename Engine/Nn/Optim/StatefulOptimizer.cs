@@ -93,6 +93,7 @@ public abstract class StatefulOptimizer : IOptimizer
             {
                 var buf = _state[k][i] ??= NewBuffer(p, StateNames[k]);
                 if (buf.Device != p.Device) buf.MoveTo(p.Device); // the module moved since the last step
+                if (buf.Format != p.Format) buf.ConvertFormat(p.Format); // or changed its memory format
                 state[k] = buf;
             }
             using (TensorScope.Begin()) Update(i, p, grad, state, ++_steps[i], _lr, _weightDecay[i]);
@@ -121,7 +122,9 @@ public abstract class StatefulOptimizer : IOptimizer
 
     private static Tensor NewBuffer(Tensor p, string kind)
     {
-        var b = TensorScope.Detach(Tensor.Zeros(p.Shape, p.DType, p.Device));
+        // In the parameter's memory format: the update rules combine them element for element.
+        var b = TensorScope.Detach(Tensor.Empty(p.Shape, p.DType, p.Device, p.Format));
+        b.Backend.Fill(b, 0);
         b.Name = (p.Name ?? "param") + "." + kind;
         return b;
     }
