@@ -21,7 +21,8 @@ typedef unsigned short u16;
 // taking (suffix, type) and expands it with FOR_FLOAT_TYPES.
 #define FOR_FLOAT_TYPES(M) M(f32, float) M(f64, double)
 
-// The pointwise table (pointwise.cu): element types as (suffix, storage type, compute type).
+// The pointwise table (pointwise.cu): element types as (suffix, storage type, compute type). A new
+// storage type (bf16, f16) is one more entry here plus its load_c/store_c overloads below.
 #define FOR_POINTWISE_TYPES(M, name) M(name, f32, float, float) M(name, f64, double, double)
 
 // 64-bit grid-stride loop: any grid size covers any n.
@@ -136,27 +137,33 @@ __device__ __forceinline__ double sqrt_(double v) { return sqrt(v); }
 // NaN propagates through ReLU, as in PyTorch and the CPU backend.
 template <typename C> __device__ __forceinline__ C relu_(C v) { return (v > C(0) || is_nan(v)) ? v : C(0); }
 
+// Element loads and stores of the pointwise kernels, converting storage to compute type.
+__device__ __forceinline__ float load_c(const float* p, i64 i) { return p[i]; }
+__device__ __forceinline__ double load_c(const double* p, i64 i) { return p[i]; }
+__device__ __forceinline__ void store_c(float* p, i64 i, float v) { p[i] = v; }
+__device__ __forceinline__ void store_c(double* p, i64 i, double v) { p[i] = v; }
+
 // ---- pointwise kernel generators (one table line -> every element type) ----
 #define POINTWISE_UNARY_KERNEL(name, sfx, T, C)                                                       \
 extern "C" __global__ void name##_##sfx(T* y, const T* x, C alpha, C beta, i64 n)                    \
 {                                                                                                     \
-    GRID_STRIDE(i, n) y[i] = (T)name##_op<C>((C)x[i], alpha, beta);                                   \
+    GRID_STRIDE(i, n) store_c(y, i, name##_op<C>(load_c(x, i), alpha, beta));                                   \
 }
 #define POINTWISE_BINARY_KERNEL(name, sfx, T, C)                                                      \
 extern "C" __global__ void name##_##sfx(T* y, const T* a, const T* b, C alpha, C beta, i64 n)        \
 {                                                                                                     \
-    GRID_STRIDE(i, n) y[i] = (T)name##_op<C>((C)a[i], (C)b[i], alpha, beta);                          \
+    GRID_STRIDE(i, n) store_c(y, i, name##_op<C>(load_c(a, i), load_c(b, i), alpha, beta));                          \
 }                                                                                                     \
 extern "C" __global__ void name##_bcast_##sfx(T* y, const T* a, const T* b, C alpha, C beta, i64 n,  \
                                               i64 inner, i64 period)                                  \
 {                                                                                                     \
-    GRID_STRIDE(i, n) y[i] = (T)name##_op<C>((C)a[i], (C)b[(i / inner) % period], alpha, beta);        \
+    GRID_STRIDE(i, n) store_c(y, i, name##_op<C>(load_c(a, i), load_c(b, (i / inner) % period), alpha, beta));        \
 }
 #define POINTWISE_TERNARY_KERNEL(name, sfx, T, C)                                                     \
 extern "C" __global__ void name##_##sfx(T* y, const T* a, const T* b, const T* c, C alpha, C beta,   \
                                         i64 n)                                                        \
 {                                                                                                     \
-    GRID_STRIDE(i, n) y[i] = (T)name##_op<C>((C)a[i], (C)b[i], (C)c[i], alpha, beta);                 \
+    GRID_STRIDE(i, n) store_c(y, i, name##_op<C>(load_c(a, i), load_c(b, i), load_c(c, i), alpha, beta));                 \
 }
 #define UNARY(name, expr)                                                                             \
     template <typename C> __device__ __forceinline__ C name##_op(C x, C alpha, C beta) { return (expr); } \

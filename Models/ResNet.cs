@@ -15,6 +15,11 @@ public sealed class ResNet : Module
 {
     private readonly List<Sequential> _stages = new();
     private readonly MaxPool2d? _maxPool;
+    private readonly SeekableRandom _dropRng;
+
+    /// <summary>Makes the next drop-path masks a pure function of (seed, <paramref name="step"/>), so that a
+    /// resumed run draws what an uninterrupted one would (the trainer passes the global step).</summary>
+    public void SeekDropPath(long step) => _dropRng.Seek(step);
 
     /// <param name="seed">Seeds the weights and, separately, the drop-path masks.</param>
     public ResNet(ResNetConfig config, int seed = 0, DType dtype = DType.F32)
@@ -24,7 +29,7 @@ public sealed class ResNet : Module
         if (!dtype.IsFloat()) throw new ArgumentException($"ResNet: parameters must be floating point, not {dtype}", nameof(dtype));
         Config = config;
         var rng = new Random(seed);
-        var dropRng = new Random(unchecked(seed * 7919 + 17));
+        var dropRng = _dropRng = new SeekableRandom(unchecked(seed * 7919 + 17));
         try
         {
             (Conv1, Bn1, BnFinal, Fc, Features) = Build(config, rng, dropRng, dtype);

@@ -24,7 +24,7 @@ public static partial class Ops
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int dilation = 1, int groups = 1) =>
         Conv2d(x, weight, bias, Conv2dParams.Of(stride, padding, dilation, groups));
 
-    /// <summary>Validates a convolution's arguments and returns the output shape (N, K, P, Q).</summary>
+    /// <summary>Validates a convolution's tensors (the geometry is Conv2dParams.OutputShape's) and returns the output shape (N, K, P, Q).</summary>
     private static (int N, int K, int P, int Q) CheckConv2d(Tensor x, Tensor weight, Tensor? bias, Conv2dParams p)
     {
         const string op = "Conv2d";
@@ -36,29 +36,8 @@ public static partial class Ops
         Check.SameDType(op, x, "x", weight, "weight");
         Check.Nchw(op, x, "x");
         Check.Nchw(op, weight, "weight");
-        Check.Positive(op, p.StrideH, "stride (height)");
-        Check.Positive(op, p.StrideW, "stride (width)");
-        Check.Positive(op, p.DilationH, "dilation (height)");
-        Check.Positive(op, p.DilationW, "dilation (width)");
-        Check.NonNegative(op, p.PadH, "padding (height)");
-        Check.NonNegative(op, p.PadW, "padding (width)");
-        Check.Positive(op, p.Groups, "groups");
-        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], w = x.Shape[3];
-        int k = weight.Shape[0], cw = weight.Shape[1], r = weight.Shape[2], s = weight.Shape[3];
-        if (c % p.Groups != 0)
-            throw new ArgumentException($"{op}: input channels ({c}) must be divisible by groups ({p.Groups})");
-        if (k % p.Groups != 0)
-            throw new ArgumentException($"{op}: output channels ({k}) must be divisible by groups ({p.Groups})");
-        if (cw * p.Groups != c)
-            throw new ArgumentException(
-                $"{op}: weight has {cw} input channels per group, input has {c} channels in {p.Groups} group(s) (expected weight of shape ({k}, {c / p.Groups}, {r}, {s}))");
-        if (r == 0 || s == 0)
-            throw new ArgumentException($"{op}: weight {weight.Shape} has an empty dimension");
-        long spanH = (long)p.DilationH * (r - 1) + 1, spanW = (long)p.DilationW * (s - 1) + 1;
-        long paddedH = h + 2L * p.PadH, paddedW = w + 2L * p.PadW;
-        if (spanH > paddedH || spanW > paddedW)
-            throw new ArgumentException(
-                $"{op}: kernel {r}x{s} (dilation {Dilation(p)}) is larger than the padded input {paddedH}x{paddedW}");
+        var y = p.OutputShape(x.Shape, weight.Shape, op);
+        int k = y[1];
         if (bias is not null)
         {
             Check.Float(op, bias, "bias");
@@ -67,11 +46,8 @@ public static partial class Ops
             if (bias.Rank != 1 || bias.Shape[0] != k)
                 throw new ArgumentException($"{op}: bias must have shape ({k}) for {k} output channels, got {bias.Shape}");
         }
-        var (outH, outW) = p.OutputSize(h, w, r, s);
-        return (n, k, outH, outW);
+        return (y[0], y[1], y[2], y[3]);
     }
-
-    private static string Dilation(Conv2dParams p) => p.DilationH == p.DilationW ? $"{p.DilationH}" : $"{p.DilationH}x{p.DilationW}";
 
     private sealed class Conv2dNode : Node
     {

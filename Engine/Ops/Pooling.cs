@@ -57,22 +57,8 @@ public static partial class Ops
         Check.Float(op, x, "x");
         Check.Rank(op, x, "x", 4);
         Check.Nchw(op, x, "x");
-        if (p.KernelH <= 0 || p.KernelW <= 0)
-            throw new ArgumentException($"{op}: kernel size must be positive, got {p.KernelH}x{p.KernelW}");
-        if (p.StrideH <= 0 || p.StrideW <= 0)
-            throw new ArgumentException($"{op}: stride must be positive, got {p.StrideH}x{p.StrideW}");
-        if (p.PadH < 0 || p.PadW < 0)
-            throw new ArgumentException($"{op}: padding must not be negative, got {p.PadH}x{p.PadW}");
-        if (p.PadH > p.KernelH / 2 || p.PadW > p.KernelW / 2)
-            throw new ArgumentException($"{op}: padding should be at most half of the kernel size, got padding {p.PadH}x{p.PadW} for kernel {p.KernelH}x{p.KernelW}");
-        int h = x.Shape[2], w = x.Shape[3];
-        var (pp, q) = p.OutputSize(h, w);
-        // A window larger than the padded input gives no output (OutputSize's integer division truncates towards zero).
-        if (h + 2 * p.PadH < p.KernelH) pp = 0;
-        if (w + 2 * p.PadW < p.KernelW) q = 0;
-        if (pp <= 0 || q <= 0)
-            throw new ArgumentException($"{op}: output size is too small ({pp}x{q}) for input {h}x{w} with kernel {p.KernelH}x{p.KernelW}, stride {p.StrideH}x{p.StrideW}, padding {p.PadH}x{p.PadW}");
-        return (x.Shape[0], x.Shape[1], pp, q);
+        var y = p.OutputShape(x.Shape, op);
+        return (y[0], y[1], y[2], y[3]);
     }
 
     private sealed class MaxPoolNode : Node

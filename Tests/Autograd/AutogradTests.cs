@@ -281,3 +281,25 @@ public class ModelLifetimeTests
         Assert.That(TensorStats.LiveBytes(DeviceType.Cpu), Is.EqualTo(before));
     }
 }
+
+public class BatchNormReluLifetimeTests
+{
+    [Test]
+    public void BatchNormFollowedByReluKeepsOneActivationForBackward()
+    {
+        // BN saves its input; ReLU saves its output; BN's output is dead once ReLU has read it.
+        using var bn = new ResidualEngine.Nn.BatchNorm2d(8);
+        using var x = Tensor.Randn(new Shape(4, 8, 16, 16), new Random(2));
+        x.RequiresGrad = true;
+        long activation = x.Bytes;
+        long before = TensorStats.LiveBytes(DeviceType.Cpu);
+        var y = bn.Forward(x).Then(Ops.Relu);
+        long held = TensorStats.LiveBytes(DeviceType.Cpu) - before;
+        // y (also what ReLU saved: the same buffer) plus BN's per-channel statistics; not BN's output.
+        Assert.That(held, Is.GreaterThanOrEqualTo(activation));
+        Assert.That(held, Is.LessThan(activation + 1024), $"BN + ReLU hold {held} bytes for a {activation}-byte activation");
+        Ops.Sum(y).Backward();
+        Assert.That(x.Grad, Is.Not.Null);
+        y.Dispose();
+    }
+}

@@ -23,7 +23,7 @@ public class ModelParityTests
     private static SafeTensorsFile Fixture(string name)
     {
         var path = Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "models", name + ".safetensors");
-        if (!File.Exists(path)) Assert.Ignore($"fixture {name} has not been generated (Tools/reference/make_fixtures.py)");
+        if (!File.Exists(path)) Assert.Fail($"fixture {name} is missing: run Tools/reference/make_fixtures.py and commit Tests/Fixtures");
         return SafeTensors.Load(path);
     }
 

@@ -152,3 +152,22 @@ public class CliTests
         Assert.That(TrainCli.Parse(["--nesterov=false"]).Nesterov, Is.False);
     }
 }
+
+public class ReadmeCommandLineTests
+{
+    /// <summary>Every `residual train ...` command in the README's code blocks parses (each flag exists, each value is valid).</summary>
+    [Test]
+    public void ReadmeTrainCommandsParse()
+    {
+        var readme = ResidualEngine.Tests.Backends.Cuda.KernelCompileTests.FindRepoFile("README.md")
+            ?? throw new IgnoreException("README.md is not next to this build (published bundle)");
+        var text = File.ReadAllText(readme).Replace("\\\n", " ", StringComparison.Ordinal);
+        var commands = text.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("residual train ", StringComparison.Ordinal)).ToList();
+        Assert.That(commands, Has.Count.GreaterThanOrEqualTo(3));
+        foreach (var c in commands)
+        {
+            var words = c.Split('#')[0].Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(2).ToArray();
+            Assert.DoesNotThrow(() => TrainCli.ParseGiven(words), c);
+        }
+    }
+}

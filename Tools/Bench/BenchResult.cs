@@ -52,6 +52,9 @@ public sealed record BenchResult
     public double GmacsPerImage { get; init; }
     public double GflopPerImage { get; init; }
     public string GflopNote { get; init; } = "";
+    /// <summary>Ours: the share of this process's CPU time spent in the kernel during the timed steps
+    /// (page faults and memory mapping show up here).</summary>
+    public double? SystemTimeFraction { get; init; }
     /// <summary>Loss of the last train step (a sanity check that the step computed something finite).</summary>
     public double? FinalLoss { get; init; }
     public IReadOnlyList<double> SamplesMs { get; init; } = Array.Empty<double>();

@@ -73,9 +73,11 @@ public static class ModelBench
 
         var samples = new List<double>(cfg.Steps);
         double lastLoss = double.NaN;
+        TimeSpan user0 = TimeSpan.Zero, sys0 = TimeSpan.Zero;
         for (int i = 0; i < cfg.Warmup + cfg.Steps; i++)
         {
             bool timed = i >= cfg.Warmup;
+            if (i == cfg.Warmup) (user0, sys0) = CpuTimes();
             if (profiler is not null) profiler.Phase = timed ? OpProfiler.Forward : OpProfiler.Setup;
             backend.Synchronize();
             long t0 = Stopwatch.GetTimestamp();
@@ -99,6 +101,8 @@ public static class ModelBench
             log?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(timed ? "step" : "warm-up")} {i + 1 - (timed ? cfg.Warmup : 0)}: {ms:F1} ms"));
         }
         if (profiler is not null) { profiler.Phase = null; profiler.Steps = cfg.Steps; }
+        var (user1, sys1) = CpuTimes();
+        double cpuSeconds = (user1 - user0 + sys1 - sys0).TotalSeconds;
 
         var summary = Summary.Of(samples);
         bool cuda = cfg.Device.Type == DeviceType.Cuda;
@@ -143,6 +147,7 @@ public static class ModelBench
                 ? "CUDA: host timer with a device synchronisation around every op (serialises the queue; totals exceed an unprofiled step)"
                 : "CPU: Stopwatch around every backend call; step times above include the profiler's small overhead",
             FinalLoss = double.IsNaN(lastLoss) ? null : lastLoss,
+            SystemTimeFraction = cpuSeconds > 0 ? (sys1 - sys0).TotalSeconds / cpuSeconds : null,
         };
     }
 
@@ -160,6 +165,13 @@ public static class ModelBench
         {
             if (profiler is not null && Timed) profiler.Phase = OpProfiler.Optimizer;
         }
+    }
+
+    /// <summary>This process's user and system CPU time so far.</summary>
+    private static (TimeSpan User, TimeSpan System) CpuTimes()
+    {
+        using var p = Process.GetCurrentProcess();
+        return (p.UserProcessorTime, p.PrivilegedProcessorTime);
     }
 
     private static double LossValue(Tensor loss, OpProfiler? profiler)

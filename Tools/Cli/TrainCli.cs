@@ -30,7 +30,7 @@ public static class TrainCli
                 // An option may be repeated, the last value winning (as the JSON layers below it); bare --resume: the latest run.
                 o.Arity = spec.Name == "resume" ? ArgumentArity.ZeroOrOne : ArgumentArity.OneOrMore;
                 o.CustomParser = r => r.Tokens.Count > 0 ? r.Tokens[^1].Value : spec.DefaultText;
-                if (spec is TrainOption<string> { Choices: { } choices }) o.AcceptOnlyFromAmong(choices.ToArray());
+                if (spec is TrainOption<string> { Choices: { } choices }) o.CompletionSources.Add(choices.ToArray());
                 o.Validators.Add(r => CheckWords(spec, r));
                 opt = o;
             }

@@ -138,7 +138,7 @@ public static class BenchCommand
               {r.Model} {r.Mode} on {r.Device} ({r.DeviceName}), batch {r.BatchSize}, {r.ImageSize}x{r.ImageSize}, {r.Threads} threads, {r.Precision} {r.Format}
               ms/step: median {m.Median:F2} (min {m.Min:F2}, p10 {m.P10:F2}, p90 {m.P90:F2}, max {m.Max:F2}) over {r.Steps} steps
               images/s: {r.ImagesPerSec:F1}   compute: {r.GflopPerImage:F3} GFLOP/img ({r.GflopNote}) = {tflops:F3} TFLOP/s
-              parameters: {r.Parameters:N0}   peak memory: {CompareTable.Mb(r.PeakMemoryBytes)} MB ({r.PeakMemoryKind}){(r.PeakTensorBytes is { } t ? $"; live tensors peak {CompareTable.Mb(t)} MB" : "")}{(r.AllocatorReservedBytes is { } rb ? $"; reserved {CompareTable.Mb(rb)} MB" : "")}
+              parameters: {r.Parameters:N0}   peak memory: {CompareTable.Mb(r.PeakMemoryBytes)} MB ({r.PeakMemoryKind}){(r.PeakTensorBytes is { } t ? $"; live tensors peak {CompareTable.Mb(t)} MB" : "")}{(r.AllocatorReservedBytes is { } rb ? $"; reserved {CompareTable.Mb(rb)} MB" : "")}{(r.SystemTimeFraction is { } st ? $"; system time {st:P1} of CPU time" : "")}
             """);
     }
 

@@ -14,7 +14,8 @@ public static class TrainCommand
     private const string Description = """
         Train a model (synthetic data by default). Options may also come from a JSON file (--config) or,
         with --resume, from the run's config.json; the command line wins. Ctrl-C or SIGTERM finishes the
-        current step, saves a checkpoint and exits with 130.
+        current step, saves a checkpoint and exits with 130 (during setup: stops at once, nothing saved);
+        a second Ctrl-C or SIGTERM quits at once.
         """;
 
     public static Command Create()
@@ -69,23 +70,36 @@ public static class TrainCommand
     private static (TrainOutcome Outcome, Trainer Trainer) Start(IReadOnlyList<(TrainOption Option, string Word)> given, TextWriter log, ProgressDisplay progress, StopSignal stop, Action<Trainer>? configure)
     {
         TrainOptions options;
-        ResumeTarget? target;
+        ResumeTarget? target = null;
+        RunLock? held = null;
         try
         {
-            // --resume decides which run's config.json is the bottom layer, so find it first.
+            // --resume decides which run's config.json is the bottom layer, so find it first: the run
+            // directory, then (holding its lock, so no other process writes it meanwhile) its checkpoint.
             var resume = given.LastOrDefault(g => g.Option.Name == "resume").Word;
             var output = given.LastOrDefault(g => g.Option.Name == "out").Word;
-            target = resume is null ? null : ResumeTarget.Locate(resume, output);
-            options = TrainOptionSources.Resolve(given, target?.ConfigPath);
+            bool evalOnly = given.Any(g => g.Option.Name == "eval-only" && g.Word == "true");
+            if (resume is not null)
+            {
+                (string runDir, string? file) run;
+                try { run = ResumeTarget.FindRun(resume, output); }
+                catch (ArgumentException e) when (e is not UsageException) { throw new UsageException(e.Message, e); }
+                if (!evalOnly) held = RunLock.Acquire(run.runDir);
+                target = ResumeTarget.Choose(run.runDir, run.file);
+                if (target.Note is { } note) log.WriteLine($"resume: {note}");
+                if (!evalOnly && target.RestoreConfig() is { } restored) log.WriteLine($"resume: {restored}");
+            }
+            try { options = TrainOptionSources.Resolve(given, target?.ConfigPath); }
+            catch (ArgumentException e) when (e is not UsageException) { throw new UsageException(e.Message, e); }
+            if (target is not null && options.Out is null) options.Out = target.RunDir;
+            var trainer = new Trainer(options, log, progress, stop) { ResumeFrom = target?.CheckpointPath, Lock = held };
+            configure?.Invoke(trainer);
+            return (trainer.Run(), trainer);
         }
-        catch (ArgumentException e) when (e is not UsageException)
+        finally
         {
-            throw new UsageException(e.Message, e);
+            held?.Dispose();
         }
-        if (target is not null && options.Out is null) options.Out = target.RunDir;
-        var trainer = new Trainer(options, log, progress, stop) { ResumeFrom = target?.CheckpointPath };
-        configure?.Invoke(trainer);
-        return (trainer.Run(), trainer);
     }
 
     private static void PrintOutputs(Trainer t, TextWriter w)
@@ -100,12 +114,15 @@ public static class TrainCommand
             ("metrics.jsonl", "logged steps"),
             ("loss.png", "loss curves"),
             ("error.png", "error curves"),
-            ("last.safetensors", "last checkpoint (+ last.json)"),
-            ("best.safetensors", "best checkpoint by val top-1 (+ best.json)"),
+            ("last.safetensors", "last checkpoint (weights, optimizer and training state in one file)"),
+            ("previous.safetensors", "the checkpoint before it"),
+            ("best.safetensors", "best checkpoint by val top-1"),
         })
         {
             if (File.Exists(Path.Combine(dir, file))) w.WriteLine($"  {file,-18} {what}");
         }
+        if (Training.TensorBoard.EventFileWriter.Files(dir).Count > 0)
+            w.WriteLine($"  {"events.out.tfevents.*",-18} TensorBoard logs: tensorboard --logdir {Path.GetDirectoryName(Path.GetFullPath(dir))}");
         w.WriteLine($"evaluate: residual eval --checkpoint {dir}    resume: residual train --resume {dir} --epochs N");
     }
 }

@@ -1,7 +1,10 @@
 // The human-facing files of a run directory: config.json (resolved options), metrics.jsonl
-// (one JSON object per logged step), epochs.csv (one row per finished epoch) and the plots
+// (one JSON object per logged step, "kind": "train", and one per validation, "kind": "val",
+// each with its wall-clock time as Unix seconds in "wall_time"), epochs.csv (one row per finished epoch) and the plots
 // loss.png and error.png, redrawn after every epoch. On resume, rows past the checkpoint are
-// dropped so the files read as if the run had never stopped.
+// dropped so the files read as if the run had never stopped. config.json is written only once a
+// checkpoint made with those options is saved, so a failed attempt never changes what a later
+// --resume starts from.
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -11,7 +14,14 @@ using ResidualEngine.Training.Plotting;
 namespace ResidualEngine.Training;
 
 /// <summary>One logged training step: averages over the steps since the previous row.</summary>
-public sealed record StepRow(int Epoch, long Step, double Loss, double Top1, double Lr, double ImagesPerSecond, double DataWaitMs);
+public sealed record StepRow(int Epoch, long Step, double Loss, double Top1, double Lr, double ImagesPerSecond, double DataWaitMs)
+{
+    /// <summary>When the row was logged (Unix seconds); NaN when unknown.</summary>
+    public double WallTime { get; init; } = double.NaN;
+}
+
+/// <summary>One validation pass: after epoch <paramref name="Epoch"/>, at global step <paramref name="Step"/>.</summary>
+public sealed record ValRow(int Epoch, long Step, double Loss, double Top1, double Top5, double Seconds, double WallTime);
 
 public sealed class RunFiles
 {
@@ -37,6 +47,8 @@ public sealed class RunFiles
     {
         var o = new JsonObject
         {
+            ["kind"] = "train",
+            ["wall_time"] = WallTime(r.WallTime),
             ["epoch"] = r.Epoch,
             ["step"] = r.Step,
             ["loss"] = Num(r.Loss),
@@ -49,6 +61,49 @@ public sealed class RunFiles
         File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");
     }
 
+    /// <summary>Appends a validation row (kind "val") to metrics.jsonl.</summary>
+    public void AppendValidation(ValRow r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        var o = new JsonObject
+        {
+            ["kind"] = "val",
+            ["wall_time"] = WallTime(r.WallTime),
+            ["epoch"] = r.Epoch,
+            ["step"] = r.Step,
+            ["loss"] = Num(r.Loss),
+            ["top1"] = Num(r.Top1),
+            ["top5"] = Num(r.Top5),
+            ["seconds"] = Num(Math.Round(r.Seconds, 3)),
+        };
+        System.IO.Directory.CreateDirectory(Directory);
+        File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");
+    }
+
+    /// <summary>Unix seconds with millisecond resolution (now when not given).</summary>
+    public static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+
+    private static JsonNode? WallTime(double t) => Num(double.IsNaN(t) ? Now() : t);
+
+    /// <summary>The validation rows of metrics.jsonl (lines that do not parse are skipped).</summary>
+    public List<ValRow> ReadValidations()
+    {
+        var rows = new List<ValRow>();
+        if (!File.Exists(MetricsPath)) return rows;
+        foreach (var line in File.ReadLines(MetricsPath))
+        {
+            try
+            {
+                if (JsonNode.Parse(line) is not JsonObject o || (string?)o["kind"] != "val") continue;
+                rows.Add(new ValRow((int)o["epoch"]!, (long)o["step"]!, D(o["loss"]), D(o["top1"]), D(o["top5"]), D(o["seconds"]), D(o["wall_time"])));
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NullReferenceException)
+            {
+            }
+        }
+        return rows;
+    }
+
     // NaN and infinities are not JSON numbers; they are written as strings so the file stays parseable.
     private static JsonNode? Num(double v) => double.IsFinite(v) ? JsonValue.Create(v) : JsonValue.Create(v.ToString(CultureInfo.InvariantCulture));
 
@@ -57,13 +112,17 @@ public sealed class RunFiles
     {
         var rows = new List<StepRow>();
         if (!File.Exists(MetricsPath)) return rows;
-        foreach (var line in File.ReadLines(MetricsPath))
+        foreach (var line in ReadLines(MetricsPath))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             try
             {
                 var o = JsonNode.Parse(line)!.AsObject();
-                rows.Add(new StepRow((int)o["epoch"]!, (long)o["step"]!, D(o["loss"]), D(o["top1"]), D(o["lr"]), D(o["img_per_s"]), D(o["data_wait_ms"])));
+                if ((string?)o["kind"] == "val") continue;
+                rows.Add(new StepRow((int)o["epoch"]!, (long)o["step"]!, D(o["loss"]), D(o["top1"]), D(o["lr"]), D(o["img_per_s"]), D(o["data_wait_ms"]))
+                {
+                    WallTime = D(o["wall_time"]),
+                });
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NullReferenceException)
             {
@@ -76,23 +135,37 @@ public sealed class RunFiles
     private static double D(JsonNode? n) => n is null ? double.NaN
         : n.GetValueKind() == JsonValueKind.String ? double.Parse(n.GetValue<string>(), CultureInfo.InvariantCulture) : n.GetValue<double>();
 
-    /// <summary>Drops metrics rows after global step <paramref name="lastStep"/> (used when resuming).</summary>
-    public void TruncateSteps(long lastStep)
+    /// <summary>
+    /// Drops metrics rows after global step <paramref name="lastStep"/> (they belong to no checkpoint:
+    /// used when resuming, and with -1 when a run directory is reused); returns how many were dropped.
+    /// </summary>
+    public int TruncateSteps(long lastStep)
     {
-        if (!File.Exists(MetricsPath)) return;
+        if (!File.Exists(MetricsPath)) return 0;
         var keep = new StringBuilder();
-        foreach (var line in File.ReadLines(MetricsPath))
+        int dropped = 0;
+        foreach (var line in ReadLines(MetricsPath))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             try
             {
                 if ((long)JsonNode.Parse(line)!["step"]! <= lastStep) keep.Append(line).Append('\n');
+                else dropped++;
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NullReferenceException)
             {
+                dropped++; // a line cut short by a crash
             }
         }
-        AtomicFile.WriteAllText(MetricsPath, keep.ToString());
+        if (dropped > 0) AtomicFile.WriteAllText(MetricsPath, keep.ToString());
+        return dropped;
+    }
+
+    // Only a regular file is read line by line (run directories are ours, but a FIFO would block).
+    private static IEnumerable<string> ReadLines(string path)
+    {
+        ResidualEngine.IO.SafeFile.RequireRegular(path, "metrics file");
+        return File.ReadLines(path);
     }
 
     /// <summary>Rewrites epochs.csv from the full history (small, so atomically every epoch).</summary>

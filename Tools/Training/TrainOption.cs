@@ -64,6 +64,7 @@ public abstract class TrainOption
     {
         null => null,
         int[] a => new JsonArray(a.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
+        double[] a => new JsonArray(a.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
         int i => JsonValue.Create(i),
         long l => JsonValue.Create(l),
         double d => JsonValue.Create(d),
@@ -77,6 +78,7 @@ public abstract class TrainOption
         double d => d.ToString("R", CultureInfo.InvariantCulture),
         bool b => b ? "true" : "false",
         int[] a => string.Join(",", a),
+        double[] a => string.Join(",", a.Select(x => x.ToString("R", CultureInfo.InvariantCulture))),
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         _ => v.ToString() ?? "",
     };
@@ -130,5 +132,5 @@ public sealed class TrainOption<T> : TrainOption
     public override string? Check(object? value) => value is T t ? _check(t) : value is null && default(T) is null ? null : $"has a value of the wrong type";
 
     private string Expected() => typeof(T) == typeof(int) ? "an integer" : typeof(T) == typeof(double) ? "a number"
-        : typeof(T) == typeof(int[]) ? "comma-separated integers" : typeof(T) == typeof(bool) ? "true or false" : "a value";
+        : typeof(T) == typeof(int[]) ? "comma-separated integers" : typeof(T) == typeof(double[]) ? "comma-separated numbers" : typeof(T) == typeof(bool) ? "true or false" : "a value";
 }

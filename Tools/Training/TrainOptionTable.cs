@@ -36,16 +36,33 @@ public static class TrainOptionTable
             v => string.IsNullOrWhiteSpace(v) ? "needs a model name (see `residual models`)" : null),
         Int("epochs", "model", "training epochs", o => o.Epochs, (o, v) => o.Epochs = v, 1),
         Int("batch-size", "model", "images per step", o => o.BatchSize, (o, v) => o.BatchSize = v, 1),
+        Choice("opt", "model", "optimizer (adamw: torch's AdamW; lars: layer-wise trust ratios as MLPerf's ResNet-50)", o => o.Optimizer, (o, v) => o.Optimizer = v, ["sgd", "adamw", "lars"]),
         Double("lr", "model", "base learning rate", o => o.Lr, (o, v) => o.Lr = v, check: v => !(v > 0) || !double.IsFinite(v) ? $"must be a positive number, got {F(v)}" : null),
         Double("momentum", "model", "SGD momentum", o => o.Momentum, (o, v) => o.Momentum = v, check: v => !(v >= 0 && v < 1) ? $"must be in [0, 1), got {F(v)}" : null),
         Double("weight-decay", "model", "L2 weight decay", o => o.WeightDecay, (o, v) => o.WeightDecay = v, check: v => !(v >= 0) || !double.IsFinite(v) ? $"must be >= 0, got {F(v)}" : null),
         Switch("nesterov", "model", "Nesterov momentum", o => o.Nesterov, (o, v) => o.Nesterov = v),
+        new TrainOption<double[]>("opt-betas", "model", "adamw: beta1,beta2", "B1,B2", o => o.OptBetas, (o, v) => o.OptBetas = v, ParseDoubles,
+            v => v.Length != 2 || v.Any(b => !(b >= 0 && b < 1)) ? $"must be two numbers in [0, 1), got {string.Join(",", v.Select(F))}" : null),
+        Double("opt-eps", "model", "adamw: epsilon", o => o.OptEps, (o, v) => o.OptEps = v, check: v => !(v >= 0) || !double.IsFinite(v) ? $"must be >= 0, got {F(v)}" : null),
+        Double("lars-eta", "model", "lars: trust coefficient", o => o.LarsEta, (o, v) => o.LarsEta = v, check: v => !(v > 0) || !double.IsFinite(v) ? $"must be positive, got {F(v)}" : null),
+        Double("clip-grad-norm", "model", "clip the gradients' total L2 norm to F before each step (torch's clip_grad_norm_); 0 = off", o => o.ClipGradNorm, (o, v) => o.ClipGradNorm = v,
+            0, double.MaxValue, "must be >= 0"),
         Switch("no-bn-weight-decay", "model", "no weight decay on BN parameters and biases", o => o.NoBnWeightDecay, (o, v) => o.NoBnWeightDecay = v),
-        Choice("schedule", "model", "learning-rate schedule", o => o.Schedule, (o, v) => o.Schedule = v, ["step", "plateau", "cosine"]),
-        new TrainOption<int[]>("lr-steps", "model", "epochs where the step schedule divides the LR by 10 (default: 1/2 and 3/4 of --epochs)", "E1,E2,...",
+        Choice("lr-scheduler", "model", "learning-rate schedule, torch's names (step and cosine are read as multisteplr and cosineannealinglr)",
+            o => o.Schedule, (o, v) => o.Schedule = v, ["steplr", "multisteplr", "cosineannealinglr", "exponentiallr", "plateau"],
+            aliases: ["schedule"], synonyms: [("step", "multisteplr"), ("cosine", "cosineannealinglr"), ("reducelronplateau", "plateau")]),
+        new TrainOption<int[]>("lr-steps", "model", "multisteplr: epochs where the rate is multiplied by --lr-gamma (default: 1/2 and 3/4 of --epochs)", "E1,E2,...",
             o => o.LrSteps, (o, v) => o.LrSteps = v, ParseInts, CheckSteps),
-        Int("warmup-epochs", "model", "linear warm-up epochs", o => o.WarmupEpochs, (o, v) => o.WarmupEpochs = v, 0),
-        Int("plateau-patience", "model", "epochs without val improvement before the plateau schedule divides the LR by 10", o => o.PlateauPatience, (o, v) => o.PlateauPatience = v, 0),
+        Int("lr-step-size", "model", "steplr: epochs between drops", o => o.LrStepSize, (o, v) => o.LrStepSize = v, 1),
+        Double("lr-gamma", "model", "factor of each drop (steplr, multisteplr, plateau) or per epoch (exponentiallr)", o => o.LrGamma, (o, v) => o.LrGamma = v,
+            check: v => !(v > 0 && v <= 1) ? $"must be in (0, 1], got {F(v)}" : null),
+        Double("lr-min", "model", "cosineannealinglr: the rate at the end", o => o.LrMin, (o, v) => o.LrMin = v, 0, double.MaxValue, "must be >= 0"),
+        Int("lr-warmup-epochs", "model", "warm-up epochs (ramped per step)", o => o.WarmupEpochs, (o, v) => o.WarmupEpochs = v, 0, aliases: ["warmup-epochs"]),
+        Choice("lr-warmup-method", "model", "warm-up: from decay x lr up to lr, or decay x lr throughout", o => o.WarmupMethod, (o, v) => o.WarmupMethod = v, ["linear", "constant"]),
+        Double("lr-warmup-decay", "model", "the warm-up's starting factor", o => o.WarmupDecay, (o, v) => o.WarmupDecay = v, 0, 1),
+        Int("plateau-patience", "model", "epochs without val improvement before the plateau schedule multiplies the LR by --lr-gamma", o => o.PlateauPatience, (o, v) => o.PlateauPatience = v, 0),
+        Double("drop-path", "model", "stochastic depth: drop probability of the last residual block (earlier blocks scale linearly from 0)", o => o.DropPath, (o, v) => o.DropPath = v,
+            check: v => !(v >= 0 && v < 1) ? $"must be in [0, 1), got {F(v)}" : null),
         Double("label-smoothing", "model", "label smoothing of the cross-entropy", o => o.LabelSmoothing, (o, v) => o.LabelSmoothing = v,
             check: v => !(v >= 0 && v < 1) ? $"must be in [0, 1), got {F(v)}" : null),
         Text("weights", "model", "start from these weights: safetensors or a PyTorch .pth/.pt state dict (torchvision's); a head of another class count is replaced and re-initialised",
@@ -61,6 +78,8 @@ public static class TrainOptionTable
         Text("config", "running", "options as JSON, keys as the option names (\"batch-size\": 256); the command line wins", "FILE.json", _ => null, (_, _) => { }, commandOnly: true),
         Int("max-steps-per-epoch", "running", "cap the steps of each epoch (smoke tests); 0 = whole epoch", o => o.MaxStepsPerEpoch, (o, v) => o.MaxStepsPerEpoch = v, 0),
         Int("log-every", "running", "read loss/accuracy and write metrics every N steps", o => o.LogEvery, (o, v) => o.LogEvery = v, 1),
+        Switch("tensorboard", "running", "write TensorBoard event files into the run directory (on by default; --tensorboard false turns them off)",
+            o => o.TensorBoard, (o, v) => o.TensorBoard = v),
     ];
 
     /// <summary>The option answering to <paramref name="name"/> (or one of its aliases), or null.</summary>
@@ -69,8 +88,8 @@ public static class TrainOptionTable
     private static string F(double v) => v.ToString("R", Inv);
 
     private static TrainOption<int> Int(string name, string group, string help, Func<TrainOptions, int> get, Action<TrainOptions, int> set,
-        int min = int.MinValue, int max = int.MaxValue, Func<int, string?>? check = null) =>
-        new(name, group, help, "N", get, set, s => int.Parse(s, NumberStyles.Integer, Inv),
+        int min = int.MinValue, int max = int.MaxValue, Func<int, string?>? check = null, string[]? aliases = null) =>
+        new(name, group, help, "N", get, set, s => int.Parse(s, NumberStyles.Integer, Inv), aliases: aliases, check:
             check ?? (v => v < min ? (max == int.MaxValue ? $"must be at least {min}, got {v}" : $"must be in [{min}, {max}], got {v}")
                 : v > max ? $"must be in [{min}, {max}], got {v}" : null));
 
@@ -91,15 +110,20 @@ public static class TrainOptionTable
         Func<string, string?>? check = null, bool commandOnly = false) =>
         new(name, group, help, helpName, get, (o, v) => set(o, v!), s => s, v => v is null ? null : check?.Invoke(v), commandOnly: commandOnly);
 
-    private static TrainOption<string> Choice(string name, string group, string help, Func<TrainOptions, string> get, Action<TrainOptions, string> set, string[] choices) =>
-        new(name, group, $"{help}: {string.Join(" | ", choices)}", "KIND", get, set, s => s.Trim().ToLowerInvariant(),
-            v => choices.Contains(v, StringComparer.Ordinal) ? null : $"must be one of {string.Join(", ", choices)}, got '{v}'", choices: choices);
+    private static TrainOption<string> Choice(string name, string group, string help, Func<TrainOptions, string> get, Action<TrainOptions, string> set, string[] choices,
+        string[]? aliases = null, (string Word, string Means)[]? synonyms = null) =>
+        new(name, group, $"{help}: {string.Join(" | ", choices)}", "KIND", get, set,
+            s => s.Trim().ToLowerInvariant() is var w && synonyms?.FirstOrDefault(x => x.Word == w).Means is { } m ? m : s.Trim().ToLowerInvariant(),
+            v => choices.Contains(v, StringComparer.Ordinal) ? null : $"must be one of {string.Join(", ", choices)}, got '{v}'", aliases: aliases, choices: choices);
 
     private static double ParseDouble(string s)
     {
         var v = double.Parse(s, NumberStyles.Float, Inv);
         return double.IsNaN(v) ? throw new FormatException() : v;
     }
+
+    private static double[] ParseDoubles(string s) =>
+        s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseDouble).ToArray();
 
     private static int[] ParseInts(string s) =>
         s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => int.Parse(x, NumberStyles.Integer, Inv)).ToArray();

@@ -23,14 +23,49 @@ public sealed class TrainOptions
     public string Model { get; set; } = "resnet20";
     public int Epochs { get; set; } = 6;
     public int BatchSize { get; set; } = 64;
+    /// <summary>sgd, adamw or lars.</summary>
+    public string Optimizer { get; set; } = "sgd";
     public double Lr { get; set; } = 0.1;
     public double Momentum { get; set; } = 0.9;
     public double WeightDecay { get; set; } = 1e-4;
     public bool Nesterov { get; set; }
     public bool NoBnWeightDecay { get; set; }
-    public string Schedule { get; set; } = "cosine";
+    /// <summary>AdamW's beta1 and beta2.</summary>
+    public double[] OptBetas { get; set; } = [0.9, 0.999];
+    /// <summary>AdamW's epsilon.</summary>
+    public double OptEps { get; set; } = 1e-8;
+    /// <summary>LARS's trust coefficient.</summary>
+    public double LarsEta { get; set; } = 0.001;
+    /// <summary>Clip the gradients' total L2 norm to this before each step; 0 = off.</summary>
+    public double ClipGradNorm { get; set; }
+    /// <summary>torch's scheduler name (steplr, multisteplr, cosineannealinglr, exponentiallr) or plateau.
+    /// Older names are read as the new ones (step: multisteplr, cosine: cosineannealinglr).</summary>
+    public string Schedule
+    {
+        get => _schedule;
+        set => _schedule = value?.Trim().ToLowerInvariant() switch
+        {
+            "step" => "multisteplr",
+            "cosine" => "cosineannealinglr",
+            "reducelronplateau" => "plateau",
+            var v => v ?? throw new ArgumentNullException(nameof(value)),
+        };
+    }
+
+    private string _schedule = "cosineannealinglr";
     public int[] LrSteps { get; set; } = [];
+    /// <summary>steplr: epochs between drops.</summary>
+    public int LrStepSize { get; set; } = 30;
+    /// <summary>Factor of each drop (steplr, multisteplr, plateau) or per epoch (exponentiallr).</summary>
+    public double LrGamma { get; set; } = 0.1;
+    /// <summary>cosineannealinglr: the rate reached at the end.</summary>
+    public double LrMin { get; set; }
     public int WarmupEpochs { get; set; }
+    /// <summary>"linear" (from decay x lr up to lr) or "constant" (decay x lr until the warm-up ends).</summary>
+    public string WarmupMethod { get; set; } = "linear";
+    public double WarmupDecay { get; set; } = 0.01;
+    /// <summary>Stochastic depth: the last block's drop probability (earlier blocks' grow linearly from 0).</summary>
+    public double DropPath { get; set; }
     /// <summary>Epochs without improvement of the val error before the plateau schedule divides the LR by 10.</summary>
     public int PlateauPatience { get; set; } = 10;
     public double LabelSmoothing { get; set; }
@@ -55,6 +90,8 @@ public sealed class TrainOptions
     public string? Out { get; set; }
     public int MaxStepsPerEpoch { get; set; }
     public int LogEvery { get; set; } = 20;
+    /// <summary>Write TensorBoard event files into the run directory.</summary>
+    public bool TensorBoard { get; set; } = true;
     public bool EvalOnly { get; set; }
     public string? Resume { get; set; }
 
@@ -74,9 +111,11 @@ public sealed class TrainOptions
         foreach (var opt in TrainOptionTable.All)
             if (opt.Check(opt.Get(this)) is { } why) throw new ArgumentException($"option --{opt.Name} {why}");
         if (Nesterov && Momentum == 0) throw new ArgumentException("option --nesterov needs a momentum above 0");
-        if (LrSteps.Length > 0 && Schedule != "step") throw new ArgumentException($"option --lr-steps only applies to --schedule step (schedule is {Schedule})");
+        if (Nesterov && Optimizer == "adamw") throw new ArgumentException("option --nesterov applies to --opt sgd and lars, not adamw");
+        if (NoBnWeightDecay && Optimizer == "lars") throw new ArgumentException("option --no-bn-weight-decay: --opt lars always leaves BN parameters and biases out of weight decay and trust ratios");
+        if (LrSteps.Length > 0 && Schedule != "multisteplr") throw new ArgumentException($"option --lr-steps only applies to --lr-scheduler multisteplr (the scheduler is {Schedule})");
         if (Freeze && Weights is null) throw new ArgumentException("option --freeze needs --weights FILE (freezing a randomly initialised backbone trains only a linear head on random features)");
-        if (WarmupEpochs >= Epochs && WarmupEpochs > 0) throw new ArgumentException($"option --warmup-epochs ({WarmupEpochs}) must be less than --epochs ({Epochs})");
+        if (WarmupEpochs >= Epochs && WarmupEpochs > 0) throw new ArgumentException($"option --lr-warmup-epochs ({WarmupEpochs}) must be less than --epochs ({Epochs})");
         if (Data is not null)
         {
             if (!Directory.Exists(Data)) throw new ArgumentException($"option --data: directory '{Data}' does not exist");

@@ -1,6 +1,9 @@
 // What one training run holds while it runs, and how it is built: device, data and loaders,
 // model, optimizer, schedule, run directory files and checkpoint store; for a resumed run, the
 // checkpoint is verified, checked against the options (same model, classes) and restored.
+// The run directory is locked (RunLock) before anything in it is read for resuming or written,
+// and a stop request (Ctrl-C, SIGTERM) ends the setup at once (data generation and listing watch
+// it), with nothing written.
 using ResidualEngine.Data;
 using ResidualEngine.Models;
 using ResidualEngine.Nn.Optim;
@@ -26,30 +29,67 @@ public sealed partial class Trainer
         public required RunFiles Files { get; init; }
         public required CheckpointStore Store { get; init; }
         public StepMeter Meter { get; } = new();
+        /// <summary>TensorBoard event file of this process (null when turned off or before training starts).</summary>
+        public TensorBoard.EventFileWriter? Board { get; set; }
         public CheckpointInfo? Resumed { get; init; }
         public int StartEpoch { get; init; } = 1;
         public int StartStep { get; init; }
         public long GlobalStep { get; set; }
         public double BestValTop1 { get; set; } = double.NegativeInfinity;
         public double LastEvalSeconds { get; set; }
+        /// <summary>The lock on the run directory, when this state took it (else the caller holds it).</summary>
+        public RunLock? OwnLock { get; private set; }
+        /// <summary>config.json has been written since a checkpoint of this session was saved.</summary>
+        public bool ConfigWritten { get; set; }
 
         public static RunState Open(Trainer t)
         {
             var o = t._o;
             var log = t._log;
+            var cancel = t._stop.Token;
             string modelName = TrainingSetup.CanonicalModel(o.Model);
             var device = TrainingSetup.ResolveDevice(o.Device);
-            var root = TrainingSetup.EnsureData(o, log, t.SyntheticRoot);
-            var val = TrainingSetup.OpenVal(root);
+            t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            // A resumed run's directory is locked before its checkpoint is read; a fresh one before it is first written.
+            RunLock? ownLock = null;
+            if (t.ResumeFrom is not null && !o.EvalOnly) ownLock = TakeLock(t);
+            try
+            {
+                var state = Open(t, modelName, device, cancel, ref ownLock);
+                state.OwnLock = ownLock;
+                return state;
+            }
+            catch
+            {
+                ownLock?.Dispose();
+                throw;
+            }
+        }
+
+        private static RunLock? TakeLock(Trainer t) =>
+            t.Lock is { IsHeld: true } held && string.Equals(held.Directory, Path.GetFullPath(t.RunDir), StringComparison.Ordinal)
+                ? null : RunLock.Acquire(t.RunDir);
+
+        private static RunState Open(Trainer t, string modelName, Device device, CancellationToken cancel, ref RunLock? ownLock)
+        {
+            var o = t._o;
+            var log = t._log;
+            var root = TrainingSetup.EnsureData(o, log, t.SyntheticRoot, cancel);
+            var val = TrainingSetup.OpenVal(root, cancel);
             ImageFolder? train = null;
             if (!o.EvalOnly)
             {
-                train = ImageFolder.Open(Path.Combine(root, "train"));
+                train = ImageFolder.Open(Path.Combine(root, "train"), null, cancel);
                 TrainingSetup.CheckSameClasses(train.Classes, val.Classes, $"data '{root}' train/ and val/");
             }
             var classes = (train ?? val).Classes;
+            foreach (var f in new[] { train, val })
+                if (f is { Notes.Count: > 0 })
+                    log.WriteLine($"data: {f.Notes.Count} entries of {f.Root} left out of the listing (links that loop or lead into another class, " +
+                        $"undecodable names), e.g. {f.Notes[0]}; `residual data check` lists them all");
             int imageSize = TrainingSetup.ResolveImageSize(o.ImageSize, modelName, o.Synthetic ? o.SynthSize : null);
             o.ImageSize = imageSize;
+            cancel.ThrowIfCancellationRequested();
 
             // Resume: read and verify the checkpoint before anything is written to the run directory.
             CheckpointInfo? info = null;
@@ -60,7 +100,7 @@ public sealed partial class Trainer
                 if (info is null)
                 {
                     ckpt.Dispose();
-                    throw new CheckpointException($"'{from}' has no .json beside it, so it holds weights only and cannot be resumed (use `residual eval` to evaluate it)");
+                    throw new CheckpointException($"'{from}' holds weights only (no training state), so it cannot be resumed (use `residual eval` to evaluate it, or --weights to start a run from it)");
                 }
                 if (!string.Equals(info.Model, modelName, StringComparison.Ordinal) || info.NumClasses != classes.Count)
                 {
@@ -74,8 +114,8 @@ public sealed partial class Trainer
                 }
             }
 
-            var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed);
-            Sgd? opt = null;
+            var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed, o.DropPath);
+            IOptimizer? opt = null;
             DataLoader? trainLoader = null, valLoader = null;
             try
             {
@@ -83,9 +123,14 @@ public sealed partial class Trainer
                 if (info is null && o.Weights is not null) log.WriteLine(Pretrained.Load(model, o.Weights).Description);
                 var freeze = o.Freeze ? Pretrained.FreezeBackbone(model) : null;
                 model.To(device);
-                opt = Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay);
-                var schedule = LrSchedule.Create(o.Schedule, o.Lr, o.Epochs, o.LrSteps.Length > 0 ? o.LrSteps : null, o.WarmupEpochs, o.PlateauPatience);
-                if (schedule is StepLr step) o.LrSteps = step.Milestones.ToArray();
+                opt = TrainingSetup.CreateOptimizer(model, o);
+                var schedule = LrSchedule.Create(new LrScheduleSpec(o.Schedule, o.Lr, o.Epochs, o.WarmupEpochs)
+                {
+                    Milestones = o.LrSteps.Length > 0 ? o.LrSteps : null, StepSize = o.LrStepSize, Gamma = o.LrGamma, MinLr = o.LrMin,
+                    Patience = o.PlateauPatience, WarmupDecay = o.WarmupDecay,
+                    WarmupMethod = o.WarmupMethod == "constant" ? WarmupMethod.Constant : WarmupMethod.Linear,
+                });
+                if (schedule is StepLr step && o.Schedule == "multisteplr") o.LrSteps = step.Milestones.ToArray();
                 if (info is not null && ckpt is not null)
                 {
                     var modelState = ckpt.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
@@ -102,15 +147,19 @@ public sealed partial class Trainer
                 trainLoader = train is null ? valLoader
                     : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment), o.BatchSize, train: true, o.Seed, o.Workers, device);
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
+                cancel.ThrowIfCancellationRequested();
 
-                t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
                 var files = new RunFiles(t.RunDir);
                 var store = new CheckpointStore(t.RunDir, t.CheckpointWriter);
-                if (info is null && !o.EvalOnly && (store.Exists(CheckpointStore.Last) || File.Exists(files.MetricsPath)))
-                    throw new ArgumentException($"option --out: '{t.RunDir}' already holds a run; continue it with --resume {t.RunDir}, or choose another --out");
+                if (info is null && !o.EvalOnly)
+                {
+                    ownLock ??= TakeLock(t);
+                    PrepareFresh(t.RunDir, store, files, log);
+                }
 
                 var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
+                if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
@@ -127,11 +176,12 @@ public sealed partial class Trainer
                     state.LastEvalSeconds = 0;
                     if (!o.EvalOnly)
                     {
-                        files.TruncateSteps(info.GlobalStep);
+                        int dropped = files.TruncateSteps(info.GlobalStep);
+                        if (dropped > 0)
+                            log.WriteLine($"dropped {dropped} row{(dropped == 1 ? "" : "s")} of metrics.jsonl logged after the checkpoint (global step {info.GlobalStep}): they belong to no checkpoint");
+                        TensorBoard.EventFileWriter.TruncateAfter(t.RunDir, info.GlobalStep);
                         files.WriteEpochs(t.History);
                     }
-                    if (model.Config.DropPathRate > 0)
-                        log.WriteLine("warning: this model uses drop-path, whose masks are not part of the checkpoint; the resumed run is not bit-exact");
                     log.WriteLine($"resuming {modelName} from {t.ResumeFrom} at epoch {state.StartEpoch}" +
                         (state.StartStep > 0 ? $" step {state.StartStep}" : "") + $" (global step {state.GlobalStep})");
                 }
@@ -154,8 +204,46 @@ public sealed partial class Trainer
 
         public string DataRoot { get; private set; } = "";
 
+        /// <summary>
+        /// Makes a directory ready for a fresh run. One that holds an intact checkpoint is a run to
+        /// resume, not to overwrite; one with checkpoints none of which is intact is refused without
+        /// pointing at --resume; one whose run stopped before its first checkpoint is reused, its
+        /// metrics rows (which belong to no checkpoint) dropped; a config.json not written by a run is never overwritten.
+        /// </summary>
+        private static void PrepareFresh(string dir, CheckpointStore store, RunFiles files, TextWriter log)
+        {
+            var present = store.Present().ToList();
+            if (present.Count > 0)
+            {
+                try
+                {
+                    CheckpointStore.FindForResume(dir);
+                }
+                catch (CheckpointException e)
+                {
+                    throw new ArgumentException($"option --out: '{dir}' holds checkpoints ({string.Join(", ", present.Select(p => p + ".safetensors"))}) " +
+                        $"but none can be resumed ({e.Message}); choose another --out, or move them away to start afresh there");
+                }
+                throw new ArgumentException($"option --out: '{dir}' already holds a run with a checkpoint; continue it with --resume {dir}, or choose another --out");
+            }
+            if (File.Exists(files.ConfigPath))
+            {
+                bool ours;
+                try { ours = System.Text.Json.Nodes.JsonNode.Parse(IO.SafeFile.ReadAllText(files.ConfigPath, "run config")) is System.Text.Json.Nodes.JsonObject j && j.ContainsKey("_run"); }
+                catch (Exception e) when (e is System.Text.Json.JsonException or IOException) { ours = false; }
+                if (!ours)
+                    throw new ArgumentException($"option --out: '{files.ConfigPath}' was not written by `residual train`, and a run would overwrite it; choose another --out");
+            }
+            int dropped = files.TruncateSteps(-1);
+            TensorBoard.EventFileWriter.TruncateAfter(dir, -1);
+            if (dropped > 0)
+                log.WriteLine($"{dir}: its run stopped before its first checkpoint; starting afresh there, dropping the {dropped} metrics.jsonl row{(dropped == 1 ? "" : "s")} it logged");
+        }
+
         /// <summary>config.json: the resolved options plus what the run found (device, data, sizes).</summary>
         public void WriteConfig(TrainOptions o) => Files.WriteConfig(RunConfig(o, this, DataRoot));
+
+        public System.Text.Json.Nodes.JsonObject Config(TrainOptions o) => RunConfig(o, this, DataRoot);
 
         private static System.Text.Json.Nodes.JsonObject RunConfig(TrainOptions o, RunState s, string root)
         {
@@ -176,11 +264,13 @@ public sealed partial class Trainer
 
         public void Dispose()
         {
+            Board?.Dispose();
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();
             Optimizer.Dispose();
             Model.Dispose();
+            OwnLock?.Dispose();
         }
     }
 }

@@ -5,8 +5,10 @@
 // val top-1 improves). Resuming restores weights, BN statistics, momentum buffers, step count,
 // schedule state, epoch sums and position; the data order is a pure function of (seed, epoch),
 // so on the CPU a resumed run is bitwise identical to an uninterrupted one. A stop request
-// (Ctrl-C, SIGTERM) finishes the step and checkpoints; a non-finite loss stops without saving,
-// so the last good checkpoint stays as it was.
+// (Ctrl-C, SIGTERM) during setup ends the run with nothing written; during training it finishes
+// the step and checkpoints. A non-finite loss stops without saving, so the last good checkpoint
+// stays as it was. config.json is written only after a checkpoint made with these options is
+// saved (the checkpoint carries them too), so a failed attempt never changes a later --resume.
 using System.Diagnostics;
 using ResidualEngine.Data;
 using ResidualEngine.Models;
@@ -53,6 +55,8 @@ public sealed partial class Trainer
     public string? ResumeFrom { get; set; }
     /// <summary>Where the synthetic data set lives (its parent folder); "data" by default.</summary>
     public string SyntheticRoot { get; set; } = "data";
+    /// <summary>A lock on the run directory that the caller already holds (it took it to choose the checkpoint); else the run takes its own.</summary>
+    public RunLock? Lock { get; set; }
 
     public TrainOptions Options => _o;
     public string RunDir { get; private set; } = "";
@@ -69,7 +73,17 @@ public sealed partial class Trainer
     {
         _o.Validate();
         var total = Stopwatch.StartNew();
-        using var run = RunState.Open(this);
+        RunState run;
+        try
+        {
+            run = RunState.Open(this);
+        }
+        catch (OperationCanceledException) when (_stop.IsRequested)
+        {
+            _progress.Line($"stopped ({_stop.Reason}) during setup, before training started; nothing was saved");
+            return TrainOutcome.Interrupted;
+        }
+        using var owned = run;
         var s = run;
         if (_o.EvalOnly)
         {
@@ -83,7 +97,7 @@ public sealed partial class Trainer
             _log.WriteLine($"the run in {RunDir} has already finished {s.StartEpoch - 1} epochs; pass --epochs N (N > {s.StartEpoch - 1}) to train further");
             return TrainOutcome.Completed;
         }
-        s.WriteConfig(_o);
+        if (_o.TensorBoard) s.Board = new TensorBoard.EventFileWriter(RunDir);
         _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
             $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
             $"{s.StepsPerEpoch} steps of {_o.BatchSize} per epoch, {_o.Epochs} epochs, {s.Schedule}");
@@ -141,6 +155,7 @@ public sealed partial class Trainer
                 {
                     if (step < skip) { step++; continue; }
                     lr = s.Schedule.LearningRate(epoch - 1, step, s.StepsPerEpoch);
+                    s.Model.SeekDropPath(s.GlobalStep); // drop-path masks: a function of (seed, step), so resume is exact
                     using (TensorScope.Begin())
                     {
                         var r = s.Step.Run(batch, lr);
@@ -166,8 +181,11 @@ public sealed partial class Trainer
                         _lastLoss = meter.Window.MeanLoss;
                         _lastTop1 = meter.Window.Top1;
                         double secs = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
-                        s.Files.AppendStep(new StepRow(epoch, s.GlobalStep, _lastLoss, _lastTop1, lr, windowImages / secs,
-                            windowWaitMs / Math.Max(1, meter.WindowSteps)));
+                        var logged = new StepRow(epoch, s.GlobalStep, _lastLoss, _lastTop1, lr, windowImages / secs,
+                            windowWaitMs / Math.Max(1, meter.WindowSteps)) { WallTime = RunFiles.Now() };
+                        s.Files.AppendStep(logged);
+                        s.Board?.Scalars(s.GlobalStep, [("train/loss", logged.Loss), ("train/top1", logged.Top1), ("train/lr", lr),
+                            ("train/img_per_s", logged.ImagesPerSecond), ("train/data_wait_ms", logged.DataWaitMs)]);
                         meter.ResetWindow();
                     }
                 }
@@ -204,6 +222,9 @@ public sealed partial class Trainer
         s.LastEvalSeconds = val.Seconds;
         var row = new EpochRow(epoch, meter.Epoch.MeanLoss, meter.Epoch.Top1, val.Loss, val.Top1, val.Top5, lr,
             secondsBefore + clock.Elapsed.TotalSeconds);
+        s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, val.Loss, val.Top1, val.Top5, val.Seconds, RunFiles.Now()));
+        s.Board?.Scalars(s.GlobalStep, [("val/loss", val.Loss), ("val/top1", val.Top1), ("val/top5", val.Top5),
+            ("epoch/train_loss", row.TrainLoss), ("epoch/train_top1", row.TrainTop1), ("epoch/seconds", row.Seconds)]);
         History.Add(row);
         bool best = BestEpoch == 0 || val.Top1 > s.BestValTop1;
         if (best)
@@ -230,7 +251,8 @@ public sealed partial class Trainer
 
     private TrainOutcome Diverge(RunState s, string what)
     {
-        var last = s.Store.Exists(CheckpointStore.Last) ? s.Store.TensorsPath(CheckpointStore.Last) : "none (no epoch finished yet)";
+        var last = s.Store.Exists(CheckpointStore.Last) ? s.Store.TensorsPath(CheckpointStore.Last)
+            : $"none yet (to start again, run with --out {RunDir}: a run directory without a checkpoint is reused)";
         DivergenceMessage = $"{what}; last good checkpoint: {last}";
         _progress.Break();
         Console.Error.WriteLine($"residual train: {DivergenceMessage}");
@@ -258,7 +280,7 @@ public sealed partial class Trainer
             Rng = new Dictionary<string, string>(StringComparer.Ordinal)
             {
                 ["data"] = $"order and augmentation are a function of (seed {_o.Seed}, epoch, position)",
-                ["drop_path"] = s.Model.Config.DropPathRate > 0 ? "masks from a generator seeded at model creation; not restored on resume" : "not used",
+                ["drop_path"] = s.Model.Config.DropPathRate > 0 ? $"masks a function of (seed {_o.Seed}, global step)" : "not used",
             },
             BestValTop1 = s.BestValTop1,
             BestEpoch = BestEpoch,
@@ -268,11 +290,18 @@ public sealed partial class Trainer
             WindowSteps = stepInEpoch > 0 ? s.Meter.WindowSteps : 0,
             PartialSeconds = partialSeconds,
             Reason = reason,
+            Config = s.Config(_o),
         };
         // The weights describe themselves (model, classes, input size, normalisation) even without the .json.
         var meta = TrainingSetup.Metadata(s.ModelName, s.Classes, s.ImageSize).ToDictionary();
         meta["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
         s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer), info, meta);
+        // Only now are these options those of a saved checkpoint: config.json follows (once per session).
+        if (!s.ConfigWritten)
+        {
+            s.WriteConfig(_o);
+            s.ConfigWritten = true;
+        }
     }
 
     public static void PrintEval(TextWriter w, EvalResult r)

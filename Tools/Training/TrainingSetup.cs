@@ -57,7 +57,27 @@ public static class TrainingSetup
         }
     }
 
-    public static ResNet CreateModel(string name, int numClasses, int seed) => ModelZoo.Create(CanonicalModel(name), numClasses, seed);
+    public static ResNet CreateModel(string name, int numClasses, int seed, double dropPath = 0)
+    {
+        var cfg = ModelZoo.Config(CanonicalModel(name));
+        if (numClasses < 1) throw new ArgumentException($"number of classes must be positive, got {numClasses}", nameof(numClasses));
+        if (dropPath > 0 && cfg.Plain) throw new ArgumentException($"option --drop-path: {name} is a plain network; stochastic depth needs shortcuts");
+        return new ResNet(cfg with { NumClasses = numClasses, DropPathRate = dropPath }, seed);
+    }
+
+    /// <summary>The optimizer --opt names (sgd, adamw, lars) over the model's parameters, with the options' hyper-parameters.</summary>
+    public static Nn.Optim.IOptimizer CreateOptimizer(Module model, TrainOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(o);
+        return o.Optimizer switch
+        {
+            "sgd" => Nn.Optim.Sgd.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.Nesterov, o.NoBnWeightDecay),
+            "adamw" => Nn.Optim.AdamW.ForModule(model, o.Lr, o.WeightDecay, o.OptBetas[0], o.OptBetas[1], o.OptEps, o.NoBnWeightDecay),
+            "lars" => Nn.Optim.Lars.ForModule(model, o.Lr, o.Momentum, o.WeightDecay, o.LarsEta, o.Nesterov),
+            _ => throw new ArgumentException($"option --opt must be sgd, adamw or lars, got '{o.Optimizer}'"),
+        };
+    }
 
     /// <summary>The crop size fed to the network: the option, or the model's native size (capped by synthetic images).</summary>
     public static int ResolveImageSize(int option, string model, int? dataSize)
@@ -68,14 +88,16 @@ public static class TrainingSetup
     }
 
     /// <summary>The data root: --data as given, or the synthetic set (generated now unless already there).</summary>
-    public static string EnsureData(TrainOptions o, TextWriter log, string syntheticRoot = "data")
+    public static string EnsureData(TrainOptions o, TextWriter log, string syntheticRoot = "data", CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(log);
         if (o.Data is not null) return o.Data;
         var dir = o.SyntheticDir(syntheticRoot);
         var spec = new SyntheticImageNet.Options(o.SynthClasses, o.SynthTrainPerClass, o.SynthValPerClass, o.SynthSize, o.SynthSeed);
-        var r = SyntheticImageNet.Generate(dir, spec);
+        if (!SyntheticImageNet.IsComplete(dir, spec))
+            log.WriteLine($"data: generating a synthetic ImageNet-style set in {dir} ({o.SynthClasses} classes, {o.SynthTrainPerClass} train + {o.SynthValPerClass} val images per class)...");
+        var r = SyntheticImageNet.Generate(dir, spec, null, cancel);
         log.WriteLine(r.Reused
             ? $"data: using synthetic set {dir}"
             : $"data: generated a synthetic ImageNet-style set in {dir} ({o.SynthClasses} classes, {o.SynthTrainPerClass} train + {o.SynthValPerClass} val images per class, {o.SynthSize} px) in {r.Elapsed.TotalSeconds:F1} s");
@@ -83,10 +105,10 @@ public static class TrainingSetup
     }
 
     /// <summary>The val/ folder of a data root (or the root itself when it holds class folders directly).</summary>
-    public static ImageFolder OpenVal(string root)
+    public static ImageFolder OpenVal(string root, CancellationToken cancel = default)
     {
         var val = Path.Combine(root, "val");
-        return ImageFolder.Open(Directory.Exists(val) ? val : root);
+        return ImageFolder.Open(Directory.Exists(val) ? val : root, null, cancel);
     }
 
     /// <summary>Training samples: <paramref name="augment"/> "imagenet" (RandomResizedCrop + flip) or "cifar" (pad 4 + random crop + flip).</summary>

@@ -36,7 +36,7 @@ Tests/Fixtures/ops/<case>.safetensors  (op parity; F32 unless stated)
                     x, gamma, beta, running_mean, running_var (before), r, y, dx, dgamma, dbeta,
                     running_mean_after, running_var_after (after one forward; unchanged in eval);
                     meta: training, momentum 0.1, eps 1e-5.
-    relu            x, r, y, dx.
+    relu, silu      x, r, y, dx.
     add             a, b, r, y, da, db (same shapes).
     maxpool2d_*     x, r, y, dx; meta: kernel, stride, padding, ceil_mode.
                     cases: maxpool2d_3x3_s2_p1 (ResNet stem), maxpool2d_ceil, maxpool2d_ceil_pad.
@@ -294,6 +294,7 @@ def make_ops():
     batchnorm_case("batchnorm2d_train", 201, True)
     batchnorm_case("batchnorm2d_eval", 202, False)
     unary_case("relu", 203, "relu", F.relu, (2, 3, 7, 9))
+    unary_case("silu", 204, "silu", F.silu, (2, 3, 7, 9))
     add_case()
     unary_case("maxpool2d_3x3_s2_p1", 401, "maxpool2d", lambda x: F.max_pool2d(x, 3, 2, 1), (2, 3, 7, 9),
                kernel=3, stride=2, padding=1, ceil_mode=False)

@@ -46,14 +46,9 @@ public sealed class Conv2d : Module
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(trace);
-        input.RequireRank(4, "Conv2d input");
-        if (input[1] != InChannels)
-            throw new ArgumentException($"Conv2d: input has {input[1]} channels, the layer expects {InChannels}");
-        var (p, q) = Params.OutputSize(input[2], input[3], KernelSize, KernelSize);
-        if (p <= 0 || q <= 0)
-            throw new ArgumentException($"Conv2d: input {input} is too small for a {KernelSize}x{KernelSize} kernel");
-        trace.AddMacs((long)input[0] * OutChannels * p * q * (InChannels / Params.Groups) * KernelSize * KernelSize);
-        return new Shape(input[0], OutChannels, p, q);
+        var y = Params.OutputShape(input, Weight.Shape);
+        trace.AddMacs(y.Numel * (InChannels / Params.Groups) * KernelSize * KernelSize);
+        return y;
     }
 
     public override string ToString() =>

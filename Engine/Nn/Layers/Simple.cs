@@ -60,10 +60,7 @@ public sealed class MaxPool2d : Module
     public override Shape Trace(Shape input, ShapeTrace trace)
     {
         ArgumentNullException.ThrowIfNull(input);
-        input.RequireRank(4, "MaxPool2d input");
-        var (p, q) = Params.OutputSize(input[2], input[3]);
-        if (p <= 0 || q <= 0) throw new ArgumentException($"MaxPool2d: input {input} is smaller than the {Params.KernelH}x{Params.KernelW} window");
-        return new Shape(input[0], input[1], p, q);
+        return Params.OutputShape(input, "MaxPool2d");
     }
 
     public override string ToString() => $"MaxPool2d(kernel={Params.KernelH}, stride={Params.StrideH}, padding={Params.PadH})";

@@ -59,14 +59,22 @@ public sealed class Sgd : IOptimizer
     public static Sgd ForModule(Module m, double lr, double momentum = 0.9, double weightDecay = 1e-4, bool nesterov = false, bool noBnWeightDecay = false)
     {
         ArgumentNullException.ThrowIfNull(m);
+        return new Sgd(GroupsOf(m, weightDecay, noBnWeightDecay), lr, momentum, 0, nesterov);
+    }
+
+    /// <summary>A module's parameters as one group with <paramref name="weightDecay"/>, or with <paramref name="noBnWeightDecay"/>
+    /// two: rank &gt; 1 with it, rank &lt;= 1 (BN weights and biases, every bias) without.</summary>
+    public static IReadOnlyList<ParamGroup> GroupsOf(Module m, double weightDecay, bool noBnWeightDecay)
+    {
+        ArgumentNullException.ThrowIfNull(m);
         var all = m.Parameters().ToList();
-        if (!noBnWeightDecay) return new Sgd([new ParamGroup(all, weightDecay)], lr, momentum, 0, nesterov);
+        if (!noBnWeightDecay) return [new ParamGroup(all, weightDecay)];
         var decay = all.Where(p => p.Rank > 1).ToList();
         var noDecay = all.Where(p => p.Rank <= 1).ToList();
         var groups = new List<ParamGroup>();
         if (decay.Count > 0) groups.Add(new ParamGroup(decay, weightDecay));
         if (noDecay.Count > 0) groups.Add(new ParamGroup(noDecay, 0));
-        return new Sgd(groups, lr, momentum, 0, nesterov);
+        return groups;
     }
 
     public IReadOnlyList<ParamGroup> Groups => _groups;

@@ -1,0 +1,201 @@
+// Shared machinery of optimizers whose update rule runs on the host in double precision (AdamW,
+// LARS): parameter groups and checks as Sgd's, per-parameter state buffers (named, owned, on the
+// parameter's device, created on its first step), per-parameter step counts (as torch keeps
+// them), checkpoint state and ZeroGrad. Each Step copies a parameter, its gradient and its state
+// to the host, applies the rule, and copies back: exact and device-independent, but on a GPU it
+// waits for the device once per parameter. A fused device kernel per rule would remove that.
+using System.Runtime.InteropServices;
+
+namespace ResidualEngine.Nn.Optim;
+
+public abstract class HostOptimizer : IOptimizer
+{
+    private readonly Tensor[] _params;
+    private readonly double[] _weightDecay;
+    private readonly Tensor?[][] _state;  // [buffer kind][parameter]
+    private readonly long[] _steps;
+    private Tensor? _stepsTensor;
+    private double _lr;
+
+    protected HostOptimizer(IEnumerable<ParamGroup> groups, double lr, IReadOnlyList<string> stateNames)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(stateNames);
+        CheckLr(lr);
+        var who = GetType().Name;
+        var ps = new List<Tensor>();
+        var wds = new List<double>();
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        int g = 0;
+        foreach (var group in groups)
+        {
+            if (group is null) throw new ArgumentException($"{who}: parameter group {g} is null");
+            if (!(group.WeightDecay >= 0) || double.IsInfinity(group.WeightDecay))
+                throw new ArgumentException($"{who}: invalid weight decay value {group.WeightDecay} in parameter group {g} (must be >= 0)");
+            foreach (var p in group.Parameters)
+            {
+                if (p is null) throw new ArgumentException($"{who}: parameter group {g} contains a null parameter");
+                if (p.IsDisposed) throw new ArgumentException($"{who}: parameter {p.Name ?? "?"} in group {g} was disposed");
+                if (!p.DType.IsFloat()) throw new ArgumentException($"{who}: parameter {p.Describe()} is not floating-point");
+                if (!p.IsLeaf) throw new ArgumentException($"{who}: can only optimise leaf tensors, {p.Describe()} is computed");
+                if (!seen.Add(p)) throw new ArgumentException($"{who}: parameter {p.Describe()} appears more than once (in group {g})");
+                ps.Add(p);
+                wds.Add(group.WeightDecay);
+            }
+            g++;
+        }
+        if (ps.Count == 0) throw new ArgumentException($"{who}: optimizer got an empty parameter list");
+        _params = ps.ToArray();
+        _weightDecay = wds.ToArray();
+        StateNames = stateNames.ToArray();
+        _state = StateNames.Select(_ => new Tensor?[_params.Length]).ToArray();
+        _steps = new long[_params.Length];
+        _lr = lr;
+    }
+
+    /// <summary>Names of the per-parameter buffers ("exp_avg", ...): checkpoint entries are "{name}.{paramIndex}".</summary>
+    public IReadOnlyList<string> StateNames { get; }
+    public IEnumerable<Tensor> Parameters => _params;
+    public long StepCount { get; private set; }
+
+    public double LearningRate
+    {
+        get => _lr;
+        set { CheckLr(value); _lr = value; }
+    }
+
+    private void CheckLr(double lr)
+    {
+        if (!(lr >= 0) || double.IsInfinity(lr)) throw new ArgumentException($"{GetType().Name}: invalid learning rate {lr} (must be >= 0 and finite)");
+    }
+
+    /// <summary>The rule for one parameter: update <paramref name="w"/> and <paramref name="state"/> in place.
+    /// <paramref name="step"/> counts this parameter's updates, this one included (1 on the first).</summary>
+    protected abstract void Update(int index, double[] w, double[] g, double[][] state, long step, double lr, double weightDecay);
+
+    public void Step()
+    {
+        for (int i = 0; i < _params.Length; i++)
+        {
+            var p = _params[i];
+            var grad = p.Grad;
+            if (grad is null) continue;
+            if (p.IsDisposed) throw new ObjectDisposedException(p.Name, $"{GetType().Name}: parameter {i} ({p.Name}) was disposed");
+            if (grad.Shape != p.Shape || grad.Device != p.Device)
+                throw new InvalidOperationException($"{GetType().Name}: gradient {grad.Describe()} does not match parameter {p.Describe()}");
+            var state = new double[StateNames.Count][];
+            for (int k = 0; k < state.Length; k++)
+                state[k] = _state[k][i] is { } t ? Read(t, p.Device) : new double[p.Numel];
+            var w = p.ToDoubles();
+            Update(i, w, grad.ToDoubles(), state, ++_steps[i], _lr, _weightDecay[i]);
+            Write(p, w);
+            for (int k = 0; k < state.Length; k++)
+            {
+                var buf = _state[k][i] ??= NewBuffer(p, StateNames[k]);
+                Write(buf, state[k]);
+            }
+        }
+        StepCount++;
+    }
+
+    private static double[] Read(Tensor t, Device device)
+    {
+        if (t.Device != device) t.MoveTo(device); // the module moved since the last step
+        return t.ToDoubles();
+    }
+
+    private static void Write(Tensor t, double[] v)
+    {
+        switch (t.DType)
+        {
+            case DType.F64: t.Backend.CopyFromHost(t, MemoryMarshal.AsBytes(v.AsSpan())); break;
+            case DType.F32: t.Backend.CopyFromHost(t, MemoryMarshal.AsBytes(Array.ConvertAll(v, x => (float)x).AsSpan())); break;
+            default:
+                using (var tmp = Tensor.FromDoubles(v, t.Shape, t.DType, t.Device)) t.Backend.Copy(t, tmp);
+                break;
+        }
+    }
+
+    private static Tensor NewBuffer(Tensor p, string kind)
+    {
+        var b = TensorScope.Detach(Tensor.Zeros(p.Shape, p.DType, p.Device));
+        b.Name = (p.Name ?? "param") + "." + kind;
+        return b;
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var p in _params)
+        {
+            p.Grad?.Dispose();
+            p.Grad = null;
+        }
+    }
+
+    /// <summary>"{state}.{i}" buffers that exist, plus "steps" (F64, one count per parameter).</summary>
+    public IReadOnlyList<(string Name, Tensor Buffer)> StateTensors()
+    {
+        var list = new List<(string, Tensor)>();
+        for (int k = 0; k < StateNames.Count; k++)
+            for (int i = 0; i < _params.Length; i++)
+                if (_state[k][i] is { } b) list.Add(($"{StateNames[k]}.{i}", b));
+        _stepsTensor ??= TensorScope.Detach(Tensor.Zeros(new Shape(_params.Length), DType.F64, Device.Cpu));
+        Write(_stepsTensor, Array.ConvertAll(_steps, s => (double)s));
+        list.Add(("steps", _stepsTensor));
+        return list;
+    }
+
+    public void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepCount)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var who = GetType().Name;
+        if (stepCount < 0) throw new ArgumentException($"{who}.LoadState: step count must not be negative, got {stepCount}");
+        var incoming = StateNames.Select(_ => new Tensor?[_params.Length]).ToArray();
+        long[]? steps = null;
+        foreach (var (name, t) in state)
+        {
+            if (t is null || t.IsDisposed) throw new ArgumentException($"{who}.LoadState: '{name}' is null or disposed");
+            if (name == "steps")
+            {
+                if (t.Numel != _params.Length) throw new ArgumentException($"{who}.LoadState: 'steps' has {t.Numel} entries for {_params.Length} parameters");
+                steps = Array.ConvertAll(t.ToDoubles(), d => (long)d);
+                continue;
+            }
+            int dot = name.LastIndexOf('.');
+            int k = dot > 0 ? StateNames.ToList().IndexOf(name[..dot]) : -1;
+            if (k < 0 || !int.TryParse(name.AsSpan(dot + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
+                throw new ArgumentException($"{who}.LoadState: unexpected state entry '{name}' (this optimizer keeps {string.Join(", ", StateNames)})");
+            if (i >= _params.Length) throw new ArgumentException($"{who}.LoadState: '{name}' refers to parameter {i}, but the optimizer has {_params.Length}");
+            if (t.Shape != _params[i].Shape)
+                throw new ArgumentException($"{who}.LoadState: '{name}' has shape {t.Shape} but parameter {i} ({_params[i].Name}) has {_params[i].Shape}");
+            incoming[k][i] = t;
+        }
+        for (int k = 0; k < StateNames.Count; k++)
+            for (int i = 0; i < _params.Length; i++)
+            {
+                _state[k][i]?.Dispose();
+                _state[k][i] = null;
+                if (incoming[k][i] is { } src)
+                {
+                    var buf = _state[k][i] = NewBuffer(_params[i], StateNames[k]);
+                    Write(buf, src.ToDoubles());
+                }
+            }
+        Array.Clear(_steps);
+        if (steps is not null) steps.CopyTo(_steps, 0);
+        StepCount = stepCount;
+    }
+
+    public void Dispose()
+    {
+        foreach (var kind in _state)
+            for (int i = 0; i < kind.Length; i++)
+            {
+                kind[i]?.Dispose();
+                kind[i] = null;
+            }
+        _stepsTensor?.Dispose();
+        _stepsTensor = null;
+        GC.SuppressFinalize(this);
+    }
+}
