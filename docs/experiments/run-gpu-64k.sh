@@ -7,7 +7,7 @@
 # three seeds each, on Fashion-MNIST by default or any ImageFolder (CIFAR-10, the paper's data:
 #   residual data import --from cifar-10-python.tar.gz --out data/cifar10; DATA=data/cifar10 ./run-gpu-64k.sh).
 # It has not been run: the machines this project was written on have no GPU, and the CUDA backend
-# has not yet run on a real GPU (docs/gpu-verification.md). Run Tools/gpu/run-gpu-checks.sh on the
+# has not yet run on a real GPU (docs/gpu-verification.md). Run Tools/gpu/first-run.sh on the
 # machine first, and a rehearsal (ITERATIONS=640) before the real thing. Finished runs are saved in
 # $OUT/*/runs/ and reused, so the script can be stopped and started again.
 # Compute: 1.67 forward GMACs per image for the twelve nets together, i.e. about 10 GFLOP per
