@@ -97,6 +97,21 @@ public class ExperimentTests
     }
 
     [Test]
+    public void PreActivationRunsEndToEnd()
+    {
+        var log = new List<string>();
+        var o = PreActivationOptions.Parse(new Args(Tiny("--depths", "8", "--iterations", "2", "--eval-points", "2")));
+        var r = PreActivationExperiment.Run(o, "test", log.Add);
+        AssertPng(r.Figure);
+        Assert.That(Path.GetFileName(r.Figure), Is.EqualTo("preact.png"));
+        Assert.That(r.Nets.Select(n => n.Net.Label), Is.EqualTo(new[] { "ResNet-8", "pre-act ResNet-8" }));
+        Assert.That(r.Nets.Select(n => n.Runs.Single().Iterations), Is.EqualTo(new[] { 2, 2 }));
+        // The warm-up, scaled from 400 of 64k, is at least one iteration: the first step runs at lr 0.01.
+        Assert.That(r.Nets[0].Runs[0].Curve.Select(p => p.LearningRate), Is.EqualTo(new[] { 0.01, 0.001 }).Within(1e-12));
+        Assert.That(File.ReadAllText(r.Table), Does.Contain("lr 0.01 for the first 1"));
+    }
+
+    [Test]
     public void TheScheduleIsThePapersScaledToTheRun()
     {
         var s = new Schedule(1, 128, 0.1, 10, 0) { Iterations = 64000 };
