@@ -5,81 +5,86 @@
 //   r = (1 - momentum) r + momentum * stat.
 // Gradient rule (M = N H W, xhat = (x - mean) invStd):
 //   dBeta = sum dY, dGamma = sum dY xhat, dX = gamma invStd (dY - dBeta / M - xhat dGamma / M).
+// x, y, dY, dX are stored as T (NCHW, or channels-last when nhwc is 1: same order of summation, only
+// the addresses differ); gamma, beta and every statistic are in the compute type C, as cuDNN wants
+// (F32 for 16-bit x). Statistics are accumulated in double.
 #include "common.cuh"
 
-#define BATCHNORM(sfx, T)                                                                              \
+#define BATCHNORM(sfx, T, C)                                                                           \
 /* One block per channel c; two passes for the statistics (mean, then squared deviations). */         \
-extern "C" __global__ void batchnorm_forward_training_##sfx(T* y, const T* x, const T* gamma,         \
-    const T* beta, T* runningMean, T* runningVar, T* saveMean, T* saveInvStd, int N, int C, i64 HW,    \
-    double momentum, double eps)                                                                       \
+extern "C" __global__ void batchnorm_forward_training_##sfx(T* y, const T* x, const C* gamma,         \
+    const C* beta, C* runningMean, C* runningVar, C* saveMean, C* saveInvStd, int N, int Ch, i64 HW,   \
+    double momentum, double eps, int nhwc)                                                             \
 {                                                                                                      \
     const i64 M = (i64)N * HW;                                                                         \
-    for (int c = blockIdx.x; c < C; c += gridDim.x)                                                    \
+    for (int c = blockIdx.x; c < Ch; c += gridDim.x)                                                   \
     {                                                                                                  \
         double s = 0.0;                                                                                \
         for (i64 m = threadIdx.x; m < M; m += blockDim.x)                                              \
-            s += (double)x[((m / HW) * C + c) * HW + m % HW];                                          \
+            s += (double)load_c(x, at_nchw(nhwc, m / HW, c, m % HW, Ch, HW));                          \
         const double mean = block_sum(s) / (double)M;                                                  \
         double q = 0.0;                                                                                \
         for (i64 m = threadIdx.x; m < M; m += blockDim.x)                                              \
         {                                                                                              \
-            double d = (double)x[((m / HW) * C + c) * HW + m % HW] - mean;                             \
+            double d = (double)load_c(x, at_nchw(nhwc, m / HW, c, m % HW, Ch, HW)) - mean;             \
             q += d * d;                                                                                \
         }                                                                                              \
         const double var = block_sum(q) / (double)M;                                                   \
         const double invStd = 1.0 / sqrt(var + eps);                                                   \
         if (threadIdx.x == 0)                                                                          \
         {                                                                                              \
-            saveMean[c] = (T)mean;                                                                     \
-            saveInvStd[c] = (T)invStd;                                                                 \
+            saveMean[c] = (C)mean;                                                                     \
+            saveInvStd[c] = (C)invStd;                                                                 \
             const double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;                   \
-            runningMean[c] = (T)((1.0 - momentum) * (double)runningMean[c] + momentum * mean);         \
-            runningVar[c] = (T)((1.0 - momentum) * (double)runningVar[c] + momentum * unbiased);       \
+            runningMean[c] = (C)((1.0 - momentum) * (double)runningMean[c] + momentum * mean);         \
+            runningVar[c] = (C)((1.0 - momentum) * (double)runningVar[c] + momentum * unbiased);       \
         }                                                                                              \
-        const T scale = (T)((double)gamma[c] * invStd);                                                \
-        const T shift = (T)((double)beta[c] - mean * (double)gamma[c] * invStd);                       \
+        const C scale = (C)((double)gamma[c] * invStd);                                                \
+        const C shift = (C)((double)beta[c] - mean * (double)gamma[c] * invStd);                       \
         for (i64 m = threadIdx.x; m < M; m += blockDim.x)                                              \
         {                                                                                              \
-            i64 idx = ((m / HW) * C + c) * HW + m % HW;                                                \
-            y[idx] = x[idx] * scale + shift;                                                           \
+            i64 idx = at_nchw(nhwc, m / HW, c, m % HW, Ch, HW);                                        \
+            store_c(y, idx, load_c(x, idx) * scale + shift);                                           \
         }                                                                                              \
     }                                                                                                  \
 }                                                                                                      \
 /* Elementwise with the running statistics. */                                                        \
-extern "C" __global__ void batchnorm_forward_inference_##sfx(T* y, const T* x, const T* gamma,        \
-    const T* beta, const T* runningMean, const T* runningVar, int C, i64 HW, i64 total, double eps)    \
+extern "C" __global__ void batchnorm_forward_inference_##sfx(T* y, const T* x, const C* gamma,        \
+    const C* beta, const C* runningMean, const C* runningVar, int Ch, i64 HW, i64 total, double eps,   \
+    int nhwc)                                                                                          \
 {                                                                                                      \
     GRID_STRIDE(i, total)                                                                              \
     {                                                                                                  \
-        int c = (int)((i / HW) % C);                                                                   \
-        T invStd = (T)(1.0 / sqrt((double)runningVar[c] + eps));                                       \
-        y[i] = (x[i] - runningMean[c]) * invStd * gamma[c] + beta[c];                                  \
+        int c = (int)(nhwc ? i % Ch : (i / HW) % Ch);                                                  \
+        C invStd = (C)(1.0 / sqrt((double)runningVar[c] + eps));                                       \
+        store_c(y, i, (load_c(x, i) - runningMean[c]) * invStd * gamma[c] + beta[c]);                  \
     }                                                                                                  \
 }                                                                                                      \
 /* One block per channel: the two parameter gradients, then dX. */                                    \
-extern "C" __global__ void batchnorm_backward_##sfx(T* dx, T* dgamma, T* dbeta, const T* dy,          \
-    const T* x, const T* gamma, const T* saveMean, const T* saveInvStd, int N, int C, i64 HW)         \
+extern "C" __global__ void batchnorm_backward_##sfx(T* dx, C* dgamma, C* dbeta, const T* dy,          \
+    const T* x, const C* gamma, const C* saveMean, const C* saveInvStd, int N, int Ch, i64 HW,         \
+    int nhwc)                                                                                          \
 {                                                                                                      \
     const i64 M = (i64)N * HW;                                                                         \
-    for (int c = blockIdx.x; c < C; c += gridDim.x)                                                    \
+    for (int c = blockIdx.x; c < Ch; c += gridDim.x)                                                   \
     {                                                                                                  \
         const double mean = (double)saveMean[c], invStd = (double)saveInvStd[c];                       \
         double sdy = 0.0, sdyx = 0.0;                                                                  \
         for (i64 m = threadIdx.x; m < M; m += blockDim.x)                                              \
         {                                                                                              \
-            i64 idx = ((m / HW) * C + c) * HW + m % HW;                                                \
-            double g = (double)dy[idx];                                                                \
+            i64 idx = at_nchw(nhwc, m / HW, c, m % HW, Ch, HW);                                        \
+            double g = (double)load_c(dy, idx);                                                        \
             sdy += g;                                                                                  \
-            sdyx += g * ((double)x[idx] - mean) * invStd;                                              \
+            sdyx += g * ((double)load_c(x, idx) - mean) * invStd;                                      \
         }                                                                                              \
         const double db = block_sum(sdy), dg = block_sum(sdyx);                                        \
-        if (threadIdx.x == 0) { dbeta[c] = (T)db; dgamma[c] = (T)dg; }                                 \
+        if (threadIdx.x == 0) { dbeta[c] = (C)db; dgamma[c] = (C)dg; }                                 \
         const double k = (double)gamma[c] * invStd;                                                    \
         for (i64 m = threadIdx.x; m < M; m += blockDim.x)                                              \
         {                                                                                              \
-            i64 idx = ((m / HW) * C + c) * HW + m % HW;                                                \
-            double xhat = ((double)x[idx] - mean) * invStd;                                            \
-            dx[idx] = (T)(k * ((double)dy[idx] - db / (double)M - xhat * dg / (double)M));             \
+            i64 idx = at_nchw(nhwc, m / HW, c, m % HW, Ch, HW);                                        \
+            double xhat = ((double)load_c(x, idx) - mean) * invStd;                                    \
+            store_c(dx, idx, (C)(k * ((double)load_c(dy, idx) - db / (double)M - xhat * dg / (double)M))); \
         }                                                                                              \
     }                                                                                                  \
 }

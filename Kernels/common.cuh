@@ -1,6 +1,7 @@
-// Shared helpers for every kernel file: integer types, the grid-stride loop, block reductions
-// and fp16/bf16 conversions. Self-contained on purpose: NVRTC compiles it with no CUDA headers
-// (only libnvrtc is needed at run time), so the types and conversions are written out here.
+// Shared helpers for every kernel file: integer types, the grid-stride loop, block reductions,
+// fp16/bf16 storage and conversions, and NCHW/NHWC addressing. Self-contained on purpose: NVRTC
+// compiles it with no CUDA headers (only libnvrtc is needed at run time), so the types and
+// conversions are written out here.
 #pragma once
 
 typedef long long i64;
@@ -17,13 +18,20 @@ typedef unsigned short u16;
 #define DT_I32 5
 #define DT_U8 6
 
-// Every float kernel exists as NAME_f32 and NAME_f64; a file defines its kernels in a macro
-// taking (suffix, type) and expands it with FOR_FLOAT_TYPES.
-#define FOR_FLOAT_TYPES(M) M(f32, float) M(f64, double)
+// Storage of the 16-bit floats: two distinct 2-byte structs (both hold a u16), so that load_c and
+// store_c below can overload on them. They are only ever stored and loaded; arithmetic is in float.
+struct bf16s { u16 bits; };
+struct f16s { u16 bits; };
 
-// The pointwise table (pointwise.cu): element types as (suffix, storage type, compute type). A new
-// storage type (bf16, f16) is one more entry here plus its load_c/store_c overloads below.
-#define FOR_POINTWISE_TYPES(M, name) M(name, f32, float, float) M(name, f64, double, double)
+// Every float kernel exists as NAME_f32, NAME_f64, NAME_bf16 and NAME_f16. A file defines its kernels
+// in a macro taking (suffix, storage type T, compute type C) and expands it with FOR_FLOAT_TYPES; the
+// kernel body reads elements with load_c (T -> C) and writes them with store_c (C -> T, rounding to
+// nearest even), and computes in C: float for f32 and the 16-bit types, double for f64.
+#define FOR_FLOAT_TYPES(M) M(f32, float, float) M(f64, double, double) M(bf16, bf16s, float) M(f16, f16s, float)
+
+// The pointwise table (pointwise.cu): the same element types as (suffix, storage type, compute type).
+#define FOR_POINTWISE_TYPES(M, name) \
+    M(name, f32, float, float) M(name, f64, double, double) M(name, bf16, bf16s, float) M(name, f16, f16s, float)
 
 // 64-bit grid-stride loop: any grid size covers any n.
 #define GRID_STRIDE(i, n) \
@@ -137,11 +145,21 @@ __device__ __forceinline__ double sqrt_(double v) { return sqrt(v); }
 // NaN propagates through ReLU, as in PyTorch and the CPU backend.
 template <typename C> __device__ __forceinline__ C relu_(C v) { return (v > C(0) || is_nan(v)) ? v : C(0); }
 
-// Element loads and stores of the pointwise kernels, converting storage to compute type.
+// Element loads and stores of every float kernel, converting storage to compute type and back.
 __device__ __forceinline__ float load_c(const float* p, i64 i) { return p[i]; }
 __device__ __forceinline__ double load_c(const double* p, i64 i) { return p[i]; }
+__device__ __forceinline__ float load_c(const bf16s* p, i64 i) { return bf16_to_float(p[i].bits); }
+__device__ __forceinline__ float load_c(const f16s* p, i64 i) { return half_to_float(p[i].bits); }
 __device__ __forceinline__ void store_c(float* p, i64 i, float v) { p[i] = v; }
 __device__ __forceinline__ void store_c(double* p, i64 i, double v) { p[i] = v; }
+__device__ __forceinline__ void store_c(bf16s* p, i64 i, float v) { p[i].bits = float_to_bf16(v); }
+__device__ __forceinline__ void store_c(f16s* p, i64 i, float v) { p[i].bits = float_to_half(v); }
+
+// Element offset of (n, c, hw) in an (N, C, H*W) tensor stored NCHW, or channels-last (NHWC) when nhwc.
+__device__ __forceinline__ i64 at_nchw(int nhwc, i64 n, i64 c, i64 hw, i64 C, i64 HW)
+{
+    return nhwc ? (n * HW + hw) * C + c : (n * C + c) * HW + hw;
+}
 
 // ---- pointwise kernel generators (one table line -> every element type) ----
 #define POINTWISE_UNARY_KERNEL(name, sfx, T, C)                                                       \

@@ -1,8 +1,8 @@
-// Fills and dtype casts: what the backend needs to initialise and convert tensors. The pointwise
-// ops (relu, add, ...) are in pointwise.cu.
+// Fills, dtype casts and memory-format conversions: what the backend needs to initialise, convert
+// and re-lay-out tensors. The pointwise ops (relu, add, ...) are in pointwise.cu.
 #include "common.cuh"
 
-#define FILL(sfx, T)                                                                                   \
+#define FILL(sfx, T, C)                                                                                \
 extern "C" __global__ void fill_##sfx(T* y, T value, i64 n)                                           \
 {                                                                                                      \
     GRID_STRIDE(i, n) y[i] = value;                                                                    \
@@ -46,9 +46,28 @@ __device__ __forceinline__ void store_from_double(void* p, int type, i64 i, doub
     }
 }
 
-// dst = (dstType) src for any pair of element types, through double (as the CPU backend does).
+// dst = (dstType) src for any pair of element types, through double (as the CPU backend does;
+// into 16-bit types through float, so a value rounds once more only where the CPU's does too).
 // Casts are not on hot paths; one kernel with a uniform switch keeps the kernel count small.
 extern "C" __global__ void cast(void* dst, int dstType, const void* src, int srcType, i64 n)
 {
     GRID_STRIDE(i, n) store_from_double(dst, dstType, i, load_as_double(src, srcType, i));
 }
+
+// Memory-format conversion, by element size: for each of N images, dst (cols, rows) = src (rows, cols)
+// transposed. NCHW -> NHWC is rows = C, cols = H*W; NHWC -> NCHW is rows = H*W, cols = C.
+#define CONVERT_LAYOUT(sfx, T)                                                                         \
+extern "C" __global__ void convert_layout_##sfx(T* dst, const T* src, i64 N, i64 rows, i64 cols)      \
+{                                                                                                      \
+    const i64 per = rows * cols;                                                                       \
+    GRID_STRIDE(i, N * per)                                                                            \
+    {                                                                                                  \
+        i64 n = i / per, r = (i / cols) % rows, c = i % cols;                                          \
+        dst[n * per + c * rows + r] = src[i];                                                          \
+    }                                                                                                  \
+}
+
+CONVERT_LAYOUT(u8, unsigned char)
+CONVERT_LAYOUT(u16, u16)
+CONVERT_LAYOUT(u32, u32)
+CONVERT_LAYOUT(u64, u64)

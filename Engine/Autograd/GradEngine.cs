@@ -85,6 +85,13 @@ public static class GradEngine
                         g.Dispose();
                         throw new InvalidOperationException($"{n.Name}.Backward produced a gradient of shape {g.Shape} for input {i} of shape {n.InputShape(i)}");
                     }
+                    if (g.Format != n.InputFormat(i))
+                    {
+                        // A gradient always arrives in its input's memory format (so sums never mix formats).
+                        var converted = TensorScope.Detach(g.To(n.InputFormat(i)));
+                        g.Dispose();
+                        g = converted;
+                    }
                     grads[p] = grads.TryGetValue(p, out var sum) ? AddOwned(sum, g) : g;
                     if (--pending[p] == 0) ready.Push(p);
                 }

@@ -12,6 +12,7 @@ public abstract class Node
 {
     private readonly Node?[] _next;
     private readonly Shape?[] _inputShapes;
+    private readonly MemoryFormat[] _inputFormats;
     private List<Tensor>? _saved;
     private int _refs;
 
@@ -21,6 +22,7 @@ public abstract class Node
         ArgumentNullException.ThrowIfNull(inputs);
         _next = new Node?[inputs.Length];
         _inputShapes = new Shape?[inputs.Length];
+        _inputFormats = new MemoryFormat[inputs.Length];
         for (int i = 0; i < inputs.Length; i++)
         {
             if (inputs[i] is not { RequiresGrad: true } t) continue;
@@ -28,6 +30,7 @@ public abstract class Node
             edge.AddRef();
             _next[i] = edge;
             _inputShapes[i] = t.Shape;
+            _inputFormats[i] = t.Format;
         }
     }
 
@@ -42,6 +45,9 @@ public abstract class Node
 
     /// <summary>Shape of input <paramref name="i"/> (null when it needs no gradient).</summary>
     internal Shape? InputShape(int i) => _inputShapes[i];
+
+    /// <summary>Memory format of input <paramref name="i"/> (its gradient is delivered in the same one).</summary>
+    internal MemoryFormat InputFormat(int i) => _inputFormats[i];
 
     /// <summary>True when input <paramref name="i"/> needs a gradient.</summary>
     protected bool NeedsGrad(int i) => _next[i] is not null;

@@ -19,6 +19,8 @@ public interface IBackend
     /// <summary>dst = (dst.DType) src, same device.</summary>
     void Cast(Tensor dst, Tensor src);
     void Fill(Tensor dst, double value);
+    /// <summary>dst = src with dst's memory format (NCHW &lt;-&gt; channels-last); same shape and dtype.</summary>
+    void ConvertLayout(Tensor dst, Tensor src);
     /// <summary>Waits for all queued work (a no-op on the CPU).</summary>
     void Synchronize();
 
@@ -97,7 +99,7 @@ public interface IBackend
             BatchNormBackward(dX, dGamma, dBeta, dY, x, gamma, saveMean, saveInvStd);
             return;
         }
-        var g = dResidual ?? Tensor.Empty(dY.Shape, dY.DType, dY.Device);
+        var g = dResidual ?? Tensor.Empty(dY.Shape, dY.DType, dY.Device, dY.Format);
         try
         {
             Map<ReluBackward>(g, dY, y, Broadcast.Same(dY), 0, 0);
@@ -141,4 +143,9 @@ public interface IBackend
     /// step = nesterov ? g + momentum * buf : buf (or g when momentum is 0); param -= lr * step.</summary>
     void SgdUpdate(Tensor param, Tensor grad, Tensor? momentumBuffer, double lr, double momentum, double dampening,
         double weightDecay, bool nesterov, bool firstStep);
+
+    // ---- loss scaling (torch's _amp_foreach_non_finite_check_and_unscale_) ----
+    /// <summary>grad *= invScale in place; foundInf (one F32 element) becomes 1 when any element of grad is
+    /// infinite or NaN and is left as it is otherwise (so one flag collects every gradient of a step).</summary>
+    void UnscaleAndCheck(Tensor grad, Tensor foundInf, double invScale);
 }

@@ -153,8 +153,7 @@ public abstract class Module : IDisposable
         foreach (var (k, t) in own)
         {
             if (!state.TryGetValue(k, out var src)) continue;
-            var s = src.Device == t.Device ? src : src.To(t.Device);
-            if (s.DType == t.DType) t.Backend.Copy(t, s); else t.Backend.Cast(t, s);
+            t.CopyFrom(src);
         }
         NotifyStateChanged();
     }
@@ -179,6 +178,34 @@ public abstract class Module : IDisposable
         NotifyStateChanged();
         return this;
     }
+
+    /// <summary>
+    /// Stores every 4-d parameter and buffer in <paramref name="format"/> (channels-last: convolution weights
+    /// become K x R x S x C, as cuDNN's NHWC filters), in place: the tensor objects stay the same, so an
+    /// optimizer made before keeps working (its buffers follow at the next step). Inputs must then come in
+    /// the same format (the data loader's Format option converts them once per batch); an op given mixed
+    /// formats names both tensors. Checkpoints are written in logical (NCHW) order either way.
+    /// </summary>
+    public Module To(MemoryFormat format)
+    {
+        foreach (var (_, t) in NamedParameters()) if (t.Rank == 4) t.ConvertFormat(format);
+        foreach (var (_, t) in NamedBuffers()) if (t.Rank == 4) t.ConvertFormat(format);
+        MemoryFormat = format;
+        NotifyStateChanged();
+        return this;
+    }
+
+    /// <summary>The memory format the last <see cref="To(MemoryFormat)"/> chose for this module's 4-d tensors (NCHW by default).</summary>
+    public MemoryFormat MemoryFormat
+    {
+        get => _format;
+        private set
+        {
+            foreach (var (_, m) in NamedModules()) m._format = value;
+        }
+    }
+
+    private MemoryFormat _format = MemoryFormat.Contiguous;
 
     /// <summary>
     /// Converts every floating-point parameter and buffer to <paramref name="dtype"/> (integer

@@ -6,6 +6,9 @@
 //   training (batch statistics): dX = gamma * invstd * (g - dBeta / M - xhat * dGamma / M);
 //   evaluation (running statistics are constants): dX = g * gamma * invstd.
 // Running statistics are buffers, updated in place in training and never differentiated.
+// x may be NCHW or channels-last and of any float type; for BF16/F16 x the backends take F32
+// parameters and statistics (as cuDNN does). 16-bit parameters (a model converted wholesale with
+// ToDType) are widened here with differentiable casts, and the updated statistics rounded back.
 // Evaluation-mode backward is composed from existing backend calls (no extra IBackend method):
 // BatchNormBackward with the running mean and invstd as the "saved" statistics yields exactly
 // dGamma and dBeta (its dX is then overwritten), and BatchNormForwardInference with beta = 0 and
@@ -26,7 +29,6 @@ public static partial class Ops
         const string op = "BatchNorm2d";
         Check.Float(op, x, "x");
         Check.Rank(op, x, "x", 4);
-        Check.Nchw(op, x, "x");
         int c = x.Shape[1];
         CheckPerChannel(op, x, c, gamma, "gamma");
         CheckPerChannel(op, x, c, beta, "beta");
@@ -40,11 +42,9 @@ public static partial class Ops
             throw new ArgumentException($"{op}: gamma is {gamma.DType} but x is {x.DType}; parameters must match x (or be F32 for F16/BF16 x)");
         if (!(eps > 0)) throw new ArgumentException($"{op}: eps must be positive, got {eps}");
         if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentException($"{op}: momentum must be in [0, 1], got {momentum}");
-        if (residual is not null)
-        {
-            Check.Compatible(op, x, "x", residual, "residual");
-            Check.Nchw(op, residual, "residual");
-        }
+        if (x.DType.Is16Bit() && gamma.DType == x.DType)
+            return WithF32Parameters(x, gamma, beta, runningMean, runningVar, training, momentum, eps, residual, relu);
+        if (residual is not null) Check.Compatible(op, x, "x", residual, "residual"); // shape, dtype, device and memory format
 
         var be = x.Backend;
         if (training)
@@ -77,6 +77,24 @@ public static partial class Ops
         z.GradFn = new BatchNormEvalNode(x, gamma, beta, runningMean, runningVar, eps);
         if (residual is not null) return z.Then(t => relu ? AddRelu(t, residual) : Add(t, residual));
         return relu ? z.Then(Relu) : z;
+    }
+
+    /// <summary>16-bit x with 16-bit parameters: the op on F32 copies of the parameters (cast differentiably, so gamma and
+    /// beta still get their gradients) and statistics (copied back, rounded, after a training step).</summary>
+    private static Tensor WithF32Parameters(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        bool training, double momentum, double eps, Tensor? residual, bool relu)
+    {
+        using var g = Cast(gamma, DType.F32);
+        using var b = Cast(beta, DType.F32);
+        using var rm = runningMean.To(DType.F32);
+        using var rv = runningVar.To(DType.F32);
+        var y = BatchNorm2d(x, g, b, rm, rv, training, momentum, eps, residual, relu);
+        if (training)
+        {
+            runningMean.Backend.Cast(runningMean, rm);
+            runningVar.Backend.Cast(runningVar, rv);
+        }
+        return y;
     }
 
     private static void CheckPerChannel(string op, Tensor x, int c, Tensor t, string name)

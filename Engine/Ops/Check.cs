@@ -25,7 +25,18 @@ internal static class Check
         if (a.Shape != b.Shape) throw new ArgumentException($"{op}: {an} has shape {a.Shape} but {bn} has shape {b.Shape}");
     }
 
-    /// <summary>Same device, dtype and shape.</summary>
+    /// <summary>Mixed memory formats inside one op are an error naming both tensors (convert one with
+    /// Ops.Contiguous, or the whole model and its inputs with Module.To(MemoryFormat)).</summary>
+    public static void SameFormat(string op, Tensor a, string an, Tensor b, string bn)
+    {
+        if (a.Format != b.Format)
+            throw new ArgumentException($"{op}: {an} {a.Describe()} is {FormatName(a.Format)} but {bn} {b.Describe()} is {FormatName(b.Format)}; " +
+                "convert one of them (Ops.Contiguous(x, format)), or the model with model.To(MemoryFormat) and its inputs alike");
+    }
+
+    public static string FormatName(MemoryFormat f) => f == MemoryFormat.ChannelsLast ? "channels-last (NHWC)" : "NCHW";
+
+    /// <summary>Same device, dtype, shape and memory format.</summary>
     public static void Compatible(string op, Tensor a, string an, Tensor b, string bn)
     {
         NotDisposed(op, a, an);
@@ -33,6 +44,7 @@ internal static class Check
         SameDevice(op, a, an, b, bn);
         SameDType(op, a, an, b, bn);
         SameShape(op, a, an, b, bn);
+        SameFormat(op, a, an, b, bn);
     }
 
     public static void Float(string op, Tensor t, string name)

@@ -1,5 +1,6 @@
-// 2-d convolution (cross-correlation, as PyTorch), NCHW, with stride, padding, dilation, groups
-// and an optional bias. Gradient rule, with y = conv(x, w) + b:
+// 2-d convolution (cross-correlation, as PyTorch), NCHW or channels-last (x, weight and y share one
+// format), in any float dtype (BF16/F16 stored, F32 accumulation), with stride, padding, dilation,
+// groups and an optional bias. Under Autocast, x, weight and bias are cast to the autocast dtype first. Gradient rule, with y = conv(x, w) + b:
 //   dX = ConvBackwardData(dY, w)   (the transposed convolution of dY)
 //   dW = ConvBackwardFilter(dY, x) (dY correlated with x, summed over the batch)
 //   dB = sum of dY over N, P, Q
@@ -14,8 +15,15 @@ public static partial class Ops
     /// <summary>x (N, C, H, W), weight (K, C/groups, R, S), bias (K) or null -> (N, K, P, Q).</summary>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, Conv2dParams p)
     {
+        if (Autocast.Active(x, weight, bias) is { } cast)
+        {
+            using var cx = cast.Input(x);
+            var cw = cast.Weight(weight);
+            var cb = bias is null ? null : cast.Weight(bias);
+            return Conv2d(cx, cw, cb, p);
+        }
         var (n, k, outH, outW) = CheckConv2d(x, weight, bias, p);
-        var y = NewLike(x, new Shape(n, k, outH, outW));
+        var y = NewLike(x, new Shape(n, k, outH, outW), x.Format);
         x.Backend.ConvForward(y, x, weight, bias, p);
         if (GradMode.ShouldRecord(x, weight, bias)) y.GradFn = new Conv2dNode(x, weight, bias, p);
         return y;
@@ -34,8 +42,7 @@ public static partial class Ops
         Check.Rank(op, weight, "weight", 4);
         Check.SameDevice(op, x, "x", weight, "weight");
         Check.SameDType(op, x, "x", weight, "weight");
-        Check.Nchw(op, x, "x");
-        Check.Nchw(op, weight, "weight");
+        Check.SameFormat(op, x, "x", weight, "weight");
         var y = p.OutputShape(x.Shape, weight.Shape, op);
         int k = y[1];
         if (bias is not null)
@@ -51,8 +58,8 @@ public static partial class Ops
 
     private sealed class Conv2dNode : Node
     {
-        private readonly Tensor _x; // (N, C, H, W)
-        private readonly Tensor _w; // (K, C/groups, R, S)
+        private readonly Tensor _x; // (N, C, H, W), in x's format
+        private readonly Tensor _w; // (K, C/groups, R, S), in x's format
         private readonly bool _hasBias;
         private readonly Conv2dParams _p;
 

@@ -3,6 +3,7 @@
 // adds the bias and the residual and applies the ReLU to each output tile while it is in cache);
 // when a gradient is recorded it is the unfused ops (Conv2d, then Add/AddRelu/Relu), so autograd
 // sees exactly what it would have seen. Eval-mode layers pass weights prepared once by the backend.
+// Any float type and memory format; under Autocast, x, weight, bias and residual are cast first.
 using ResidualEngine.Autograd;
 using ResidualEngine.Backends;
 
@@ -13,6 +14,12 @@ public static partial class Ops
     /// <summary>act(conv(x, weight) + bias + residual): residual (the output's shape) and bias optional, act = ReLU when <paramref name="relu"/>.</summary>
     public static Tensor Conv2dAct(Tensor x, Tensor weight, Tensor? bias, Conv2dParams p, Tensor? residual = null, bool relu = false)
     {
+        if (Autocast.Active(x, weight, bias) is { } cast)
+        {
+            using var cx = cast.Input(x);
+            using var cr = residual is null ? null : cast.Input(residual);
+            return Conv2dAct(cx, cast.Weight(weight), bias is null ? null : cast.Weight(bias), p, cr, relu);
+        }
         if (GradMode.ShouldRecord([x, weight, bias, residual]))
         {
             var y = Conv2d(x, weight, bias, p);
@@ -28,12 +35,8 @@ public static partial class Ops
     {
         const string op = "Conv2d";
         var (n, k, outH, outW) = CheckConv2d(x, weight, bias, p);
-        var y = NewLike(x, new Shape(n, k, outH, outW));
-        if (residual is not null)
-        {
-            Check.Compatible(op, y, "output", residual, "residual");
-            Check.Nchw(op, residual, "residual");
-        }
+        var y = NewLike(x, new Shape(n, k, outH, outW), x.Format);
+        if (residual is not null) Check.Compatible(op, y, "output", residual, "residual"); // shape, dtype, device, memory format
         try { x.Backend.ConvForwardFused(y, x, weight, bias, residual, relu, p, prepared); }
         catch { y.Dispose(); throw; }
         return y;

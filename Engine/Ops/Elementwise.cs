@@ -29,6 +29,14 @@ public static partial class Ops
         Check.Float("ScaleRows", s, "s");
         if (s.Numel == 0 || x.Numel % s.Numel != 0 || !LeadingDimsMatch(x.Shape, s.Shape))
             throw new ArgumentException($"ScaleRows: scale of shape {s.Shape} does not match the leading dimensions of x {x.Shape}");
+        if (!x.IsLogicallyOrdered && s.Numel != x.Shape[0])
+        {
+            // Per-(n, c) gates on channels-last x: element (n, h, w, c) uses s[n * C + c], which no (Inner, Period)
+            // broadcast describes. Go through NCHW (correct first: SE blocks on channels-last pay two transposes).
+            using var nchw = Contiguous(x);
+            using var scaled = ScaleRows(nchw, s);
+            return Contiguous(scaled, x.Format);
+        }
         return Map<Pointwise.Mul>(x, s, Broadcast.Rows(x, s.Numel));
     }
 

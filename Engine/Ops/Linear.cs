@@ -1,5 +1,7 @@
 // Fully connected layer: y = x W^T + b, with x (N, in), W (out, in), b (out), as torch.nn.Linear.
 // Gradient rule: dX = dY W; dW = dY^T X; dB = sum of dY over the rows. Each only when needed.
+// Any float dtype (BF16/F16 through cuBLAS's GemmEx with F32 compute); under Autocast, x, weight and
+// bias are cast to the autocast dtype first.
 using ResidualEngine.Autograd;
 
 namespace ResidualEngine;
@@ -10,6 +12,11 @@ public static partial class Ops
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
         const string op = "Linear";
+        if (Autocast.Active(x, weight, bias) is { } cast)
+        {
+            using var cx = cast.Input(x);
+            return Linear(cx, cast.Weight(weight), bias is null ? null : cast.Weight(bias));
+        }
         Check.Float(op, x, "x");
         Check.Float(op, weight, "weight");
         Check.Rank(op, x, "x", 2);

@@ -5,8 +5,10 @@ namespace ResidualEngine;
 
 public static partial class Ops
 {
-    /// <summary>Allocates an output like <paramref name="like"/> (device, dtype) with a given shape.</summary>
+    /// <summary>Allocates an output like <paramref name="like"/> (device, dtype) with a given shape, NCHW-contiguous.</summary>
     internal static Tensor NewLike(Tensor like, Shape shape) => Tensor.Empty(shape, like.DType, like.Device);
+    /// <summary>Allocates an output like <paramref name="like"/> (device, dtype) with a given 4-d shape in a given memory format.</summary>
+    internal static Tensor NewLike(Tensor like, Shape shape, MemoryFormat format) => Tensor.Empty(shape, like.DType, like.Device, format);
     /// <summary>Allocates an output like <paramref name="like"/>: same shape, dtype, device and memory format.</summary>
     internal static Tensor NewLike(Tensor like) => Tensor.Empty(like.Shape, like.DType, like.Device, like.Format);
 }

@@ -1,4 +1,5 @@
-// Max, average and global average pooling (NCHW). Gradient rules:
+// Max, average and global average pooling (NCHW or channels-last: outputs, indices and gradients keep
+// x's format; any float type). Gradient rules:
 //   max: dX[argmax of each window] += dY (the argmax offsets are saved as I32 indices);
 //   average: every input in a window receives dY / divisor (the window size, with or without
 //   padding as count_include_pad says);
@@ -14,8 +15,8 @@ public static partial class Ops
     public static Tensor MaxPool2d(Tensor x, Pool2dParams p)
     {
         var (n, c, pp, q) = CheckPool("MaxPool2d", x, p);
-        var y = NewLike(x, new Shape(n, c, pp, q));
-        var indices = Tensor.Empty(y.Shape, DType.I32, x.Device);
+        var y = NewLike(x, new Shape(n, c, pp, q), x.Format);
+        var indices = Tensor.Empty(y.Shape, DType.I32, x.Device, x.Format);
         x.Backend.MaxPoolForward(y, indices, x, p);
         if (GradMode.ShouldRecord(x)) y.GradFn = new MaxPoolNode(x, indices, p);
         else indices.Dispose();
@@ -28,7 +29,7 @@ public static partial class Ops
     public static Tensor AvgPool2d(Tensor x, Pool2dParams p)
     {
         var (n, c, pp, q) = CheckPool("AvgPool2d", x, p);
-        var y = NewLike(x, new Shape(n, c, pp, q));
+        var y = NewLike(x, new Shape(n, c, pp, q), x.Format);
         x.Backend.AvgPoolForward(y, x, p);
         if (GradMode.ShouldRecord(x)) y.GradFn = new AvgPoolNode(x, p);
         return y;
@@ -43,9 +44,8 @@ public static partial class Ops
         const string op = "GlobalAvgPool2d";
         Check.Float(op, x, "x");
         Check.Rank(op, x, "x", 4);
-        Check.Nchw(op, x, "x");
         if (x.Shape[2] == 0 || x.Shape[3] == 0) throw new ArgumentException($"{op}: x has empty planes, shape {x.Shape}");
-        var y = NewLike(x, new Shape(x.Shape[0], x.Shape[1], 1, 1));
+        var y = NewLike(x, new Shape(x.Shape[0], x.Shape[1], 1, 1), x.Format);
         x.Backend.GlobalAvgPoolForward(y, x);
         if (GradMode.ShouldRecord(x)) y.GradFn = new GlobalAvgPoolNode(x);
         return y;
@@ -56,7 +56,6 @@ public static partial class Ops
     {
         Check.Float(op, x, "x");
         Check.Rank(op, x, "x", 4);
-        Check.Nchw(op, x, "x");
         var y = p.OutputShape(x.Shape, op);
         return (y[0], y[1], y[2], y[3]);
     }
@@ -64,12 +63,14 @@ public static partial class Ops
     private sealed class MaxPoolNode : Node
     {
         private readonly Shape _xShape;
-        private readonly Tensor _indices; // I32 (N, C, P, Q): argmax offset h * W + w in its plane
+        private readonly MemoryFormat _format;
+        private readonly Tensor _indices; // I32 (N, C, P, Q): argmax offset h * W + w in its plane, in x's format
         private readonly Pool2dParams _p;
 
         public MaxPoolNode(Tensor x, Tensor indices, Pool2dParams p) : base(x)
         {
             _xShape = x.Shape;
+            _format = x.Format;
             _indices = Own(indices);
             _p = p;
         }
@@ -78,7 +79,7 @@ public static partial class Ops
 
         protected internal override Tensor?[] Backward(Tensor dY)
         {
-            var dx = NewLike(dY, _xShape);
+            var dx = NewLike(dY, _xShape, _format);
             dY.Backend.MaxPoolBackward(dx, dY, _indices, _p);
             return [dx];
         }
@@ -87,11 +88,12 @@ public static partial class Ops
     private sealed class AvgPoolNode(Tensor x, Pool2dParams p) : Node(x)
     {
         private readonly Shape _xShape = x.Shape;
+        private readonly MemoryFormat _format = x.Format;
         public override string Name => "AvgPool2d";
 
         protected internal override Tensor?[] Backward(Tensor dY)
         {
-            var dx = NewLike(dY, _xShape);
+            var dx = NewLike(dY, _xShape, _format);
             dY.Backend.AvgPoolBackward(dx, dY, p);
             return [dx];
         }
@@ -100,11 +102,12 @@ public static partial class Ops
     private sealed class GlobalAvgPoolNode(Tensor x) : Node(x)
     {
         private readonly Shape _xShape = x.Shape;
+        private readonly MemoryFormat _format = x.Format;
         public override string Name => "GlobalAvgPool2d";
 
         protected internal override Tensor?[] Backward(Tensor dY)
         {
-            var dx = NewLike(dY, _xShape);
+            var dx = NewLike(dY, _xShape, _format);
             dY.Backend.GlobalAvgPoolBackward(dx, dY);
             return [dx];
         }

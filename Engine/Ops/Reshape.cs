@@ -1,4 +1,6 @@
-// Reshape and flatten: views that share storage. Gradient rule: dX = dY viewed in X's shape.
+// Reshape and flatten: views that share storage. Gradient rule: dX = dY viewed in X's shape (and
+// memory format). A channels-last tensor can be reshaped only where its memory is in logical order
+// (one channel, or 1 x 1 planes: the pooled features before a ResNet's fc layer).
 using ResidualEngine.Autograd;
 
 namespace ResidualEngine;
@@ -10,8 +12,8 @@ public static partial class Ops
     {
         Check.NotDisposed("Reshape", x, "x");
         ArgumentNullException.ThrowIfNull(dims);
-        if (x.Format != MemoryFormat.Contiguous)
-            throw new NotSupportedException("Reshape: channels-last tensors must be made contiguous first");
+        if (!x.IsLogicallyOrdered)
+            throw new NotSupportedException($"Reshape: {x.Describe()} is channels-last; make it NCHW first (Ops.Contiguous(x))");
         var d = (int[])dims.Clone();
         int infer = -1;
         long known = 1;
@@ -34,7 +36,7 @@ public static partial class Ops
         var shape = new Shape(d);
         if (shape.Numel != x.Numel)
             throw new ArgumentException($"Reshape: shape {x.Shape} ({x.Numel} elements) cannot become {shape} ({shape.Numel} elements)");
-        var y = x.View(shape);
+        var y = x.View(shape, MemoryFormat.Contiguous);
         if (GradMode.ShouldRecord(x)) y.GradFn = new ReshapeNode(x);
         return y;
     }
@@ -56,7 +58,9 @@ public static partial class Ops
     private sealed class ReshapeNode(Tensor x) : Node(x)
     {
         private readonly Shape _shape = x.Shape;
+        private readonly MemoryFormat _format = x.Format;
         public override string Name => "Reshape";
-        protected internal override Tensor?[] Backward(Tensor dY) => [dY.View(_shape)];
+        protected internal override Tensor?[] Backward(Tensor dY) =>
+            [dY.IsLogicallyOrdered ? dY.View(_shape, _format) : dY.To(MemoryFormat.Contiguous).Then(c => c.View(_shape, _format))];
     }
 }

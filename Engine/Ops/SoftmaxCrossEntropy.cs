@@ -1,6 +1,7 @@
 // Softmax cross-entropy loss with mean reduction and PyTorch's label smoothing. Gradient rule:
 // dLogits = dLoss * (softmax(logits) - target) / N, with target = (1 - eps) * onehot(label) + eps / K.
-// The softmax is saved by the forward pass; dLoss stays a device tensor (no host read).
+// The softmax is saved by the forward pass; dLoss stays a device tensor (no host read). Any float
+// type; under Autocast 16-bit logits are widened to F32 first (PyTorch's fp32 list).
 using ResidualEngine.Autograd;
 
 namespace ResidualEngine;
@@ -12,6 +13,11 @@ public static partial class Ops
     {
         const string op = "SoftmaxCrossEntropy";
         Check.Float(op, logits, "logits");
+        if (Autocast.Current is not null && logits.DType.Is16Bit())
+        {
+            using var wide = Autocast.ToF32(logits);
+            return SoftmaxCrossEntropy(wide, labels, labelSmoothing);
+        }
         Check.Rank(op, logits, "logits", 2);
         Check.NotDisposed(op, labels, "labels");
         Check.SameDevice(op, logits, "logits", labels, "labels");

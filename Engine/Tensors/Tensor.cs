@@ -31,7 +31,9 @@ public sealed partial class Tensor : IDisposable
 
     public Shape Shape { get; }
     public DType DType { get; }
-    public MemoryFormat Format { get; }
+    /// <summary>How a 4-d tensor's elements are stored: NCHW (Contiguous) or NHWC (ChannelsLast). The logical
+    /// shape is (N, C, H, W) either way; ToArray/ToDoubles return logical (NCHW) order.</summary>
+    public MemoryFormat Format { get; private set; }
     public Device Device { get; private set; }
     public IBackend Backend { get; private set; }
     public long Numel => Shape.Numel;
@@ -202,11 +204,16 @@ public sealed partial class Tensor : IDisposable
 
     // ---- reading back ----
 
-    /// <summary>Copies the elements to a new host array; T must match the dtype.</summary>
+    /// <summary>Copies the elements to a new host array in logical (NCHW) order; T must match the dtype.</summary>
     public T[] ToArray<T>() where T : unmanaged
     {
         if (DTypeOf<T>() != DType)
             throw new InvalidOperationException($"ToArray<{typeof(T).Name}> on a {DType} tensor; use ToDoubles() or To(dtype)");
+        if (Format != MemoryFormat.Contiguous)
+        {
+            using var nchw = To(MemoryFormat.Contiguous);
+            return nchw.ToArray<T>();
+        }
         var a = new T[Numel];
         Backend.CopyToHost(this, MemoryMarshal.AsBytes(a.AsSpan()));
         return a;
@@ -264,8 +271,23 @@ public sealed partial class Tensor : IDisposable
         return dst;
     }
 
+    /// <summary>A copy stored in another memory format (NCHW or channels-last; same device and dtype). Not
+    /// differentiable: Ops.Contiguous is the differentiable form.</summary>
+    public Tensor To(MemoryFormat format)
+    {
+        if (format == MemoryFormat.ChannelsLast && Rank != 4)
+            throw new ArgumentException($"channels-last format needs a 4-d tensor, got {Describe()}");
+        var dst = Empty(Shape, DType, Device, format);
+        if (format == Format) Backend.Copy(dst, this); else Backend.ConvertLayout(dst, this);
+        return dst;
+    }
+
+    /// <summary>True when this tensor's memory holds its elements in logical (NCHW) order: NCHW itself, or a
+    /// channels-last tensor with one channel or a 1 x 1 plane (whose two layouts coincide).</summary>
+    public bool IsLogicallyOrdered => Format == MemoryFormat.Contiguous || Shape[1] == 1 || (long)Shape[2] * Shape[3] == 1;
+
     /// <summary>A new tensor object sharing this storage, with no autograd history.</summary>
-    public Tensor Detach() => View(Shape);
+    public Tensor Detach() => View(Shape, Format);
 
     /// <summary>
     /// A new handle to the same data with the same autograd history (gradients through it reach
@@ -275,7 +297,7 @@ public sealed partial class Tensor : IDisposable
     /// </summary>
     public Tensor Alias()
     {
-        var a = View(Shape);
+        var a = View(Shape, Format);
         if (RequiresGrad && GradMode.IsEnabled) a.GradFn = GradFn ?? GradAccumulator();
         return a;
     }
@@ -298,14 +320,15 @@ public sealed partial class Tensor : IDisposable
     /// <summary>A copy of the data in a new buffer, with no autograd history.</summary>
     public Tensor Clone() => To(DType);
 
-    /// <summary>A new tensor object sharing this storage with another shape of the same element count (no autograd).</summary>
-    internal Tensor View(Shape shape)
+    /// <summary>A new tensor object sharing this storage with another shape of the same element count (no autograd),
+    /// in <paramref name="format"/> (a 4-d view keeps this tensor's format unless told; other ranks are contiguous).</summary>
+    internal Tensor View(Shape shape, MemoryFormat? format = null)
     {
         if (shape.Numel != Numel)
             throw new ArgumentException($"cannot view shape {Shape} as {shape}: {Numel} vs {shape.Numel} elements");
         var s = Storage;
         s.AddRef();
-        return new Tensor(s, shape, DType, shape.Rank == 4 ? Format : MemoryFormat.Contiguous);
+        return new Tensor(s, shape, DType, shape.Rank == 4 ? format ?? Format : MemoryFormat.Contiguous);
     }
 
     /// <summary>Host memory of a CPU tensor as bytes (the CPU backend's direct access).</summary>
@@ -349,6 +372,45 @@ public sealed partial class Tensor : IDisposable
         Grad = null;
     }
 
-    public string Describe() => $"{Name ?? "tensor"}{Shape} {DType} on {Device}";
+    /// <summary>Overwrites this tensor's elements with <paramref name="src"/>'s (same shape), converted to this tensor's
+    /// device, dtype and memory format. Not differentiable (state loading, optimizer buffers).</summary>
+    internal void CopyFrom(Tensor src)
+    {
+        ArgumentNullException.ThrowIfNull(src);
+        if (src.Shape != Shape) throw new ArgumentException($"cannot copy {src.Describe()} into {Describe()}: shapes differ");
+        var here = src.Device == Device ? src : src.To(Device);
+        try
+        {
+            if (here.Format == Format)
+            {
+                if (here.DType == DType) Backend.Copy(this, here); else Backend.Cast(this, here);
+                return;
+            }
+            using var typed = here.To(DType);
+            Backend.ConvertLayout(this, typed);
+        }
+        finally
+        {
+            if (!ReferenceEquals(here, src)) here.Dispose();
+        }
+    }
+
+    /// <summary>Re-lays this leaf's data out in another memory format in place (object identity is kept, so
+    /// modules and optimizers holding it see the change; used by Module.To(MemoryFormat)). The gradient is dropped.</summary>
+    internal void ConvertFormat(MemoryFormat format)
+    {
+        if (format == Format) return;
+        if (!IsLeaf) throw new InvalidOperationException($"only leaf tensors can change format in place, not {Describe()}");
+        using var converted = To(format);
+        var s = converted.Storage;
+        s.AddRef();
+        var old = Interlocked.Exchange(ref _storage, s);
+        old?.Release();
+        Format = format;
+        Grad?.Dispose();
+        Grad = null;
+    }
+
+    public string Describe() => $"{Name ?? "tensor"}{Shape} {DType}{(Format == MemoryFormat.ChannelsLast ? " channels-last" : "")} on {Device}";
     public override string ToString() => Describe();
 }

@@ -1,5 +1,6 @@
 // Argument handling of `residual bench`: defaults, validation with messages that name the option,
-// the "not supported yet" precisions and formats, and the options handed to the PyTorch script.
+// the precisions (fp32, tf32, bf16, fp16 and synonyms) and formats (nchw, nhwc = --channels-last), and
+// the options handed to the PyTorch script.
 using NUnit.Framework;
 using ResidualEngine.Tools.Bench;
 using ResidualEngine.Tools.Cli;
@@ -8,7 +9,7 @@ namespace ResidualEngine.Tests.Tools;
 
 public class BenchConfigTests
 {
-    private static BenchConfig Parse(params string[] args) => BenchConfig.Parse(new Args(args, "profile", "quick"), new BenchConfig());
+    private static BenchConfig Parse(params string[] args) => BenchConfig.Parse(new Args(args, "profile", "quick", "channels-last"), new BenchConfig());
 
     [Test]
     public void ParsesEveryOption()
@@ -45,13 +46,28 @@ public class BenchConfigTests
         Assert.That(e!.Message, Does.Contain(expected));
     }
 
-    [TestCase("--precision", "fp16")]
-    [TestCase("--precision", "bf16")]
-    [TestCase("--format", "nhwc")]
-    public void KnownButUnimplementedChoicesSayNotSupportedYet(string option, string value)
+    [TestCase("--precision", "fp16", "fp16")]
+    [TestCase("--precision", "half", "fp16")]
+    [TestCase("--precision", "bf16", "bf16")]
+    [TestCase("--precision", "bfloat16", "bf16")]
+    [TestCase("--precision", "TF32", "tf32")]
+    [TestCase("--format", "nhwc", "nhwc")]
+    [TestCase("--format", "channels_last", "nhwc")]
+    [TestCase("--channels-last", null, "nhwc")]
+    public void PrecisionsAndFormatsParse(string option, string? value, string expected)
     {
-        var e = Assert.Throws<NotSupportedException>(() => Parse(option, value));
-        Assert.That(e!.Message, Does.Contain("not supported yet").And.Contain(value));
+        var c = value is null ? Parse(option) : Parse(option, value);
+        Assert.That(option == "--precision" ? c.Precision : c.Format, Is.EqualTo(expected));
+        var args = c.ToArgs();
+        Assert.That(args, Does.Contain(expected), "the baseline script gets the same precision and format");
+    }
+
+    [TestCase("--format", "nhcw")]
+    [TestCase("--precision", "int8")]
+    public void UnknownPrecisionsAndFormatsNameTheOption(string option, string value)
+    {
+        var e = Assert.Throws<ArgumentException>(() => Parse(option, value));
+        Assert.That(e!.Message, Does.Contain(option).And.Contain(value));
     }
 
     [Test]

@@ -1,5 +1,6 @@
-// One benchmark configuration (model, batch, image size, device, mode, steps, threads, precision,
-// format), parsed and validated from `residual bench` options. The same configuration is handed
+// One benchmark configuration (model, batch, image size, device, mode, steps, threads, precision
+// (fp32, tf32, bf16, fp16: Training/PrecisionMode.cs), format (nchw, or nhwc = --channels-last)),
+// parsed and validated from `residual bench` options. The same configuration is handed
 // to Tools/bench/pytorch_baseline.py as command-line options, so both sides run the same workload.
 using System.Globalization;
 using ResidualEngine.Tools.Cli;
@@ -55,37 +56,30 @@ public sealed record BenchConfig
             Steps = a.Int("steps", defaults.Steps, 1, 1_000_000),
             Threads = a.Int("threads", defaults.Threads, 0, 1024),
             Precision = CheckPrecision(a.String("precision") ?? defaults.Precision),
-            Format = CheckFormat(a.String("format") ?? defaults.Format),
+            Format = a.Flag("channels-last") ? "nhwc" : CheckFormat(a.String("format") ?? defaults.Format),
             Seed = a.Int("seed", defaults.Seed),
             LearningRate = a.Double("lr", defaults.LearningRate, 0, 10),
             Profile = a.Flag("profile") || defaults.Profile,
         };
     }
 
-    /// <summary>fp32 only for now; the mixed-precision names are known but rejected.</summary>
-    public static string CheckPrecision(string p)
-    {
-        var s = p.Trim().ToLowerInvariant();
-        return s switch
-        {
-            "fp32" or "f32" or "float32" => "fp32",
-            "fp16" or "f16" or "float16" or "bf16" or "bfloat16" or "amp" or "tf32" =>
-                throw new NotSupportedException($"--precision {p} is not supported yet (only fp32)"),
-            _ => throw new ArgumentException($"option --precision must be fp32 (fp16 and bf16 are not supported yet), got '{p}'"),
-        };
-    }
+    /// <summary>fp32, tf32, bf16 or fp16 (and their synonyms; see PrecisionMode).</summary>
+    public static string CheckPrecision(string p) => Training.PrecisionMode.Parse(p).Name;
 
-    /// <summary>NCHW only for now; channels-last is known but rejected.</summary>
+    /// <summary>nchw, or nhwc (also written channels-last / channels_last).</summary>
     public static string CheckFormat(string f)
     {
         var s = f.Trim().ToLowerInvariant();
         return s switch
         {
             "nchw" => "nchw",
-            "nhwc" or "channels-last" or "channels_last" => throw new NotSupportedException($"--format {f} is not supported yet (only nchw)"),
-            _ => throw new ArgumentException($"option --format must be nchw (nhwc is not supported yet), got '{f}'"),
+            "nhwc" or "channels-last" or "channels_last" => "nhwc",
+            _ => throw new ArgumentException($"option --format must be nchw or nhwc (channels-last), got '{f}'"),
         };
     }
+
+    /// <summary>The memory format the model and inputs use.</summary>
+    public MemoryFormat MemoryFormat => Format == "nhwc" ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
 
     /// <summary>A short label for tables: "resnet18 train b16 224px cpu 2T fp32".</summary>
     public string Label(int imageSize, int threads) =>

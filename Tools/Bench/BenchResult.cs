@@ -31,6 +31,8 @@ public sealed record BenchResult
     public int NumClasses { get; init; }
     public string Precision { get; init; } = "fp32";
     public string Format { get; init; } = "nchw";
+    /// <summary>The TF32 policy in force ("TF32: convolutions on, matmuls off ..."), so a reader knows what was compared.</summary>
+    public string? Tf32 { get; init; }
     public int Threads { get; init; }
     public int Warmup { get; init; }
     public int Steps { get; init; }

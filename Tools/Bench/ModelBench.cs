@@ -1,7 +1,8 @@
 // `residual bench --model ...`: times whole training or inference steps of a zoo model on
 // synthetic, seeded inputs that already sit on the device (no data loading). A train step is the
 // shared TrainingStep: forward + softmax cross-entropy + backward + SGD (momentum 0.9, weight decay 1e-4), all inside
-// one TensorScope, exactly what Tools/bench/pytorch_baseline.py does on the PyTorch side.
+// one TensorScope, exactly what Tools/bench/pytorch_baseline.py does on the PyTorch side; bf16/fp16 under
+// autocast (fp16 with the loss scaler), channels-last model and input with --format nhwc.
 using System.Diagnostics;
 using System.Globalization;
 using ResidualEngine.Autograd;
@@ -28,48 +29,54 @@ public static class ModelBench
         int numClasses = cfg.NumClasses ?? info.DefaultClasses;
         var backend = BackendRegistry.Get(cfg.Device);
         var cudaBackend = backend as CudaBackend;
-        var (benchmarkWas, tf32Was) = (cudaBackend?.CudnnBenchmark ?? false, cudaBackend?.AllowTf32 ?? false);
+        var precision = PrecisionMode.Parse(cfg.Precision);
+        var (benchmarkWas, convWas, matmulWas) = (cudaBackend?.CudnnBenchmark ?? false, cudaBackend?.AllowTf32Convolutions ?? false, cudaBackend?.AllowTf32Matmul ?? false);
         if (cudaBackend is not null)
         {
-            // As the baseline: cuDNN picks algorithms by timing them (torch.backends.cudnn.benchmark), no TF32.
-            // Both are settings of the shared backend object, restored at the end.
+            // As the baseline: cuDNN picks algorithms by timing them (torch.backends.cudnn.benchmark), and the TF32
+            // switches follow --precision (fp32: off; otherwise PyTorch's defaults). Settings of the shared backend
+            // object, restored at the end.
             cudaBackend.CudnnBenchmark = true;
-            cudaBackend.AllowTf32 = false;
+            precision.ApplyTo(cfg.Device);
             cudaBackend.Allocator.ResetPeak();
         }
         try
         {
-            return RunSteps(cfg, log, threads, imageSize, numClasses, backend);
+            return RunSteps(cfg, log, threads, imageSize, numClasses, backend, precision);
         }
         finally
         {
             if (cudaBackend is not null)
             {
                 cudaBackend.CudnnBenchmark = benchmarkWas;
-                cudaBackend.AllowTf32 = tf32Was;
+                cudaBackend.AllowTf32Convolutions = convWas;
+                cudaBackend.AllowTf32Matmul = matmulWas;
             }
         }
     }
 
-    private static BenchResult RunSteps(BenchConfig cfg, TextWriter? log, int threads, int imageSize, int numClasses, IBackend backend)
+    private static BenchResult RunSteps(BenchConfig cfg, TextWriter? log, int threads, int imageSize, int numClasses, IBackend backend, PrecisionMode precision)
     {
         using var profiler = cfg.Profile ? new OpProfiler() : null;
         using var memory = new MemoryProbe(cfg.Device);
         using var model = ZooInfo.Create(cfg.Model, numClasses, cfg.Seed);
         model.To(cfg.Device);
+        model.To(cfg.MemoryFormat);
         bool train = cfg.Mode == BenchMode.Train;
         model.Train(train);
         long parameters = model.ParameterCount();
         double gmacs = ZooInfo.GMacsPerImage(model, imageSize);
 
         var rng = new Random(cfg.Seed);
-        using var x = Tensor.Randn(new Shape(cfg.BatchSize, 3, imageSize, imageSize), rng, DType.F32, 1.0, cfg.Device);
+        using var x0 = Tensor.Randn(new Shape(cfg.BatchSize, 3, imageSize, imageSize), rng, DType.F32, 1.0, cfg.Device);
+        using var x = x0.To(cfg.MemoryFormat);
         var labelValues = new long[cfg.BatchSize];
         for (int i = 0; i < labelValues.Length; i++) labelValues[i] = rng.Next(numClasses);
         using var labels = Tensor.FromArray(labelValues, new Shape(cfg.BatchSize), cfg.Device);
         using var sgd = train ? Sgd.ForModule(model, cfg.LearningRate, Momentum, WeightDecay, nesterov: false, noBnWeightDecay: false) : null;
         var probe = new PhaseProbe(profiler);
-        var step = sgd is null ? null : new TrainingStep(model, sgd) { Hooks = { probe } };
+        using var scaler = precision.CreateScaler();
+        var step = sgd is null ? null : new TrainingStep(model, sgd) { Hooks = { probe }, AutocastType = precision.Autocast, Scaler = scaler };
 
         var samples = new List<double>(cfg.Steps);
         double lastLoss = double.NaN;
@@ -92,6 +99,7 @@ public static class ModelBench
                 else
                 {
                     using var noGrad = GradMode.NoGrad();
+                    using var cast = precision.Autocast is { } t ? Autocast.Begin(t) : null;
                     model.Forward(x);
                 }
                 backend.Synchronize();
@@ -121,6 +129,7 @@ public static class ModelBench
             NumClasses = numClasses,
             Precision = cfg.Precision,
             Format = cfg.Format,
+            Tf32 = cuda ? ((CudaBackend)backend).Tf32Policy : "TF32: not applicable on the CPU",
             Threads = threads,
             Warmup = cfg.Warmup,
             Steps = cfg.Steps,

@@ -38,6 +38,8 @@ internal sealed class ProfilingBackend(IBackend inner, OpProfiler profiler) : IB
     public void Copy(Tensor dst, Tensor src) { var t = Begin(); inner.Copy(dst, src); End(nameof(Copy), t); }
     public void Cast(Tensor dst, Tensor src) { var t = Begin(); inner.Cast(dst, src); End(nameof(Cast), t); }
     public void Fill(Tensor dst, double value) { var t = Begin(); inner.Fill(dst, value); End(nameof(Fill), t); }
+    public void ConvertLayout(Tensor dst, Tensor src) { var t = Begin(); inner.ConvertLayout(dst, src); End(nameof(ConvertLayout), t); }
+    public void UnscaleAndCheck(Tensor grad, Tensor foundInf, double invScale) { var t = Begin(); inner.UnscaleAndCheck(grad, foundInf, invScale); End(nameof(UnscaleAndCheck), t); }
     public void Synchronize() => inner.Synchronize();
     // The pointwise family is filed under each op's struct name (Relu, AddRelu, ReluBackward, ...).
     public void Map<TOp>(Tensor y, Tensor x, double alpha, double beta) where TOp : struct, IUnaryOp { var t = Begin(); inner.Map<TOp>(y, x, alpha, beta); End(typeof(TOp).Name, t); }

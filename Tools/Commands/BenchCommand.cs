@@ -83,8 +83,9 @@ public static class BenchCommand
         c.Options.Add(Value("--warmup", "untimed steps first (bench: 2; compare: 1)", "W"));
         c.Options.Add(Value("--steps", "timed steps (bench: 10; compare: 5, --quick: 2)", "K"));
         c.Options.Add(Value("--threads", "CPU threads for ours and for PyTorch (0 = all cores; compare: all cores)", "T"));
-        c.Options.Add(Value("--precision", "fp32 (fp16 and bf16 are not supported yet)", "P"));
-        c.Options.Add(Value("--format", "nchw (nhwc is not supported yet)", "F"));
+        c.Options.Add(Value("--precision", "fp32 (strict), tf32 (PyTorch's default TF32 policy), bf16 or fp16 (autocast; fp16 with loss scaling); default fp32", "P"));
+        c.Options.Add(Value("--format", "nchw (default) or nhwc (channels-last)", "F"));
+        c.Options.Add(Flag("--channels-last", "channels-last (NHWC) model and inputs: the same as --format nhwc"));
         c.Options.Add(Value("--seed", "seed of the synthetic inputs and of the weights", "N"));
         c.Options.Add(Value("--lr", "SGD learning rate of the train step (default 0.01)", "LR"));
         c.Options.Add(Value("--json", "write the result(s) as JSON", "FILE"));
@@ -152,7 +153,7 @@ public static class BenchCommand
         var m = r.MsPerStep;
         double tflops = r.GflopPerImage * r.ImagesPerSec / 1000;
         return string.Create(CultureInfo.InvariantCulture, $"""
-              {r.Model} {r.Mode} on {r.Device} ({r.DeviceName}), batch {r.BatchSize}, {r.ImageSize}x{r.ImageSize}, {r.Threads} threads, {r.Precision} {r.Format}
+              {r.Model} {r.Mode} on {r.Device} ({r.DeviceName}), batch {r.BatchSize}, {r.ImageSize}x{r.ImageSize}, {r.Threads} threads, {r.Precision} {r.Format}{(r.Tf32 is { } tf ? $"; {tf}" : "")}
               ms/step: median {m.Median:F2} (min {m.Min:F2}, p10 {m.P10:F2}, p90 {m.P90:F2}, max {m.Max:F2}) over {r.Steps} steps{(r.CpuMsPerStep is { } cpu ? $"; CPU time {cpu:F0} ms/step" : "")}
               images/s: {r.ImagesPerSec:F1}   compute: {r.GflopPerImage:F3} GFLOP/img ({r.GflopNote}) = {tflops:F3} TFLOP/s
               parameters: {r.Parameters:N0}   peak memory: {CompareTable.Mb(r.PeakMemoryBytes)} MB ({r.PeakMemoryKind}){(r.PeakTensorBytes is { } t ? $"; live tensors peak {CompareTable.Mb(t)} MB" : "")}{(r.AllocatorReservedBytes is { } rb ? $"; reserved {CompareTable.Mb(rb)} MB" : "")}{(r.SystemTimeFraction is { } st ? $"; system time {st:P1} of CPU time" : "")}

@@ -4,7 +4,8 @@
 // has one, else from the metadata every weights file we write carries (a bare copied
 // .safetensors still knows its input size); PyTorch .pth files are read too. --data defaults
 // to the data set the run was trained on. --ten-crop averages the softmax over ten crops as in
-// the paper.
+// the paper. --precision bf16|fp16 evaluates under autocast, --channels-last in NHWC.
+// the paper. --ema evaluates the run's moving average of the weights (--model-ema) instead.
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using ResidualEngine.Tools.Cli;
@@ -30,13 +31,25 @@ public static class EvalCommand
             DefaultValueFactory = _ => Data.EncodedImage.DefaultMaxPixels,
         };
         maxPixels.Validators.Add(r => { if (r.Tokens.Count > 0 && r.GetValueOrDefault<long>() < 1) r.AddError("option --max-image-pixels must be at least 1"); });
+        var precision = new Option<string>("--precision")
+        {
+            Description = "fp32 | tf32 | bf16 | fp16: bf16/fp16 run the forward pass under autocast (as train's option)", HelpName = "P",
+            DefaultValueFactory = _ => "fp32",
+        };
+        precision.Validators.Add(r =>
+        {
+            try { PrecisionMode.Parse(r.GetValueOrDefault<string>() ?? ""); }
+            catch (ArgumentException e) { r.AddError(e.Message); }
+        });
+        var channelsLast = new Option<bool>("--channels-last") { Description = "channels-last (NHWC) model and batches" };
+        var ema = new Option<bool>("--ema") { Description = "evaluate the checkpoint's moving average of the weights (a run trained with --model-ema) instead of its weights" };
         var json = new Option<bool>("--json") { Description = "print the result as JSON on stdout (schema residual.eval/1, docs/cli-json.md); progress goes to stderr" };
         OptionRules.ZeroOrRange(imageSize, 8, 1024);
         OptionRules.Range(batch, 1, 65536);
         OptionRules.Range(workers, 0, 256);
         var cmd = new Command("eval", "Evaluate a checkpoint: loss, top-1 and top-5 on a validation set.")
         {
-            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, maxPixels, json,
+            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, maxPixels, precision, channelsLast, ema, json,
         };
         cmd.SetAction(parse =>
         {
@@ -44,6 +57,9 @@ public static class EvalCommand
                 parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize))
             {
                 MaxImagePixels = parse.GetValue(maxPixels),
+                Precision = parse.GetValue(precision)!,
+                ChannelsLast = parse.GetValue(channelsLast),
+                Ema = parse.GetValue(ema),
             };
             bool asJson = parse.GetValue(json);
             var report = Run(request, asJson ? Console.Error : Console.Out);
@@ -57,11 +73,21 @@ public static class EvalCommand
     {
         /// <summary>Images whose header claims more pixels are skipped as unreadable.</summary>
         public long MaxImagePixels { get; init; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
+        /// <summary>fp32, tf32, bf16 or fp16 (PrecisionMode).</summary>
+        public string Precision { get; init; } = "fp32";
+        public bool ChannelsLast { get; init; }
+        /// <summary>Evaluate the checkpoint's moving average of the weights (--model-ema) instead of its weights.</summary>
+        public bool Ema { get; init; }
     }
 
     /// <summary>What was evaluated and the result.</summary>
     public sealed record EvalReport(EvalResult Result, string Checkpoint, string Model, int? Epoch, string Data, int ImageSize, bool TenCrop, string Device)
     {
+        public string Precision { get; init; } = "fp32";
+        public bool ChannelsLast { get; init; }
+        /// <summary>The moving average of the weights was evaluated.</summary>
+        public bool Ema { get; init; }
+
         public System.Text.Json.Nodes.JsonObject ToJson()
         {
             var j = CliJson.Document("eval");
@@ -71,7 +97,10 @@ public static class EvalCommand
             j["data"] = Path.GetFullPath(Data);
             j["image_size"] = ImageSize;
             j["ten_crop"] = TenCrop;
+            j["ema"] = Ema;
             j["device"] = Device;
+            j["precision"] = Precision;
+            j["channels_last"] = ChannelsLast;
             foreach (var (k, v) in CliJson.Metrics(Result)) j[k] = v?.DeepClone();
             return j;
         }
@@ -86,7 +115,7 @@ public static class EvalCommand
         // The same range as train's: a crop smaller than 8 px is no image the nets can take.
         if (q.ImageSize != 0 && (q.ImageSize < 8 || q.ImageSize > 1024))
             throw new ArgumentException($"option --image-size must be 0 (the checkpoint's size) or in [8, 1024], got {q.ImageSize}");
-        using var loaded = LoadedModel.Open(q.Checkpoint, q.Model, q.ImageSize);
+        using var loaded = LoadedModel.Open(q.Checkpoint, q.Model, q.ImageSize, q.Ema);
         var (path, meta, info) = (loaded.Path, loaded.Metadata, loaded.Info);
         foreach (var warning in loaded.Warnings) log.WriteLine(warning);
         var root = q.Data ?? info?.Config?["_run"]?["data_root"]?.GetValue<string>() ?? TrainedOn(path)
@@ -104,25 +133,33 @@ public static class EvalCommand
         var device = TrainingSetup.ResolveDevice(q.Device);
         var model = loaded.Model;
         model.To(device);
-        log.WriteLine($"evaluating {meta.Model} from {path}{(info is null ? "" : $" (epoch {info.Epoch - 1})")} on {val.Count} images of {val.Root}, " +
-            $"{size} px {(q.TenCrop ? "ten-crop" : "centre crop")}, on {device}");
+        var mode = PrecisionMode.Parse(q.Precision);
+        TrainingSetup.ApplyPrecision(model, device, mode, q.ChannelsLast);
+        var format = q.ChannelsLast ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
+        log.WriteLine($"evaluating {(q.Ema ? "the moving average of " : "")}{meta.Model} from {path}{(info is null ? "" : $" (epoch {info.Epoch - 1})")} on {val.Count} images of {val.Root}, " +
+            $"{size} px {(q.TenCrop ? "ten-crop" : "centre crop")}, on {device}; {mode.Describe(device)}{(q.ChannelsLast ? "; channels-last" : "")}");
         EvalResult r;
         if (q.TenCrop)
         {
             var loaders = Enumerable.Range(0, 10).Select(c => TrainingSetup.Loader(
-                new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device)).ToList();
-            try { r = Evaluator.EvaluateTenCrop(model, loaders); }
+                new Data.ImageFolderDataset(val, new TenCropTransform(size, c, norm)) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, Math.Max(0, q.Workers / 2), device, format: format)).ToList();
+            try { r = Evaluator.EvaluateTenCrop(model, loaders, autocast: mode.Autocast); }
             finally { foreach (var l in loaders) l.Dispose(); }
         }
         else
         {
             // The single view that matches the run's --augment: resize + centre crop, or the small-image centre view.
             Data.ITransform view = RunSetting(path, "augment") == "cifar" ? new Data.CifarTransform(size, train: false, norm) : new Data.EvalTransform(size, norm);
-            using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, view) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, q.Workers, device);
-            r = Evaluator.Evaluate(model, loader);
+            using var loader = TrainingSetup.Loader(new Data.ImageFolderDataset(val, view) { MaxPixels = q.MaxImagePixels }, q.BatchSize, train: false, 0, q.Workers, device, format: format);
+            r = Evaluator.Evaluate(model, loader, autocast: mode.Autocast);
         }
         Trainer.PrintEval(log, r);
-        return new EvalReport(r, path, meta.Model, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
+        return new EvalReport(r, path, meta.Model, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString())
+        {
+            Precision = mode.Name,
+            ChannelsLast = q.ChannelsLast,
+            Ema = q.Ema,
+        };
     }
 
     /// <summary>A top-level option recorded in the run's config.json next to a checkpoint (e.g. "augment"), if any.</summary>

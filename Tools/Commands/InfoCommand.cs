@@ -1,6 +1,7 @@
 // `residual info`: the machine as the engine sees it — OS and .NET, each GPU (name, compute
 // capability, SMs, memory), the driver's CUDA version, and for NVRTC, cuBLAS and cuDNN their
-// versions and the file each was loaded from, or why not (every path the resolver tried).
+// versions and the file each was loaded from, or why not (every path the resolver tried), and the
+// precision policy (TF32 switches; 16-bit types stored in 16 bits and computed in F32).
 // Informational: exits 0 whether or not a GPU is present.
 using System.Runtime.InteropServices;
 using ResidualEngine.Backends;
@@ -78,6 +79,14 @@ public static class InfoCommand
         }
         j["libraries"] = libs;
         j["kernel_cache"] = KernelLibrary.DefaultCacheDirectory;
+        var (conv, mm) = Tf32Switches();
+        j["precision"] = new JsonObject
+        {
+            ["tf32_convolutions"] = conv,
+            ["tf32_matmul"] = mm,
+            ["policy"] = Tf32.Describe(conv, mm),
+            ["sixteen_bit"] = SixteenBit,
+        };
         return j;
     }
 
@@ -113,7 +122,29 @@ public static class InfoCommand
                 foreach (var t in report.Attempts) Console.WriteLine($"      {t.Path}: {t.Outcome}");
         }
         Console.WriteLine($"Kernel cache  {KernelLibrary.DefaultCacheDirectory}");
+        var (conv, mm) = Tf32Switches();
+        Console.WriteLine("Precision");
+        Console.WriteLine($"  {Tf32.Describe(conv, mm)}; `--precision fp32` turns both off, tf32/bf16/fp16 keep this");
+        Console.WriteLine($"  {SixteenBit}");
         return 0;
+    }
+
+    private const string SixteenBit = "BF16/F16: stored in 16 bits, computed in F32 (cuDNN PSEUDO_BFLOAT16/PSEUDO_HALF convolutions, " +
+        "cublasGemmEx with CUBLAS_COMPUTE_32F, our kernels convert at load/store; the CPU converts around its F32 kernels)";
+
+    /// <summary>The TF32 switches of cuda:0's backend when a GPU answers, else the defaults a backend starts with.</summary>
+    private static (bool Conv, bool Matmul) Tf32Switches()
+    {
+        if (CudaBackend.IsAvailable(out _))
+        {
+            try
+            {
+                var be = (CudaBackend)BackendRegistry.Get(Device.Cuda());
+                return (be.AllowTf32Convolutions, be.AllowTf32Matmul);
+            }
+            catch (CudaException) { }
+        }
+        return (CudaBackend.DefaultTf32Convolutions, CudaBackend.DefaultTf32Matmul);
     }
 
     private static string DescribeDevice(int index)

@@ -15,6 +15,9 @@ namespace ResidualEngine.Training;
 /// <summary>One finished epoch, as in epochs.csv.</summary>
 public sealed record EpochRow(int Epoch, double TrainLoss, double TrainTop1, double ValLoss, double ValTop1, double ValTop5, double Lr, double Seconds);
 
+/// <summary>GradScaler's state: the scale, the clean steps since it last changed, and the steps it skipped.</summary>
+public sealed record ScalerState(double Scale, int GrowthTracker, long SkippedSteps);
+
 /// <summary>Running sums of the training metrics within an epoch (so an interrupted epoch resumes its averages).</summary>
 public sealed class EpochSums
 {
@@ -56,6 +59,12 @@ public sealed class CheckpointInfo
     public int WindowSteps { get; set; }
     /// <summary>Seconds spent in the interrupted epoch so far.</summary>
     public double PartialSeconds { get; set; }
+    /// <summary>The run's --precision (fp32, tf32, bf16, fp16); the weights are F32 master weights in every one.</summary>
+    public string Precision { get; set; } = "fp32";
+    /// <summary>Whether the run trained channels-last (the tensors are stored in logical NCHW order either way).</summary>
+    public bool ChannelsLast { get; set; }
+    /// <summary>The loss scaler's state (fp16 runs), so a resumed run scales exactly as the uninterrupted one.</summary>
+    public ScalerState? Scaler { get; set; }
     /// <summary>"epoch" (end of an epoch), "interrupt" (Ctrl-C / SIGTERM) or "eval".</summary>
     public string Reason { get; set; } = "epoch";
     public DateTimeOffset SavedAt { get; set; }

@@ -3,6 +3,7 @@
 // the softmax over the four corners and the centre of the resized image and their mirror
 // images. Evaluation reads logits to the host once per batch: it is not the hot loop. This is
 // the only evaluation: `residual train` (every epoch), `residual eval` and the experiments call it.
+// With an autocast type the forward pass runs under Autocast (as timm validates with --amp).
 using System.Diagnostics;
 using ResidualEngine.Autograd;
 using ResidualEngine.Data;
@@ -19,7 +20,7 @@ public static class Evaluator
 {
     /// <summary>Mean cross-entropy and top-1/top-5 accuracy over a loader's epoch 0 (at most <paramref name="maxBatches"/> batches when > 0),
     /// in eval mode without gradients; batches on another device than the model's are moved to it. The model's mode is restored.</summary>
-    public static EvalResult Evaluate(Module model, DataLoader loader, int maxBatches = 0, Action<int, int>? progress = null)
+    public static EvalResult Evaluate(Module model, DataLoader loader, int maxBatches = 0, Action<int, int>? progress = null, DType? autocast = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(loader);
@@ -38,8 +39,12 @@ public static class Evaluator
                 using (batch)
                 {
                     using var scope = TensorScope.Begin();
-                    var logits = model.Forward(OnDevice(batch.Images, device));
-                    var loss = Ops.SoftmaxCrossEntropy(logits, OnDevice(batch.Labels, device));
+                    Tensor logits, loss;
+                    using (autocast is { } t ? Autocast.Begin(t) : null)
+                    {
+                        logits = model.Forward(Input(batch.Images, model, device));
+                        loss = Ops.SoftmaxCrossEntropy(logits, OnDevice(batch.Labels, device));
+                    }
                     var scores = logits.ToFloats();
                     var labels = batch.Labels.ToDoubles();
                     int k = logits.Shape[^1];
@@ -60,7 +65,7 @@ public static class Evaluator
     }
 
     /// <summary>Ten-crop evaluation: one loader per crop over the same samples in the same order (no shuffling).</summary>
-    public static EvalResult EvaluateTenCrop(Module model, IReadOnlyList<DataLoader> crops, Action<int, int>? progress = null)
+    public static EvalResult EvaluateTenCrop(Module model, IReadOnlyList<DataLoader> crops, Action<int, int>? progress = null, DType? autocast = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(crops);
@@ -90,7 +95,8 @@ public static class Evaluator
                     int k = 0;
                     foreach (var bt in batches)
                     {
-                        var logits = model.Forward(OnDevice(bt.Images, device)).ToFloats();
+                        float[] logits;
+                        using (autocast is { } t ? Autocast.Begin(t) : null) logits = model.Forward(Input(bt.Images, model, device)).ToFloats();
                         k = logits.Length / count;
                         mean ??= new double[logits.Length];
                         AddSoftmax(logits, k, mean, 1.0 / batches.Count);
@@ -119,6 +125,13 @@ public static class Evaluator
     }
 
     private static Tensor OnDevice(Tensor t, Device device) => t.Device == device ? t : t.To(device);
+
+    /// <summary>Images on the model's device and in its memory format (a channels-last model's loader makes NHWC batches already).</summary>
+    private static Tensor Input(Tensor t, Module model, Device device)
+    {
+        var x = OnDevice(t, device);
+        return x.Rank == 4 && x.Format != model.MemoryFormat ? x.To(model.MemoryFormat) : x;
+    }
 
     private static EvalResult Result(double lossSum, long top1, long top5, long n, double seconds) =>
         n == 0 ? new EvalResult(double.NaN, double.NaN, double.NaN, 0, seconds)

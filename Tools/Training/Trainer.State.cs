@@ -1,9 +1,9 @@
 // What one training run holds while it runs, and how it is built: device, data and loaders,
-// model, optimizer, schedule, run directory files and checkpoint store; for a resumed run, the
-// checkpoint is verified, checked against the options (same model, classes) and restored.
-// The run directory is locked (RunLock) before anything in it is read for resuming or written,
-// and a stop request (Ctrl-C, SIGTERM) ends the setup at once (data generation and listing watch
-// it), with nothing written.
+// model, optimizer, schedule, moving average (--model-ema), run directory files and checkpoint
+// store; for a resumed run, the checkpoint is verified, checked against the options (same model,
+// classes) and restored. The run directory is locked (RunLock) before anything in it is read for
+// resuming or written, and a stop request (Ctrl-C, SIGTERM) ends the setup at once (data
+// generation and listing watch it), with nothing written.
 using ResidualEngine.Data;
 using ResidualEngine.Models;
 using ResidualEngine.Nn.Optim;
@@ -19,6 +19,8 @@ public sealed partial class Trainer
         public required ResNet Model { get; init; }
         public required IOptimizer Optimizer { get; init; }
         public required TrainingStep Step { get; init; }
+        public required PrecisionMode Precision { get; init; }
+        public required GradScaler Scaler { get; init; }
         public required LrSchedule Schedule { get; init; }
         public required DataLoader TrainLoader { get; init; }
         public required DataLoader ValLoader { get; init; }
@@ -27,6 +29,8 @@ public sealed partial class Trainer
         public required int ImageSize { get; init; }
         public required int StepsPerEpoch { get; init; }
         public required RunFiles Files { get; init; }
+        /// <summary>The moving average of the weights (--model-ema), or null.</summary>
+        public ModelEma? Ema { get; init; }
         public required CheckpointStore Store { get; init; }
         public StepMeter Meter { get; } = new();
         /// <summary>TensorBoard event file of this process (null when turned off or before training starts).</summary>
@@ -116,6 +120,8 @@ public sealed partial class Trainer
 
             var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed, o.DropPath);
             IOptimizer? opt = null;
+            GradScaler? scaler = null;
+            ModelEma? ema = null;
             DataLoader? trainLoader = null, valLoader = null;
             try
             {
@@ -123,6 +129,10 @@ public sealed partial class Trainer
                 if (info is null && o.Weights is not null) log.WriteLine(Pretrained.Load(model, o.Weights).Description);
                 var freeze = o.Freeze ? Pretrained.FreezeBackbone(model) : null;
                 model.To(device);
+                var precision = o.PrecisionMode;
+                TrainingSetup.ApplyPrecision(model, device, precision, o.ChannelsLast);
+                var format = o.ChannelsLast ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
+                scaler = precision.CreateScaler();
                 opt = TrainingSetup.CreateOptimizer(model, o);
                 var schedule = LrSchedule.Create(new LrScheduleSpec(o.Schedule, o.Lr, o.Epochs, o.WarmupEpochs)
                 {
@@ -133,19 +143,31 @@ public sealed partial class Trainer
                 if (schedule is StepLr step && o.Schedule == "multisteplr") o.LrSteps = step.Milestones.ToArray();
                 if (info is not null && ckpt is not null)
                 {
-                    var modelState = ckpt.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
-                        .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-                    var optState = ckpt.Tensors.Where(kv => kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
-                        .ToDictionary(kv => kv.Key[CheckpointStore.OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+                    var modelState = ckpt.Tensors.Where(kv => CheckpointStore.IsModelKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
                     model.LoadStateDict(modelState);
-                    opt.LoadState(optState, info.OptimizerSteps);
+                    opt.LoadState(CheckpointStore.Section(ckpt.Tensors, CheckpointStore.OptimizerPrefix), info.OptimizerSteps);
+                    if (info.Scaler is { } sc && scaler.Enabled) scaler.LoadState(sc.Scale, sc.GrowthTracker, sc.SkippedSteps);
                     if (info.Schedule is { Count: > 0 } st && info.ScheduleKind == schedule.Kind) schedule.LoadState(st);
                 }
+                if (o.ModelEma)
+                {
+                    var shadow = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed, o.DropPath);
+                    shadow.To(device);
+                    shadow.To(format); // the average is updated element for element from the model's tensors
+                    ema = new ModelEma(model, shadow, ModelEma.AdjustedDecay(o.ModelEmaDecay, o.BatchSize, o.ModelEmaSteps, o.Epochs), o.ModelEmaSteps, o.WarmupEpochs);
+                    if (ckpt is not null)
+                    {
+                        var saved = CheckpointStore.Section(ckpt.Tensors, CheckpointStore.EmaPrefix);
+                        if (saved.Count > 0) ema.LoadState(saved);
+                        else log.WriteLine("note: the checkpoint holds no moving average of the weights; --model-ema starts one from its weights");
+                    }
+                }
 
-                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment), o.BatchSize, train: false, o.Seed, o.Workers, device);
+                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment), o.BatchSize, train: false, o.Seed, o.Workers, device, format: format);
                 // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
                 trainLoader = train is null ? valLoader
-                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment), o.BatchSize, train: true, o.Seed, o.Workers, device);
+                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment, TrainingSetup.SampleAugmentation(o)),
+                        o.BatchSize, train: true, o.Seed, o.Workers, device, TrainingSetup.BatchAugmentation(o), format);
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
                 cancel.ThrowIfCancellationRequested();
 
@@ -157,15 +179,16 @@ public sealed partial class Trainer
                     PrepareFresh(t.RunDir, store, files, log);
                 }
 
-                var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
+                var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing)) { AutocastType = precision.Autocast, Scaler = scaler };
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
                 if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
+                if (ema is not null) trainingStep.Hooks.Add(ema);
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
-                    Step = trainingStep,
+                    Step = trainingStep, Precision = precision, Scaler = scaler,
                     TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
-                    ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info,
+                    ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info, Ema = ema,
                     StartEpoch = info?.Epoch ?? 1, StartStep = info?.StepInEpoch ?? 0, GlobalStep = info?.GlobalStep ?? 0,
                     BestValTop1 = info?.BestValTop1 ?? double.NegativeInfinity,
                 };
@@ -192,7 +215,9 @@ public sealed partial class Trainer
             {
                 if (!ReferenceEquals(trainLoader, valLoader)) trainLoader?.Dispose();
                 valLoader?.Dispose();
+                ema?.Dispose();
                 opt?.Dispose();
+                scaler?.Dispose();
                 model.Dispose();
                 throw;
             }
@@ -258,6 +283,7 @@ public sealed partial class Trainer
                 ["steps_per_epoch"] = s.StepsPerEpoch,
                 ["parameters"] = s.Model.ParameterCount(),
                 ["min_crop_scale"] = o.ResolvedMinCropScale,
+                ["precision"] = s.Precision.Describe(s.Device),
             };
             return j;
         }
@@ -268,7 +294,10 @@ public sealed partial class Trainer
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();
+            foreach (var h in Step.Hooks.OfType<ClipGradNormHook>()) h.Dispose();
+            Ema?.Dispose();
             Optimizer.Dispose();
+            Scaler.Dispose();
             Model.Dispose();
             OwnLock?.Dispose();
         }

@@ -3,7 +3,8 @@
 // every --log-every steps, not every step). Per epoch: validation, LR-schedule feedback, the
 // table row, the files of the run directory, and a checkpoint (`last`, copied to `best` when
 // val top-1 improves). Resuming restores weights, BN statistics, momentum buffers, step count,
-// schedule state, epoch sums and position; the data order is a pure function of (seed, epoch),
+// schedule state, epoch sums, position and the moving average of the weights (--model-ema, also
+// evaluated after every epoch); the data order is a pure function of (seed, epoch),
 // so on the CPU a resumed run is bitwise identical to an uninterrupted one. A stop request
 // (Ctrl-C, SIGTERM) during setup ends the run with nothing written; during training it finishes
 // the step and checkpoints. A non-finite loss stops without saving, so the last good checkpoint
@@ -63,6 +64,8 @@ public sealed partial class Trainer
     public List<EpochRow> History { get; } = new();
     public int BestEpoch { get; private set; }
     public EvalResult? LastEval { get; private set; }
+    /// <summary>The last evaluation of the moving average of the weights (--model-ema), or null.</summary>
+    public EvalResult? LastEmaEval { get; private set; }
     public string? DivergenceMessage { get; private set; }
 
     /// <summary>Asks the run to stop after the current step and save a checkpoint (thread-safe).</summary>
@@ -88,8 +91,14 @@ public sealed partial class Trainer
         if (_o.EvalOnly)
         {
             _log.WriteLine($"evaluating {s.ModelName} on {s.ValLoader.Dataset.Count} val images...");
-            LastEval = Evaluator.Evaluate(s.Model, s.ValLoader);
+            LastEval = Evaluator.Evaluate(s.Model, s.ValLoader, autocast: s.Precision.Autocast);
             PrintEval(_log, LastEval);
+            if (s.Ema is { } ema)
+            {
+                LastEmaEval = Evaluator.Evaluate(ema.Shadow, s.ValLoader);
+                _log.Write("EMA ");
+                PrintEval(_log, LastEmaEval);
+            }
             return TrainOutcome.Completed;
         }
         if (s.StartEpoch > _o.Epochs)
@@ -101,6 +110,7 @@ public sealed partial class Trainer
         _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
             $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
             $"{s.StepsPerEpoch} steps of {_o.BatchSize} per epoch, {_o.Epochs} epochs, {s.Schedule}");
+        _log.WriteLine($"precision: {s.Precision.Describe(s.Device)}{(_o.ChannelsLast ? "; channels-last (NHWC)" : "")}");
         _log.WriteLine($"run directory: {RunDir}");
 
         for (int epoch = s.StartEpoch; epoch <= _o.Epochs; epoch++)
@@ -115,7 +125,8 @@ public sealed partial class Trainer
             }
         }
         var best = History.FirstOrDefault(r => r.Epoch == BestEpoch);
-        _progress.Line($"done in {ProgressDisplay.FormatSpan(total.Elapsed)}: best val top-1 {100 * (best?.ValTop1 ?? double.NaN):F2}% at epoch {BestEpoch}");
+        _progress.Line($"done in {ProgressDisplay.FormatSpan(total.Elapsed)}: best val top-1 {100 * (best?.ValTop1 ?? double.NaN):F2}% at epoch {BestEpoch}" +
+            (s.Scaler.Enabled ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"; loss scale {s.Scaler.Scale:G}, {s.Scaler.SkippedSteps} step(s) skipped on overflow") : ""));
         return TrainOutcome.Completed;
     }
 
@@ -138,13 +149,14 @@ public sealed partial class Trainer
             meter.ResetWindow();
         }
         s.Model.Train();
+        if (s.Ema is { } average) average.Epoch = epoch - 1;
         int step = 0, stepsRun = 0, windowImages = 0;
         double windowWaitMs = 0, lr = s.Schedule.LearningRate(epoch - 1, Math.Min(skip, s.StepsPerEpoch - 1), s.StepsPerEpoch);
         var window = Stopwatch.StartNew();
         // A resumed epoch walks the same order from its start, with blank images for the batches already done.
         using var skipLoader = skip > 0 && skip < s.StepsPerEpoch && s.TrainLoader.Dataset is IDirectDataset
             ? TrainingSetup.Loader(new SkipAheadDataset(s.TrainLoader.Dataset, SkipAheadDataset.FirstBatches(s.TrainLoader, epoch - 1, skip)),
-                _o.BatchSize, train: true, _o.Seed, _o.Workers, s.Device)
+                _o.BatchSize, train: true, _o.Seed, _o.Workers, s.Device, s.TrainLoader.Options.BatchAugmentation)
             : null;
         if (skip >= s.StepsPerEpoch) step = skip; // resumed exactly at the end of the epoch's steps
         else
@@ -215,7 +227,7 @@ public sealed partial class Trainer
             if (r.NonFiniteStep is { } bad) return Diverge(s, $"loss became {FormatValue(r.NonFiniteValue)} at epoch {epoch} step {bad - (s.GlobalStep - step)}");
         }
 
-        var val = Evaluator.Evaluate(s.Model, s.ValLoader);
+        var val = Evaluator.Evaluate(s.Model, s.ValLoader, autocast: s.Precision.Autocast);
         LastEval = val;
         if (!double.IsFinite(val.Loss)) return Diverge(s, $"validation loss became {FormatValue(val.Loss)} after epoch {epoch}");
         s.Schedule.OnValidation(val.Top1Error);
@@ -225,6 +237,12 @@ public sealed partial class Trainer
         s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, val.Loss, val.Top1, val.Top5, val.Seconds, RunFiles.Now()));
         s.Board?.Scalars(s.GlobalStep, [("val/loss", val.Loss), ("val/top1", val.Top1), ("val/top5", val.Top5),
             ("epoch/train_loss", row.TrainLoss), ("epoch/train_top1", row.TrainTop1), ("epoch/seconds", row.Seconds)]);
+        if (s.Ema is { } ema)
+        {
+            var e = LastEmaEval = Evaluator.Evaluate(ema.Shadow, s.ValLoader);
+            s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, e.Loss, e.Top1, e.Top5, e.Seconds, RunFiles.Now()), "val_ema");
+            s.Board?.Scalars(s.GlobalStep, [("val_ema/loss", e.Loss), ("val_ema/top1", e.Top1), ("val_ema/top5", e.Top5)]);
+        }
         History.Add(row);
         bool best = BestEpoch == 0 || val.Top1 > s.BestValTop1;
         if (best)
@@ -237,6 +255,9 @@ public sealed partial class Trainer
         s.Files.WriteEpochs(History);
         s.Files.WritePlots(History, s.Files.ReadSteps(), s.StepsPerEpoch);
         _progress.EpochRow(row, best);
+        if (s.Ema is not null && LastEmaEval is { } ev)
+            _progress.Line(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"      EMA of the weights: val loss {ev.Loss:F4}  top-1 {100 * ev.Top1:F2}%  top-5 {100 * ev.Top5:F2}%"));
         return null;
     }
 
@@ -279,7 +300,8 @@ public sealed partial class Trainer
             Schedule = s.Schedule.State().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
             Rng = new Dictionary<string, string>(StringComparer.Ordinal)
             {
-                ["data"] = $"order and augmentation are a function of (seed {_o.Seed}, epoch, position)",
+                ["data"] = $"order and augmentation (auto-augment, random erasing included) are a function of (seed {_o.Seed}, epoch, position)",
+                ["mix"] = s.TrainLoader.Options.BatchAugmentation is null ? "not used" : $"mixup/cutmix draws a function of (seed {_o.Seed}, epoch, batch index)",
                 ["drop_path"] = s.Model.Config.DropPathRate > 0 ? $"masks a function of (seed {_o.Seed}, global step)" : "not used",
             },
             BestValTop1 = s.BestValTop1,
@@ -290,12 +312,15 @@ public sealed partial class Trainer
             WindowSteps = stepInEpoch > 0 ? s.Meter.WindowSteps : 0,
             PartialSeconds = partialSeconds,
             Reason = reason,
+            Precision = s.Precision.Name,
+            ChannelsLast = _o.ChannelsLast,
+            Scaler = s.Scaler.Enabled ? new ScalerState(s.Scaler.Scale, s.Scaler.GrowthTracker, s.Scaler.SkippedSteps) : null,
             Config = s.Config(_o),
         };
         // The weights describe themselves (model, classes, input size, normalisation) even without the .json.
         var meta = TrainingSetup.Metadata(s.ModelName, s.Classes, s.ImageSize).ToDictionary();
         meta["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer), info, meta);
+        s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer, s.Ema), info, meta);
         // Only now are these options those of a saved checkpoint: config.json follows (once per session).
         if (!s.ConfigWritten)
         {

@@ -1,11 +1,23 @@
 // One training step, the only one in the code base: `residual train`, `residual bench`, both
 // experiments and users' own loops call it. Per step: set the learning rate, move the batch to
 // the model's device, zero the gradients, forward, loss, backward, optimizer step. Recipe pieces
-// attach as hooks at fixed points (mixup/cutmix replace images and targets before the forward,
+// attach as hooks at fixed points (a hook may replace images and targets before the forward,
 // gradient clipping runs before the optimizer step, EMA after it) and the loss is a delegate
-// (label smoothing, soft targets). Everything the step allocates is freed when it returns,
+// (label smoothing). Mixed batches (mixup, cutmix: the loader mixes sample i with sample i - 1,
+// see Data/Augment/MixupCutmix.cs) have the soft targets lambda onehot(y) + (1 - lambda)
+// onehot(y'); the step computes their loss as lambda L(y) + (1 - lambda) L(y'). That is exactly
+// the cross-entropy with the probability targets, label smoothing included, because both are
+// linear in the target distribution (checked against torch's cross_entropy with probability
+// targets); it needs no soft-target op and no (N, K) target tensor, and any loss delegate that is
+// linear in its target (the cross-entropy is) gets it for free. Everything the step allocates is freed when it returns,
 // except the loss and logits it hands back (detached from the graph); nothing is read back to
 // the host, so on a GPU a step never waits for the device.
+// Mixed precision: with AutocastType set, the forward pass and the loss run inside an Autocast
+// scope (convolutions and linear layers in BF16/F16, the loss in F32, F32 master weights in the
+// optimizer); the backward pass runs after it, as PyTorch recommends. With a Scaler (FP16), the
+// loss is scaled before backward, the gradients unscaled before the hooks' BeforeOptimizerStep
+// (so clipping sees true values), and the optimizer step skipped on overflow: the scaler's read of
+// its found-inf flag is then the one host synchronisation of the step, as in PyTorch.
 using ResidualEngine.Data;
 using ResidualEngine.Nn;
 using ResidualEngine.Nn.Optim;
@@ -37,8 +49,9 @@ public interface ITrainingHook
 /// <summary>What one step works on; hooks read it and may replace the inputs before the forward pass.</summary>
 public sealed class StepContext
 {
-    internal StepContext(TrainingStep owner, Tensor images, Tensor labels)
+    internal StepContext(TrainingStep owner, Tensor images, Tensor labels, int batchIndex)
     {
+        BatchIndex = batchIndex;
         Model = owner.Model;
         Optimizer = owner.Optimizer;
         StepIndex = owner.Optimizer.StepCount;
@@ -51,12 +64,18 @@ public sealed class StepContext
     public IOptimizer Optimizer { get; }
     /// <summary>Optimizer steps taken before this one.</summary>
     public long StepIndex { get; }
+    /// <summary>The batch's position in its epoch (a loader's <see cref="Batch.Index"/>), or -1 when the step was given bare tensors.</summary>
+    public int BatchIndex { get; }
     /// <summary>The batch's images on the model's device; a hook may replace them before the forward pass.</summary>
     public Tensor Images { get; set; }
     /// <summary>The batch's class indices on the model's device, as given (metrics use these).</summary>
     public Tensor Labels { get; }
-    /// <summary>What the loss compares the logits with: the labels, unless a hook replaced them (e.g. soft targets).</summary>
+    /// <summary>What the loss compares the logits with: the labels, unless a hook replaced them.</summary>
     public Tensor Targets { get; set; }
+    /// <summary>Mixed batches: the partner targets (sample i - 1's); the loss is MixLambda L(Targets) + (1 - MixLambda) L(MixTargets).</summary>
+    public Tensor? MixTargets { get; set; }
+    /// <summary>The weight of <see cref="Targets"/> when <see cref="MixTargets"/> is set.</summary>
+    public double MixLambda { get; set; } = 1;
     /// <summary>The forward pass's output (set after the forward pass).</summary>
     public Tensor? Logits { get; internal set; }
     /// <summary>The scalar loss (set after the forward pass).</summary>
@@ -68,10 +87,12 @@ public sealed class StepContext
 /// TensorScope that was current when the step was called (or to the caller when there was none);
 /// disposing the result frees them early.
 /// </summary>
-public sealed class StepResult(Tensor loss, Tensor logits) : IDisposable
+public sealed class StepResult(Tensor loss, Tensor logits, bool skipped = false) : IDisposable
 {
     public Tensor Loss { get; } = loss;
     public Tensor Logits { get; } = logits;
+    /// <summary>True when the loss scaler found an overflow and the optimizer step was skipped.</summary>
+    public bool Skipped { get; } = skipped;
 
     /// <summary>The loss as a number (waits for the device).</summary>
     public double LossValue() => Loss.Item();
@@ -98,6 +119,10 @@ public sealed class TrainingStep
     public IOptimizer Optimizer { get; }
     public LossFunction Loss { get; set; }
     public List<ITrainingHook> Hooks { get; } = new();
+    /// <summary>BF16 or F16 to run the forward pass under Autocast; null for the model's own precision.</summary>
+    public DType? AutocastType { get; set; }
+    /// <summary>Dynamic loss scaling (for F16); null or disabled for none.</summary>
+    public GradScaler? Scaler { get; set; }
 
     /// <summary>Softmax cross-entropy against class indices, with optional label smoothing (as torch's CrossEntropyLoss).</summary>
     public static LossFunction CrossEntropy(double labelSmoothing = 0)
@@ -107,18 +132,32 @@ public sealed class TrainingStep
         return (logits, targets) => Ops.SoftmaxCrossEntropy(logits, targets, labelSmoothing);
     }
 
-    /// <summary>One step on a loader's batch (see <see cref="Run(Tensor, Tensor, double?)"/>).</summary>
+    /// <summary>
+    /// The loss on the soft targets lambda onehot(<paramref name="targets"/>) + (1 - lambda) onehot(<paramref name="partner"/>):
+    /// lambda L(targets) + (1 - lambda) L(partner), exact for a loss linear in its target (cross-entropy, with label smoothing too).
+    /// </summary>
+    public static Tensor MixedLoss(LossFunction loss, Tensor logits, Tensor targets, Tensor partner, double lambda)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        if (!(lambda >= 0 && lambda <= 1)) throw new ArgumentException($"TrainingStep: the mix weight must be in [0, 1], got {lambda}", nameof(lambda));
+        return Ops.Map<Pointwise.Axpby>(loss(logits, targets), loss(logits, partner), lambda, 1.0 - lambda);
+    }
+
+    /// <summary>One step on a loader's batch, mixed targets included (see <see cref="Run(Tensor, Tensor, double?, BatchMix?)"/>).</summary>
     public StepResult Run(Batch batch, double? learningRate = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return Run(batch.Images, batch.Labels, learningRate);
+        return Run(batch.Images, batch.Labels, learningRate, batch.Mix, batch.Index);
     }
 
     /// <summary>
     /// One optimizer step on images (N, C, H, W) and labels (N): sets the learning rate when one is
     /// given, puts the model in training mode, and moves the batch to the model's device if needed.
+    /// With <paramref name="mix"/>, the images were mixed and the targets are its soft targets.
     /// </summary>
-    public StepResult Run(Tensor images, Tensor labels, double? learningRate = null)
+    public StepResult Run(Tensor images, Tensor labels, double? learningRate = null, BatchMix? mix = null) => Run(images, labels, learningRate, mix, -1);
+
+    private StepResult Run(Tensor images, Tensor labels, double? learningRate, BatchMix? mix, int batchIndex)
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(labels);
@@ -129,18 +168,42 @@ public sealed class TrainingStep
         var device = Model.Device;
         using var scope = TensorScope.Begin();
         var x = images.Device == device ? images : images.To(device);
+        // A channels-last model takes channels-last batches (a loader with Format = ChannelsLast makes them; this is the fallback).
+        if (x.Rank == 4 && x.Format != Model.MemoryFormat) x = x.To(Model.MemoryFormat);
         var y = labels.Device == device ? labels : labels.To(device);
-        var ctx = new StepContext(this, x, y);
+        var ctx = new StepContext(this, x, y, batchIndex);
+        if (mix is not null)
+        {
+            if (mix.PartnerLabels.Numel != labels.Numel)
+                throw new ArgumentException($"TrainingStep: the mix's partner labels {mix.PartnerLabels.Describe()} do not match {labels.Describe()}");
+            ctx.MixTargets = mix.PartnerLabels.Device == device ? mix.PartnerLabels : mix.PartnerLabels.To(device);
+            ctx.MixLambda = mix.Lambda;
+        }
         foreach (var h in Hooks) h.BeforeForward(ctx);
         Optimizer.ZeroGrad();
-        ctx.Logits = Model.Forward(ctx.Images);
-        ctx.Loss = Loss(ctx.Logits, ctx.Targets);
+        using (AutocastType is { } t ? Autocast.Begin(t) : null)
+        {
+            ctx.Logits = Model.Forward(ctx.Images);
+            ctx.Loss = ctx.MixTargets is { } partner ? MixedLoss(Loss, ctx.Logits, ctx.Targets, partner, ctx.MixLambda) : Loss(ctx.Logits, ctx.Targets);
+        }
         if (ctx.Loss.Numel != 1) throw new InvalidOperationException($"TrainingStep: the loss function returned {ctx.Loss.Describe()}, not a scalar");
         foreach (var h in Hooks) h.AfterForward(ctx);
-        ctx.Loss.Backward();
-        foreach (var h in Hooks) h.BeforeOptimizerStep(ctx);
-        Optimizer.Step();
+        bool skipped = false;
+        if (Scaler is { Enabled: true } scaler)
+        {
+            using (var scaled = scaler.ScaleLoss(ctx.Loss)) scaled.Backward();
+            scaler.Unscale(Optimizer);
+            foreach (var h in Hooks) h.BeforeOptimizerStep(ctx);
+            skipped = !scaler.Step(Optimizer);
+            scaler.Update();
+        }
+        else
+        {
+            ctx.Loss.Backward();
+            foreach (var h in Hooks) h.BeforeOptimizerStep(ctx);
+            Optimizer.Step();
+        }
         foreach (var h in Hooks) h.AfterOptimizerStep(ctx);
-        return new StepResult(scope.Keep(ctx.Loss.Detach()), scope.Keep(ctx.Logits.Detach()));
+        return new StepResult(scope.Keep(ctx.Loss.Detach()), scope.Keep(ctx.Logits.Detach()), skipped);
     }
 }

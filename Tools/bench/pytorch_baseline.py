@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch side of `residual bench compare`: one model, one configuration, timed the same way.
 
+--precision bf16/fp16 runs the forward pass and loss under torch.autocast (fp16 adds GradScaler),
+--format nhwc puts the model and input in torch.channels_last, as `residual bench` does.
+
 Runs the same workload as `residual bench` (synthetic seeded inputs already on the device, a
 train step = forward + cross-entropy + backward + SGD(momentum 0.9, weight decay 1e-4), or a
 no-grad forward for inference) and prints one JSON object with the same field names, so the
@@ -247,7 +250,9 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = torch's default)")
-    ap.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    ap.add_argument("--precision", choices=("fp32", "tf32", "bf16", "fp16"), default="fp32",
+                    help="fp32: TF32 off; tf32: PyTorch's default TF32 policy (cuDNN on, matmul off); "
+                         "bf16/fp16: torch.autocast (+ GradScaler for fp16), same TF32 policy as tf32")
     ap.add_argument("--format", choices=("nchw", "nhwc"), default="nchw")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=0.01)
@@ -264,12 +269,16 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     device = torch.device(a.device)
     is_cuda = device.type == "cuda"
+    tf32_conv = a.precision != "fp32"
     if is_cuda:
         torch.backends.cudnn.benchmark = True
-        # Same numerics as ours: fp32 means fp32, no TF32.
+        # Same policy as ours (Tools/Training/PrecisionMode.cs): fp32 means no TF32 at all; tf32, bf16 and fp16
+        # keep PyTorch's defaults (cuDNN convolutions may use TF32, matmuls may not).
         torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = tf32_conv
         torch.cuda.reset_peak_memory_stats(device)
+    tf32_text = (("TF32: convolutions on, matmuls off (PyTorch's default)" if tf32_conv
+                  else "TF32: convolutions off, matmuls off (strict FP32)") if is_cuda else "TF32: not applicable on the CPU")
     rss_before = rss_bytes()
 
     fmt = torch.channels_last if a.format == "nhwc" else torch.contiguous_format
@@ -283,7 +292,14 @@ def main(argv=None):
     model.train(train)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=1e-4) if train else None
     amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(a.precision)
-    scaler = torch.cuda.amp.GradScaler() if (train and amp_dtype == torch.float16 and is_cuda) else None
+    scaler = None
+    if train and amp_dtype == torch.float16:
+        if is_cuda:
+            scaler = torch.cuda.amp.GradScaler()
+        elif hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+            scaler = torch.amp.GradScaler(device.type)
+        else:
+            raise SystemExit(f"pytorch_baseline: torch {torch.__version__} has no fp16 GradScaler on the CPU; use --precision bf16")
 
     def autocast():
         if amp_dtype is None:
@@ -346,6 +362,7 @@ def main(argv=None):
         "num_classes": num_classes,
         "precision": a.precision,
         "format": a.format,
+        "tf32": tf32_text,
         "threads": torch.get_num_threads(),
         "warmup": a.warmup,
         "steps": a.steps,

@@ -3,7 +3,7 @@
 # the self-contained bundle that `./build.sh publish` makes (.gpu/bundle.tgz, under 56 MiB), and
 # every step has its own time limit, so one hang cannot eat the machine's short lease.
 #
-#   Tools/gpu/first-run.sh [checks|perf|all] [BUNDLE]      (default: all .gpu/bundle.tgz)
+#   Tools/gpu/first-run.sh [checks|perf|mixed|all] [BUNDLE]      (default: all .gpu/bundle.tgz)
 #
 # checks: nvidia-smi; residual info --verbose (with LD_DEBUG=libs, to see where every library
 #         really came from); residual kernels check; the Gpu test category; compute-sanitizer
@@ -11,6 +11,9 @@
 # perf:   the main job (residual train --device cuda on the synthetic set, a few epochs), then
 #         residual bench compare --device cuda against PyTorch on the same GPU
 #         (/opt/torch/.venv/bin/python, or RESIDUAL_PYTHON): ResNet-50 b64 and b256, ResNet-18 b256.
+# mixed:  issue 11's number, on its own (not part of all): ResNet-50 batch 256 training, bf16 autocast +
+#         channels-last, ours vs PyTorch eager in the same run (memory too), then the tf32 NCHW run of
+#         the same model for reference. 5 warm-up + 20 timed steps each; 240 s limit per comparison.
 # Output: at most 8 files in $OUT (the device tool returns no more): summary.md (a row for
 # docs/gpu-verification.md), info.txt, tests.txt, sanitizer.txt, train.txt, bench.txt, bench.json,
 # run.log. DEADLINE_S (default 540) bounds the whole script: steps that would not fit are skipped
@@ -40,7 +43,7 @@ step() {
   return $rc
 }
 
-case "$PHASE" in checks|perf|all) ;; *) echo "first-run: phase must be checks, perf or all, not '$PHASE'" >&2; exit 2 ;; esac
+case "$PHASE" in checks|perf|mixed|all) ;; *) echo "first-run: phase must be checks, perf, mixed or all, not '$PHASE'" >&2; exit 2 ;; esac
 if [ ! -f "$BUNDLE" ]; then echo "first-run: bundle $BUNDLE not found (make it with ./build.sh publish)" | tee -a "$OUT/run.log" >&2; exit 2; fi
 rm -rf "$WORK/bundle"
 tar xzf "$BUNDLE" -C "$WORK" || { echo "first-run: cannot unpack $BUNDLE" | tee -a "$OUT/run.log" >&2; exit 2; }
@@ -50,7 +53,7 @@ export RESIDUAL_KERNEL_CACHE="$WORK/kernel-cache"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 info_rc=- kernels_rc=- tests_rc=- san="not run" train_rc=- bench_rc=-
 
-if [ "$PHASE" != perf ]; then
+if [ "$PHASE" != perf ] && [ "$PHASE" != mixed ]; then
   step "nvidia-smi" 20 "$OUT/info.txt" nvidia-smi
   step "residual info --verbose" 60 "$OUT/info.txt" "$APP" info --verbose; info_rc=$?
   # Where each shared library was really loaded from (GPU-RISKS: cuDNN sub-libraries, cuBLAS majors).
@@ -70,7 +73,19 @@ if [ "$PHASE" != perf ]; then
   fi
 fi
 
-if [ "$PHASE" != checks ]; then
+if [ "$PHASE" = mixed ]; then
+  step "nvidia-smi" 20 "$OUT/info.txt" nvidia-smi
+  step "residual info" 60 "$OUT/info.txt" "$APP" info; info_rc=$?
+  for cfg in "bf16 --channels-last" "tf32"; do
+    set -- $cfg
+    step "bench compare resnet50 b256 cuda $*" 240 "$OUT/bench.txt" "$APP" bench compare --device cuda --model resnet50 --batch-size 256 \
+      --precision "$@" --warmup 5 --steps 20 --json "$WORK/bench-mixed-$1.json"
+    rc=$?; [ "$bench_rc" = - ] && bench_rc=$rc; [ $rc -ne 0 ] && bench_rc=$rc
+  done
+  cat "$WORK"/bench-mixed-*.json > "$OUT/bench.json" 2>/dev/null || true
+fi
+
+if [ "$PHASE" = perf ] || [ "$PHASE" = all ]; then
   # The main job: it must learn as on the CPU (README: ResNet-20, 6 epochs on the synthetic set, ~69% val top-1).
   step "main job: residual train --device cuda" 180 "$OUT/train.txt" bash -c \
     "cd '$WORK' && '$APP' train --device cuda --epochs 4 --out '$WORK/run'"

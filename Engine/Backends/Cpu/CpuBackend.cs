@@ -1,7 +1,7 @@
 // The CPU reference backend: memory, copies, casts and elementwise ops. Other op families
 // live in their own partial files (CpuConv, CpuBatchNorm, CpuPool, CpuDense, CpuLoss,
-// CpuShortcut, CpuSgd), mirroring Backends/Cuda. F32 and F64 are supported throughout;
-// F16/BF16 only for copies and casts.
+// CpuShortcut, CpuSgd), mirroring Backends/Cuda. The kernels are F32 and F64 NCHW; BF16/F16 and
+// channels-last operands run through conversions around them (CpuMixed.cs, CpuPointwise16.cs).
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 
@@ -37,8 +37,10 @@ public sealed unsafe partial class CpuBackend : IBackend
     public void Cast(Tensor dst, Tensor src)
     {
         if (dst.Numel != src.Numel) throw new ArgumentException($"cast of {src.Describe()} into {dst.Describe()}: element counts differ");
+        if (CastFloat16(dst, src)) return;
         long n = src.Numel;
-        // Go through double for generality; casts are not on hot paths.
+        // Go through double for generality; casts are not on hot paths. Into 16-bit types the value
+        // goes through float first, as the GPU's cast kernel does, so both round alike.
         var tmp = new double[n];
         Read(src, tmp);
         Write(dst, tmp);
@@ -67,7 +69,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         {
             case DType.F32: { var d = (float*)t.Pointer; for (long i = 0; i < n; i++) d[i] = (float)v[i]; break; }
             case DType.F64: { var d = (double*)t.Pointer; for (long i = 0; i < n; i++) d[i] = v[i]; break; }
-            case DType.F16: { var d = (Half*)t.Pointer; for (long i = 0; i < n; i++) d[i] = (Half)v[i]; break; }
+            case DType.F16: { var d = (Half*)t.Pointer; for (long i = 0; i < n; i++) d[i] = (Half)(float)v[i]; break; }
             case DType.BF16: { var d = (BFloat16*)t.Pointer; for (long i = 0; i < n; i++) d[i] = (BFloat16)(float)v[i]; break; }
             case DType.I64: { var d = (long*)t.Pointer; for (long i = 0; i < n; i++) d[i] = (long)v[i]; break; }
             case DType.I32: { var d = (int*)t.Pointer; for (long i = 0; i < n; i++) d[i] = (int)v[i]; break; }
@@ -85,7 +87,7 @@ public sealed unsafe partial class CpuBackend : IBackend
             case DType.F64: new Span<double>((void*)dst.Pointer, checked((int)n)).Fill(value); break;
             case DType.I64: new Span<long>((void*)dst.Pointer, checked((int)n)).Fill((long)value); break;
             case DType.I32: new Span<int>((void*)dst.Pointer, checked((int)n)).Fill((int)value); break;
-            case DType.F16: new Span<Half>((void*)dst.Pointer, checked((int)n)).Fill((Half)value); break;
+            case DType.F16: new Span<Half>((void*)dst.Pointer, checked((int)n)).Fill((Half)(float)value); break;
             case DType.BF16: new Span<BFloat16>((void*)dst.Pointer, checked((int)n)).Fill((BFloat16)(float)value); break;
             case DType.U8: new Span<byte>((void*)dst.Pointer, checked((int)n)).Fill((byte)value); break;
             default: throw new NotSupportedException($"fill of {dst.DType}");

@@ -15,6 +15,9 @@ public sealed unsafe partial class CpuBackend
     public void BatchNormActForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         Tensor saveMean, Tensor saveInvStd, double momentum, double eps, Tensor? residual, bool relu)
     {
+        // 16-bit / NHWC x (16-bit x has F32 parameters and statistics, as cuDNN): CpuMixed.cs
+        if (RunCanonical("oiiibbooi", true, t => BatchNormActForwardTraining(t[0]!, t[1]!, t[2]!, t[3]!, t[4]!, t[5]!, t[6]!, t[7]!, momentum, eps, t[8], relu),
+            y, x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, residual)) return;
         var (n, c, hw) = BnDims(x, "BatchNormForwardTraining", gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
         if ((long)n * hw < 2) throw new ArgumentException("BatchNormForwardTraining: expected more than 1 value per channel when training");
         CheckLike("BatchNormForwardTraining", x, residual, "residual");
@@ -34,6 +37,7 @@ public sealed unsafe partial class CpuBackend
 
     public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps)
     {
+        if (RunCanonical("oiiiii", true, t => BatchNormForwardInference(t[0]!, t[1]!, t[2]!, t[3]!, t[4]!, t[5]!, eps), y, x, gamma, beta, runningMean, runningVar)) return;
         var (n, c, hw) = BnDims(x, "BatchNormForwardInference", gamma, beta, runningMean, runningVar);
         if (x.DType == DType.F32)
             BnInfer<float>(y.Pointer, x.Pointer, gamma.Pointer, beta.Pointer, runningMean.Pointer, runningVar.Pointer, n, c, hw, eps);
@@ -47,6 +51,8 @@ public sealed unsafe partial class CpuBackend
     public void BatchNormActBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor? dResidual, Tensor dY, Tensor y, Tensor x,
         Tensor gamma, Tensor saveMean, Tensor saveInvStd, bool relu)
     {
+        if (RunCanonical("ooooiiiiii", true, t => BatchNormActBackward(t[0]!, t[1]!, t[2]!, t[3], t[4]!, t[5]!, t[6]!, t[7]!, t[8]!, t[9]!, relu),
+            dX, dGamma, dBeta, dResidual, dY, y, x, gamma, saveMean, saveInvStd)) return; // 16-bit / NHWC: CpuMixed.cs
         const string op = "BatchNormBackward";
         var (n, c, hw) = BnDims(x, op, dGamma, dBeta, gamma, saveMean, saveInvStd);
         CheckLike(op, x, dX, "dX");

@@ -17,6 +17,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void ConvForward(Tensor y, Tensor x, Tensor w, Tensor? bias, Conv2dParams p)
     {
+        if (RunCanonical("oiii", true, t => ConvForward(t[0]!, t[1]!, t[2]!, t[3], p), y, x, w, bias)) return; // 16-bit / NHWC: CpuMixed.cs
         CheckConvOperands("ConvForward", y, x, w, bias);
         var g = ConvGeom.Of(y, x, w, p);
         if (x.DType == DType.F32)
@@ -27,6 +28,7 @@ public sealed unsafe partial class CpuBackend
 
     public void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p)
     {
+        if (RunCanonical("oii", true, t => ConvBackwardData(t[0]!, t[1]!, t[2]!, p), dX, dY, w)) return;
         CheckConvOperands("ConvBackwardData", dY, dX, w, null);
         var g = ConvGeom.Of(dY, dX, w, p);
         if (dX.DType == DType.F32) CpuConv.BackwardData((float*)dX.Pointer, (float*)dY.Pointer, (float*)w.Pointer, g, Threads);
@@ -35,6 +37,7 @@ public sealed unsafe partial class CpuBackend
 
     public void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p)
     {
+        if (RunCanonical("oii", true, t => ConvBackwardFilter(t[0]!, t[1]!, t[2]!, p), dW, dY, x)) return;
         CheckConvOperands("ConvBackwardFilter", dY, x, dW, null);
         var g = ConvGeom.Of(dY, x, dW, p);
         if (dW.DType == DType.F32) CpuConv.BackwardFilter((float*)dW.Pointer, (float*)dY.Pointer, (float*)x.Pointer, g, Threads);

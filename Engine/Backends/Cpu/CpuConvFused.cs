@@ -11,6 +11,8 @@ public sealed unsafe partial class CpuBackend
     public void ConvForwardFused(Tensor y, Tensor x, Tensor w, Tensor? bias, Tensor? residual, bool relu, Conv2dParams p, PreparedConvWeights? prepared)
     {
         const string op = "ConvForwardFused";
+        // 16-bit / NHWC operands (CpuMixed.cs); prepared weights are F32/F64 NCHW panels, so they never meet such operands.
+        if (prepared is null && RunCanonical("oiiii", true, t => ConvForwardFused(t[0]!, t[1]!, t[2]!, t[3], t[4], relu, p, null), y, x, w, bias, residual)) return;
         CheckConvOperands(op, y, x, w, bias);
         if (residual is not null && (residual.Shape != y.Shape || residual.DType != y.DType || residual.Format != MemoryFormat.Contiguous))
             throw new ArgumentException($"{op}: residual {residual.Describe()} does not match the output {y.Describe()}");

@@ -8,6 +8,8 @@ public sealed unsafe partial class CpuBackend
 {
     public void Gemm(Tensor c, Tensor a, Tensor b, bool transA, bool transB, double alpha, double beta)
     {
+        // 16-bit: F32 GEMM on widened copies (as cublasGemmEx with CUBLAS_COMPUTE_32F), rounded into c (CpuMixed.cs).
+        if (RunCanonical(beta == 0 ? "oii" : "bii", true, t => Gemm(t[0]!, t[1]!, t[2]!, transA, transB, alpha, beta), c, a, b)) return;
         RequireFloat(c, "Gemm");
         if (a.Rank != 2 || b.Rank != 2 || c.Rank != 2)
             throw new ArgumentException($"Gemm: expected 2-d tensors, got a {a.Describe()}, b {b.Describe()}, c {c.Describe()}");

@@ -11,6 +11,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void SoftmaxCrossEntropyForward(Tensor loss, Tensor probs, Tensor logits, Tensor labels, double labelSmoothing)
     {
+        if (RunCanonical("ooii", true, t => SoftmaxCrossEntropyForward(t[0]!, t[1]!, t[2]!, t[3]!, labelSmoothing), loss, probs, logits, labels)) return; // 16-bit: CpuMixed.cs
         RequireFloat(logits, "SoftmaxCrossEntropyForward");
         var (n, k) = LossDims(logits, labels, "SoftmaxCrossEntropyForward");
         if (logits.DType == DType.F32) SceFwd<float>(loss.Pointer, probs.Pointer, logits.Pointer, labels.Pointer, n, k, labelSmoothing);
@@ -19,6 +20,7 @@ public sealed unsafe partial class CpuBackend
 
     public void SoftmaxCrossEntropyBackward(Tensor dLogits, Tensor dLoss, Tensor probs, Tensor labels, double labelSmoothing)
     {
+        if (RunCanonical("oiii", true, t => SoftmaxCrossEntropyBackward(t[0]!, t[1]!, t[2]!, t[3]!, labelSmoothing), dLogits, dLoss, probs, labels)) return;
         RequireFloat(dLogits, "SoftmaxCrossEntropyBackward");
         var (n, k) = LossDims(probs, labels, "SoftmaxCrossEntropyBackward");
         if (dLogits.DType == DType.F32) SceBwd<float>(dLogits.Pointer, dLoss.Pointer, probs.Pointer, labels.Pointer, n, k, labelSmoothing);

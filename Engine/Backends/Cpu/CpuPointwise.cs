@@ -3,7 +3,8 @@
 // form when it has one, else its scalar form (the JIT specialises both per op and element type).
 // A broadcast operand is walked in runs where it is constant (per row, per channel) or repeats
 // whole (a row vector). SumTo accumulates in double and in a fixed order, so it is deterministic.
-// F32 and F64; 16-bit types are rejected here until mixed precision lands.
+// F32 and F64 here; BF16/F16 go through float chunks (CpuPointwise16.cs). The family is layout-blind:
+// a channels-last tensor is just memory, and its broadcasts say how b lines up (Broadcast.Channels).
 using System.Numerics;
 using System.Numerics.Tensors;
 using ResidualEngine.Pointwise;
@@ -16,6 +17,7 @@ public sealed unsafe partial class CpuBackend
 
     public void Map<TOp>(Tensor y, Tensor x, double alpha, double beta) where TOp : struct, IUnaryOp
     {
+        if (y.DType.Is16Bit()) { Unary16<TOp>(y, x, (float)alpha, (float)beta); return; }
         RequireFloat(y, Pointwise.PointwiseInfo.KernelName<TOp>());
         if (y.DType == DType.F32) Unary<TOp, float>((float*)y.Pointer, (float*)x.Pointer, y.Numel, (float)alpha, (float)beta);
         else Unary<TOp, double>((double*)y.Pointer, (double*)x.Pointer, y.Numel, alpha, beta);
@@ -23,6 +25,7 @@ public sealed unsafe partial class CpuBackend
 
     public void Map<TOp>(Tensor y, Tensor a, Tensor b, Broadcast bc, double alpha, double beta) where TOp : struct, IBinaryOp
     {
+        if (y.DType.Is16Bit()) { Binary16<TOp>(y, a, b, bc, (float)alpha, (float)beta); return; }
         RequireFloat(y, Pointwise.PointwiseInfo.KernelName<TOp>());
         if (y.DType == DType.F32) Binary<TOp, float>((float*)y.Pointer, (float*)a.Pointer, (float*)b.Pointer, y.Numel, bc, (float)alpha, (float)beta);
         else Binary<TOp, double>((double*)y.Pointer, (double*)a.Pointer, (double*)b.Pointer, y.Numel, bc, alpha, beta);
@@ -30,6 +33,7 @@ public sealed unsafe partial class CpuBackend
 
     public void Map<TOp>(Tensor y, Tensor a, Tensor b, Tensor c, double alpha, double beta) where TOp : struct, ITernaryOp
     {
+        if (y.DType.Is16Bit()) { Ternary16<TOp>(y, a, b, c, (float)alpha, (float)beta); return; }
         RequireFloat(y, Pointwise.PointwiseInfo.KernelName<TOp>());
         if (y.DType == DType.F32) Ternary<TOp, float>((float*)y.Pointer, (float*)a.Pointer, (float*)b.Pointer, (float*)c.Pointer, y.Numel, (float)alpha, (float)beta);
         else Ternary<TOp, double>((double*)y.Pointer, (double*)a.Pointer, (double*)b.Pointer, (double*)c.Pointer, y.Numel, alpha, beta);
@@ -37,6 +41,8 @@ public sealed unsafe partial class CpuBackend
 
     public void SumTo(Tensor y, Tensor x, Broadcast bc)
     {
+        // 16-bit: summed as F32 (in double accumulators), then rounded; the layout stays as it is (bc describes it).
+        if (RunCanonical("oi", layout: false, t => SumTo(t[0]!, t[1]!, bc), y, x)) return;
         RequireFloat(x, "SumTo");
         if (y.Numel != bc.Period || y.DType != x.DType)
             throw new ArgumentException($"SumTo: result {y.Describe()} does not hold the {bc.Period} sums of {x.Describe()}");

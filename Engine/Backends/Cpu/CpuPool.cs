@@ -11,6 +11,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void MaxPoolForward(Tensor y, Tensor indices, Tensor x, Pool2dParams p)
     {
+        if (RunCanonical("ooi", true, t => MaxPoolForward(t[0]!, t[1]!, t[2]!, p), y, indices, x)) return; // 16-bit / NHWC: CpuMixed.cs
         RequireFloat(x, "MaxPoolForward");
         if (indices.DType != DType.I32) throw new NotSupportedException($"MaxPoolForward: indices must be I32, got {indices.DType}");
         var g = PoolGeom.Of(x, y);
@@ -20,6 +21,7 @@ public sealed unsafe partial class CpuBackend
 
     public void MaxPoolBackward(Tensor dX, Tensor dY, Tensor indices, Pool2dParams p)
     {
+        if (RunCanonical("oii", true, t => MaxPoolBackward(t[0]!, t[1]!, t[2]!, p), dX, dY, indices)) return;
         RequireFloat(dX, "MaxPoolBackward");
         var g = PoolGeom.Of(dX, dY);
         bool ok = dX.DType == DType.F32 ? MaxBwd<float>(dX.Pointer, dY.Pointer, indices.Pointer, g)
@@ -29,6 +31,7 @@ public sealed unsafe partial class CpuBackend
 
     public void AvgPoolForward(Tensor y, Tensor x, Pool2dParams p)
     {
+        if (RunCanonical("oi", true, t => AvgPoolForward(t[0]!, t[1]!, p), y, x)) return;
         RequireFloat(x, "AvgPoolForward");
         var g = PoolGeom.Of(x, y);
         if (x.DType == DType.F32) AvgFwd<float>(y.Pointer, x.Pointer, g, p);
@@ -37,6 +40,7 @@ public sealed unsafe partial class CpuBackend
 
     public void AvgPoolBackward(Tensor dX, Tensor dY, Pool2dParams p)
     {
+        if (RunCanonical("oi", true, t => AvgPoolBackward(t[0]!, t[1]!, p), dX, dY)) return;
         RequireFloat(dX, "AvgPoolBackward");
         var g = PoolGeom.Of(dX, dY);
         if (dX.DType == DType.F32) AvgBwd<float>(dX.Pointer, dY.Pointer, g, p);
@@ -45,6 +49,7 @@ public sealed unsafe partial class CpuBackend
 
     public void GlobalAvgPoolForward(Tensor y, Tensor x)
     {
+        if (RunCanonical("oi", true, t => GlobalAvgPoolForward(t[0]!, t[1]!), y, x)) return;
         RequireFloat(x, "GlobalAvgPoolForward");
         var g = PoolGeom.Of(x, y);
         if (x.DType == DType.F32) GapFwd<float>(y.Pointer, x.Pointer, g);
@@ -53,6 +58,7 @@ public sealed unsafe partial class CpuBackend
 
     public void GlobalAvgPoolBackward(Tensor dX, Tensor dY)
     {
+        if (RunCanonical("oi", true, t => GlobalAvgPoolBackward(t[0]!, t[1]!), dX, dY)) return;
         RequireFloat(dX, "GlobalAvgPoolBackward");
         var g = PoolGeom.Of(dX, dY);
         if (dX.DType == DType.F32) GapBwd<float>(dX.Pointer, dY.Pointer, g);

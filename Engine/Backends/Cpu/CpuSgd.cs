@@ -10,6 +10,9 @@ public sealed unsafe partial class CpuBackend
     public void SgdUpdate(Tensor param, Tensor grad, Tensor? momentumBuffer, double lr, double momentum, double dampening,
         double weightDecay, bool nesterov, bool firstStep)
     {
+        // 16-bit parameters: updated in F32 and rounded back (mixed-precision training keeps F32 master weights instead).
+        if (RunCanonical("bib", false, t => SgdUpdate(t[0]!, t[1]!, t[2], lr, momentum, dampening, weightDecay, nesterov, firstStep),
+            param, grad, momentumBuffer)) return;
         RequireFloat(param, "SgdUpdate");
         if (grad.DType != param.DType || grad.Numel != param.Numel)
             throw new ArgumentException($"SgdUpdate: gradient {grad.Describe()} does not match parameter {param.Describe()}");

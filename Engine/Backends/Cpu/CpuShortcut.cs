@@ -7,6 +7,7 @@ public sealed unsafe partial class CpuBackend
 {
     public void ShortcutAForward(Tensor y, Tensor x, int stride, int padBefore)
     {
+        if (RunCanonical("oi", true, t => ShortcutAForward(t[0]!, t[1]!, stride, padBefore), y, x)) return; // 16-bit / NHWC: CpuMixed.cs
         RequireFloat(x, "ShortcutAForward");
         var g = ShortcutGeom.Of(x, y, stride, padBefore, "ShortcutAForward");
         if (x.DType == DType.F32) ShortcutFwd<float>(y.Pointer, x.Pointer, g);
@@ -15,6 +16,7 @@ public sealed unsafe partial class CpuBackend
 
     public void ShortcutABackward(Tensor dX, Tensor dY, int stride, int padBefore)
     {
+        if (RunCanonical("oi", true, t => ShortcutABackward(t[0]!, t[1]!, stride, padBefore), dX, dY)) return;
         RequireFloat(dX, "ShortcutABackward");
         var g = ShortcutGeom.Of(dX, dY, stride, padBefore, "ShortcutABackward");
         if (dX.DType == DType.F32) ShortcutBwd<float>(dX.Pointer, dY.Pointer, g);

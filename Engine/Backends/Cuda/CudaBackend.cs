@@ -3,8 +3,9 @@
 // copies, casts, fills) and the library handles; op families live in partial files mirroring
 // Backends/Cpu (CudaElementwise, CudaConv, CudaBatchNorm, CudaPool, CudaDense, CudaLoss,
 // CudaShortcut, CudaSgd). Ops only queue work: nothing here waits for the GPU except CopyToHost
-// and Synchronize, which are the caller's choice. F32 and F64 are supported; other dtypes get a
-// NotSupportedException naming the op (copies, casts and fills support every dtype).
+// and Synchronize, which are the caller's choice. F32, F64, BF16 and F16 are supported (16-bit
+// stored, F32 compute); other dtypes get a NotSupportedException naming the op (copies, casts,
+// fills and layout conversions support every dtype).
 using ResidualEngine.Native;
 
 namespace ResidualEngine.Backends.Cuda;
@@ -69,9 +70,26 @@ public sealed unsafe partial class CudaBackend : IBackend
     public CudaAllocator Allocator { get; }
     public KernelLibrary Kernels => _kernels;
 
-    /// <summary>Allow TF32 tensor-core math in cuDNN convolutions and cuBLAS GEMMs (off by default, so F32
-    /// results match the CPU within 1e-3). Like torch.backends.cuda.matmul.allow_tf32 / cudnn.allow_tf32.</summary>
-    public bool AllowTf32 { get; set; }
+    /// <summary>Allow TF32 tensor-core math in cuDNN convolutions of F32 data. On by default, as PyTorch's
+    /// torch.backends.cudnn.allow_tf32; `--precision fp32` turns it off (F32 results then match the CPU within 1e-3).</summary>
+    public bool AllowTf32Convolutions { get; set; } = DefaultTf32Convolutions;
+
+    /// <summary>The defaults of the two TF32 switches (PyTorch's): convolutions on, matmuls off.</summary>
+    public const bool DefaultTf32Convolutions = true, DefaultTf32Matmul = false;
+
+    /// <summary>Allow TF32 tensor-core math in cuBLAS GEMMs of F32 data. Off by default, as PyTorch's
+    /// torch.backends.cuda.matmul.allow_tf32 (off since PyTorch 1.12).</summary>
+    public bool AllowTf32Matmul { get; set; } = DefaultTf32Matmul;
+
+    /// <summary>Both TF32 switches at once: true only when both are on; setting it sets both.</summary>
+    public bool AllowTf32
+    {
+        get => AllowTf32Convolutions && AllowTf32Matmul;
+        set => AllowTf32Convolutions = AllowTf32Matmul = value;
+    }
+
+    /// <summary>The TF32 policy in words, for `residual bench` and `residual info`.</summary>
+    public string Tf32Policy => Tf32.Describe(AllowTf32Convolutions, AllowTf32Matmul);
 
     /// <summary>Use cuDNN for batch normalisation (default); false uses Kernels/batchnorm.cu.</summary>
     public bool UseCudnnBatchNorm { get; set; } = true;
@@ -239,7 +257,7 @@ public sealed unsafe partial class CudaBackend : IBackend
                 CudaDriver.ThrowIfFailed(CudaDriver.cuMemsetD32Async(p, unchecked((uint)(int)value), n, _stream));
                 break;
             case DType.F16:
-                CudaDriver.ThrowIfFailed(CudaDriver.cuMemsetD16Async(p, BitConverter.HalfToUInt16Bits((Half)value), n, _stream));
+                CudaDriver.ThrowIfFailed(CudaDriver.cuMemsetD16Async(p, BitConverter.HalfToUInt16Bits((Half)(float)value), n, _stream));
                 break;
             case DType.BF16:
                 CudaDriver.ThrowIfFailed(CudaDriver.cuMemsetD16Async(p, ((BFloat16)(float)value).Bits, n, _stream));
@@ -284,11 +302,38 @@ public sealed unsafe partial class CudaBackend : IBackend
         CudaDriver.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
     }
 
-    /// <summary>F32 or F64, else NotSupportedException naming the op.</summary>
+    /// <summary>F32, F64, BF16 or F16, else NotSupportedException naming the op.</summary>
     internal static void RequireFloat(Tensor t, string op)
     {
-        if (t.DType is not (DType.F32 or DType.F64))
-            throw new NotSupportedException($"{op} on CUDA supports F32 and F64, not {t.DType}");
+        if (!t.DType.IsFloat())
+            throw new NotSupportedException($"{op} on CUDA supports F32, F64, BF16 and F16, not {t.DType}");
+    }
+
+    public void ConvertLayout(Tensor dst, Tensor src)
+    {
+        if (dst.Shape != src.Shape || dst.DType != src.DType)
+            throw new ArgumentException($"ConvertLayout: {src.Describe()} and {dst.Describe()} differ in shape or dtype");
+        if (dst.Format == src.Format) { Copy(dst, src); return; }
+        Enter();
+        long n = src.Shape[0], c = src.Shape[1], hw = (long)src.Shape[2] * src.Shape[3];
+        // NCHW -> NHWC transposes each image's (C, HW) matrix; NHWC -> NCHW its (HW, C) matrix.
+        var (rows, cols) = src.Format == MemoryFormat.Contiguous ? (c, hw) : (hw, c);
+        nint pd = dst.Pointer, ps = src.Pointer;
+        void** a = stackalloc void*[] { &pd, &ps, &n, &rows, &cols };
+        Launch1D(CudaKernels.MemoryFile, CudaKernels.ConvertLayout(src.DType.Size()), src.Numel, a);
+    }
+
+    public void UnscaleAndCheck(Tensor grad, Tensor foundInf, double invScale)
+    {
+        if (foundInf.DType != DType.F32 || foundInf.Numel != 1)
+            throw new ArgumentException($"UnscaleAndCheck: the found-inf flag must be one F32 element, got {foundInf.Describe()}");
+        Enter();
+        var name = CudaKernels.AmpUnscale.For(grad.DType, "UnscaleAndCheck");
+        nint pg = grad.Pointer, pf = foundInf.Pointer;
+        double inv = invScale;
+        long n = grad.Numel;
+        void** a = stackalloc void*[] { &pg, &pf, &inv, &n };
+        Launch1D(CudaKernels.AmpUnscale.File, name, n, a);
     }
 
     public override string ToString() => $"CudaBackend({Device}: {Info.Name}, {Info.Arch})";

@@ -3,7 +3,8 @@
 // UseCudnnBatchNorm is off. Both follow IBackend's contract: saved invStd uses the biased batch
 // variance, the running variance is updated with the unbiased one — cuDNN's documented behaviour
 // (PyTorch passes its running_var straight to cuDNN and documents it as unbiased); the GPU
-// tests compare both paths with the CPU to check it.
+// tests compare both paths with the CPU to check it. x, y, dY, dX may be BF16/F16 (with F32 gamma,
+// beta and statistics, as cuDNN requires) and NCHW or channels-last.
 // Gradient rule: dBeta = sum dY, dGamma = sum dY xhat, dX = gamma invStd (dY - dBeta/M - xhat dGamma/M).
 using ResidualEngine.Native;
 
@@ -33,7 +34,7 @@ public sealed unsafe partial class CudaBackend
         {
             lock (_libLock)
             {
-                var (xd, bd) = BnDescriptors(x.DType, n, c, h, w);
+                var (xd, bd) = BnDescriptors(x.DType, x.Rank == 4 ? x.Format : MemoryFormat.Contiguous, n, c, h, w);
                 var (one, zero) = Scalars(x.DType);
                 Cudnn.ThrowIfFailed(Cudnn.cudnnBatchNormalizationForwardTraining(Dnn(), cudnnBatchNormMode_t.CUDNN_BATCHNORM_SPATIAL,
                     (void*)one, (void*)zero, xd, x.Pointer, xd, y.Pointer, bd, gamma.Pointer, beta.Pointer, momentum,
@@ -46,7 +47,8 @@ public sealed unsafe partial class CudaBackend
             prv = runningVar.Pointer, psm = saveMean.Pointer, psi = saveInvStd.Pointer;
         long hw = (long)h * w;
         double mom = momentum, e = eps;
-        void** a = stackalloc void*[] { &py, &px, &pg, &pb, &prm, &prv, &psm, &psi, &n, &c, &hw, &mom, &e };
+        int f = Nhwc(x);
+        void** a = stackalloc void*[] { &py, &px, &pg, &pb, &prm, &prv, &psm, &psi, &n, &c, &hw, &mom, &e, &f };
         LaunchRows(CudaKernels.BatchNormForwardTraining.File, name, c, 512, a);
     }
 
@@ -59,7 +61,7 @@ public sealed unsafe partial class CudaBackend
         {
             lock (_libLock)
             {
-                var (xd, bd) = BnDescriptors(x.DType, n, c, h, w);
+                var (xd, bd) = BnDescriptors(x.DType, x.Rank == 4 ? x.Format : MemoryFormat.Contiguous, n, c, h, w);
                 var (one, zero) = Scalars(x.DType);
                 Cudnn.ThrowIfFailed(Cudnn.cudnnBatchNormalizationForwardInference(Dnn(), cudnnBatchNormMode_t.CUDNN_BATCHNORM_SPATIAL,
                     (void*)one, (void*)zero, xd, x.Pointer, xd, y.Pointer, bd, gamma.Pointer, beta.Pointer,
@@ -71,7 +73,8 @@ public sealed unsafe partial class CudaBackend
         nint py = y.Pointer, px = x.Pointer, pg = gamma.Pointer, pb = beta.Pointer, prm = runningMean.Pointer, prv = runningVar.Pointer;
         long hw = (long)h * w, total = x.Numel;
         double e = eps;
-        void** a = stackalloc void*[] { &py, &px, &pg, &pb, &prm, &prv, &c, &hw, &total, &e };
+        int f = Nhwc(x);
+        void** a = stackalloc void*[] { &py, &px, &pg, &pb, &prm, &prv, &c, &hw, &total, &e, &f };
         Launch1D(CudaKernels.BatchNormForwardInference.File, name, total, a);
     }
 
@@ -85,7 +88,7 @@ public sealed unsafe partial class CudaBackend
         {
             lock (_libLock)
             {
-                var (xd, bd) = BnDescriptors(x.DType, n, c, h, w);
+                var (xd, bd) = BnDescriptors(x.DType, x.Rank == 4 ? x.Format : MemoryFormat.Contiguous, n, c, h, w);
                 var (one, zero) = Scalars(x.DType);
                 Cudnn.ThrowIfFailed(Cudnn.cudnnBatchNormalizationBackward(Dnn(), cudnnBatchNormMode_t.CUDNN_BATCHNORM_SPATIAL,
                     (void*)one, (void*)zero, (void*)one, (void*)zero, xd, x.Pointer, xd, dY.Pointer, xd, dX.Pointer, bd,
@@ -97,7 +100,8 @@ public sealed unsafe partial class CudaBackend
         nint pdx = dX.Pointer, pdg = dGamma.Pointer, pdb = dBeta.Pointer, pdy = dY.Pointer, px = x.Pointer, pg = gamma.Pointer,
             psm = saveMean.Pointer, psi = saveInvStd.Pointer;
         long hw = (long)h * w;
-        void** a = stackalloc void*[] { &pdx, &pdg, &pdb, &pdy, &px, &pg, &psm, &psi, &n, &c, &hw };
+        int f = Nhwc(x);
+        void** a = stackalloc void*[] { &pdx, &pdg, &pdb, &pdy, &px, &pg, &psm, &psi, &n, &c, &hw, &f };
         LaunchRows(CudaKernels.BatchNormBackward.File, name, c, 512, a);
     }
 }

@@ -1,5 +1,7 @@
 // Convolution on CUDA through cuDNN: forward, backward data and backward filter as cross-correlation
-// with groups and dilation, per-shape plans (CudnnPlans.cs), TF32 off unless AllowTf32. The bias add
+// with groups and dilation, per-shape plans (CudnnPlans.cs), NCHW or NHWC descriptors, F32/F64 data
+// with compute in the same type (TF32 as AllowTf32Convolutions says), BF16/F16 data with F32
+// compute (tensor cores allowed); host scaling factors are float except for double data. The bias add
 // and the bias gradient are our own kernels (reduce.cu): deterministic, and no extra descriptor.
 // Gradient rules: dX = conv_transpose(dY, W); dW = correlation of x with dY; dB = sum over N, P, Q of dY.
 // Outputs are overwritten (beta = 0: cuDNN does not read them, so they may hold anything).
@@ -9,9 +11,9 @@ namespace ResidualEngine.Backends.Cuda;
 
 public sealed unsafe partial class CudaBackend
 {
-    private ConvKey Key(ConvDirection dir, Tensor x, Tensor w, Tensor y, Conv2dParams p) => new(dir, x.DType,
+    private ConvKey Key(ConvDirection dir, Tensor x, Tensor w, Tensor y, Conv2dParams p) => new(dir, x.DType, x.Format,
         x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], w.Shape[0], w.Shape[2], w.Shape[3], y.Shape[2], y.Shape[3], p,
-        AllowTf32 && x.DType == DType.F32, DeterministicAlgorithms, CudnnBenchmark);
+        AllowTf32Convolutions && x.DType == DType.F32, DeterministicAlgorithms, CudnnBenchmark);
 
     public void ConvForward(Tensor y, Tensor x, Tensor w, Tensor? bias, Conv2dParams p)
     {
@@ -56,7 +58,8 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
-    // cuDNN's host scaling factors (alpha = 1, beta = 0): float for float data, double for double data.
+    // cuDNN's host scaling factors (alpha = 1, beta = 0): double for double data, float for every other
+    // type, HALF and BFLOAT16 included (cuDNN API reference, "Scaling Parameters").
     // They live in native memory for the process, so their addresses are stable.
     private static readonly nint s_scalars = AllocScalars();
 

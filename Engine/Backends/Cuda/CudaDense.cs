@@ -1,7 +1,10 @@
 // Dense ops on CUDA: GEMM through cuBLAS (the bias add and its gradient are pointwise ops).
 // cuBLAS is column-major. A row-major (r x c) matrix is, read column-major, its transpose (c x r)
 // with leading dimension c, so C = op(A) op(B) in row-major is C^T = op(B)^T op(A)^T in column-major:
-// we call GEMM with B and A swapped and m = N, n = M. TF32 stays off unless AllowTf32 is set.
+// we call GEMM with B and A swapped and m = N, n = M. TF32 stays off unless AllowTf32Matmul is set.
+// BF16/F16 go through cublasGemmEx with A, B and C in the 16-bit type, CUBLAS_COMPUTE_32F and float
+// alpha/beta: a combination the cuBLAS guide's cublasGemmEx table lists for CUBLAS_COMPUTE_32F
+// (Atype = Btype = CUDA_R_16BF or CUDA_R_16F, Ctype the same or CUDA_R_32F; scale type CUDA_R_32F).
 using ResidualEngine.Native;
 
 namespace ResidualEngine.Backends.Cuda;
@@ -25,8 +28,17 @@ public sealed unsafe partial class CudaBackend
         var opB = transB ? cublasOperation_t.CUBLAS_OP_T : cublasOperation_t.CUBLAS_OP_N;
         lock (_libLock)
         {
-            var h = Blas(AllowTf32 && c.DType == DType.F32);
-            if (c.DType == DType.F32)
+            var h = Blas(AllowTf32Matmul && c.DType == DType.F32);
+            if (c.DType.Is16Bit())
+            {
+                if (a.DType != c.DType || b.DType != c.DType)
+                    throw new ArgumentException($"Gemm: dtypes differ: a {a.DType}, b {b.DType}, c {c.DType}");
+                var t = c.DType == DType.BF16 ? cudaDataType.CUDA_R_16BF : cudaDataType.CUDA_R_16F;
+                float fa = (float)alpha, fb = (float)beta;
+                Cublas.ThrowIfFailed(Cublas.cublasGemmEx(h, opB, opA, n, m, k, &fa, b.Pointer, t, Math.Max(1, ldb), a.Pointer, t,
+                    Math.Max(1, lda), &fb, c.Pointer, t, ldc, cublasComputeType_t.CUBLAS_COMPUTE_32F, Cublas.CUBLAS_GEMM_DEFAULT));
+            }
+            else if (c.DType == DType.F32)
             {
                 float fa = (float)alpha, fb = (float)beta;
                 Cublas.ThrowIfFailed(Cublas.cublasSgemm_v2(h, opB, opA, n, m, k, &fa, b.Pointer, Math.Max(1, ldb), a.Pointer,

@@ -1,7 +1,7 @@
 // The pointwise family on CUDA: one launch path per arity. Kernel names come from the op struct
-// (Relu -> relu_f32; binary ops with a broadcast operand use relu_bcast_f32), instantiated from
-// the table in Kernels/pointwise.cu (or the op's own KernelFile). Scalars travel in the compute
-// type (float, or double for F64). SumTo picks among the reductions of Kernels/reduce.cu: the
+// (Relu -> relu_f32, relu_bf16; binary ops with a broadcast operand use relu_bcast_f32), instantiated
+// from the table in Kernels/pointwise.cu (or the op's own KernelFile). Scalars travel in the compute
+// type (float, or double for F64; 16-bit elements compute in float). SumTo picks among the reductions of Kernels/reduce.cu: the
 // two-pass full sum, column sums, or one block per plane sum; all accumulate in double.
 using System.Reflection;
 using ResidualEngine.Pointwise;
@@ -108,7 +108,9 @@ internal static class PointwiseKernels
     {
         DType.F32 => broadcast ? Names<TOp>.BcastF32 : Names<TOp>.F32,
         DType.F64 => broadcast ? Names<TOp>.BcastF64 : Names<TOp>.F64,
-        _ => throw new NotSupportedException($"{Pointwise.PointwiseInfo.KernelName<TOp>()} on CUDA supports F32 and F64, not {t}"),
+        DType.BF16 => broadcast ? Names<TOp>.BcastBF16 : Names<TOp>.BF16,
+        DType.F16 => broadcast ? Names<TOp>.BcastF16 : Names<TOp>.F16,
+        _ => throw new NotSupportedException($"{Pointwise.PointwiseInfo.KernelName<TOp>()} on CUDA supports F32, F64, BF16 and F16, not {t}"),
     };
 
     /// <summary>Every (file, kernel) of the family's ops defined in the engine assembly and in <paramref name="extra"/>.</summary>
@@ -122,9 +124,11 @@ internal static class PointwiseKernels
                 var helper = unary ? nameof(UnaryFile) : binary ? nameof(BinaryFile) : nameof(TernaryFile);
                 var file = (string)typeof(PointwiseKernels).GetMethod(helper, BindingFlags.NonPublic | BindingFlags.Static)!.MakeGenericMethod(t).Invoke(null, null)!;
                 var name = Pointwise.PointwiseInfo.SnakeCase(t.Name);
-                yield return (file, name + "_f32");
-                yield return (file, name + "_f64");
-                if (binary) { yield return (file, name + "_bcast_f32"); yield return (file, name + "_bcast_f64"); }
+                foreach (var (_, sfx) in KernelRef.Types)
+                {
+                    yield return (file, $"{name}_{sfx}");
+                    if (binary) yield return (file, $"{name}_bcast_{sfx}");
+                }
             }
     }
 
@@ -137,5 +141,7 @@ internal static class PointwiseKernels
         private static readonly string s_base = Pointwise.PointwiseInfo.KernelName<TOp>();
         public static readonly string F32 = s_base + "_f32", F64 = s_base + "_f64";
         public static readonly string BcastF32 = s_base + "_bcast_f32", BcastF64 = s_base + "_bcast_f64";
+        public static readonly string BF16 = s_base + "_bf16", F16 = s_base + "_f16";
+        public static readonly string BcastBF16 = s_base + "_bcast_bf16", BcastF16 = s_base + "_bcast_f16";
     }
 }

@@ -1,6 +1,6 @@
 // The option-A shortcut on CUDA (Kernels/shortcut.cu): subsample by `stride`, place x's channels
 // after padBefore zero channels. Gradient rule: dX takes dY's matching channel at the sampled
-// positions and zero elsewhere (the kernel writes every element of dX).
+// positions and zero elsewhere (the kernel writes every element of dX). NCHW or channels-last.
 namespace ResidualEngine.Backends.Cuda;
 
 public sealed unsafe partial class CudaBackend
@@ -13,7 +13,8 @@ public sealed unsafe partial class CudaBackend
         int k = y.Shape[1], p = y.Shape[2], q = y.Shape[3];
         int s = stride, pad = padBefore;
         nint py = y.Pointer, px = x.Pointer;
-        void** a = stackalloc void*[] { &py, &px, &n, &c, &h, &w, &k, &p, &q, &s, &pad };
+        int f = Nhwc(x);
+        void** a = stackalloc void*[] { &py, &px, &n, &c, &h, &w, &k, &p, &q, &s, &pad, &f };
         Launch1D(CudaKernels.ShortcutAForward.File, name, y.Numel, a);
     }
 
@@ -25,7 +26,8 @@ public sealed unsafe partial class CudaBackend
         int k = dY.Shape[1], p = dY.Shape[2], q = dY.Shape[3];
         int s = stride, pad = padBefore;
         nint pdx = dX.Pointer, pdy = dY.Pointer;
-        void** a = stackalloc void*[] { &pdx, &pdy, &n, &c, &h, &w, &k, &p, &q, &s, &pad };
+        int f = Nhwc(dX);
+        void** a = stackalloc void*[] { &pdx, &pdy, &n, &c, &h, &w, &k, &p, &q, &s, &pad, &f };
         Launch1D(CudaKernels.ShortcutABackward.File, name, dX.Numel, a);
     }
 }

@@ -1,6 +1,6 @@
 // cuDNN state cached per shape, as cudnn-frontend's plan cache does: for each convolution
-// direction and full geometry (dtype, N C H W, K R S, P Q, strides, pads, dilations, groups, math and
-// determinism settings) the descriptors, the chosen algorithm and its workspace size are made once;
+// direction and full geometry (dtype, memory format, N C H W, K R S, P Q, strides, pads, dilations,
+// groups, math and determinism settings) the descriptors, the chosen algorithm and its workspace size are made once;
 // likewise the tensor and derived BN descriptors for batch normalisation. Descriptors live as long
 // as the backend. The algorithm comes from cuDNN's heuristics (cudnnGet*_v7) or, with
 // CudnnBenchmark, from timing (cudnnFind*Ex, one host sync per new shape).
@@ -15,14 +15,18 @@ internal enum ConvDirection
     BackwardFilter,
 }
 
-internal readonly record struct ConvKey(ConvDirection Direction, DType DType, int N, int C, int H, int W, int K, int R, int S,
-    int P, int Q, Conv2dParams Params, bool Tf32, bool Deterministic, bool Benchmark);
+internal readonly record struct ConvKey(ConvDirection Direction, DType DType, MemoryFormat Format, int N, int C, int H, int W, int K, int R, int S,
+    int P, int Q, Conv2dParams Params, bool Tf32, bool Deterministic, bool Benchmark)
+{
+    /// <summary>Tensor-core algorithms are acceptable: always for 16-bit data, for F32 data only with TF32 allowed.</summary>
+    public bool TensorOps => Tf32 || DType.Is16Bit();
+}
 
 internal sealed class ConvPlan(nint x, nint w, nint y, nint conv)
 {
-    public nint X { get; } = x;     // (N, C, H, W)
-    public nint W { get; } = w;     // (K, C/groups, R, S)
-    public nint Y { get; } = y;     // (N, K, P, Q)
+    public nint X { get; } = x;     // (N, C, H, W), stored NCHW or NHWC
+    public nint W { get; } = w;     // (K, C/groups, R, S), stored KCRS or KRSC
+    public nint Y { get; } = y;     // (N, K, P, Q), stored NCHW or NHWC
     public nint Conv { get; } = conv;
     public int Algo { get; set; }
     public long WorkspaceBytes { get; set; }
@@ -32,7 +36,7 @@ internal sealed class ConvPlan(nint x, nint w, nint y, nint conv)
 public sealed unsafe partial class CudaBackend
 {
     private readonly Dictionary<ConvKey, ConvPlan> _convPlans = new();
-    private readonly Dictionary<(DType, int, int, int, int), (nint X, nint Bn)> _bnDescs = new();
+    private readonly Dictionary<(DType, MemoryFormat, int, int, int, int), (nint X, nint Bn)> _bnDescs = new();
 
     /// <summary>Number of cached convolution plans (for tests and diagnostics).</summary>
     public int ConvPlanCount
@@ -40,32 +44,54 @@ public sealed unsafe partial class CudaBackend
         get { lock (_libLock) return _convPlans.Count; }
     }
 
+    // cuDNN's data types for our element types (cudnnDataType_t in cudnn_graph.h / cudnn_ops_infer.h).
     internal static cudnnDataType_t CudnnType(DType t, string op) => t switch
     {
         DType.F32 => cudnnDataType_t.CUDNN_DATA_FLOAT,
         DType.F64 => cudnnDataType_t.CUDNN_DATA_DOUBLE,
-        _ => throw new NotSupportedException($"{op} on CUDA supports F32 and F64, not {t}"),
+        DType.F16 => cudnnDataType_t.CUDNN_DATA_HALF,
+        DType.BF16 => cudnnDataType_t.CUDNN_DATA_BFLOAT16,
+        _ => throw new NotSupportedException($"{op} on CUDA supports F32, F64, BF16 and F16, not {t}"),
     };
+
+    /// <summary>cudnnSetTensor4dDescriptor's format: NCHW, or NHWC for channels-last (the dimensions are
+    /// still given as n, c, h, w; for a filter, NHWC means K R S C order). cuDNN API reference,
+    /// cudnnTensorFormat_t and cudnnSetTensor4dDescriptor / cudnnSetFilter4dDescriptor.</summary>
+    internal static cudnnTensorFormat_t CudnnFormat(MemoryFormat f) =>
+        f == MemoryFormat.ChannelsLast ? cudnnTensorFormat_t.CUDNN_TENSOR_NHWC : cudnnTensorFormat_t.CUDNN_TENSOR_NCHW;
+
+    /// <summary>
+    /// The convolution's compute type: the data type for F32 and F64 (FLOAT_CONFIG, DOUBLE_CONFIG), FLOAT for
+    /// HALF and BFLOAT16 data (PSEUDO_HALF_CONFIG, PSEUDO_BFLOAT16_CONFIG: 16-bit storage, F32 accumulation),
+    /// as the supported configurations of cudnnConvolutionForward/BackwardData/BackwardFilter list them
+    /// (cuDNN API reference, cudnn_cnn library). TRUE_HALF_CONFIG (HALF compute) is never used.
+    /// </summary>
+    internal static cudnnDataType_t ConvComputeType(DType t, string op) =>
+        t.Is16Bit() ? cudnnDataType_t.CUDNN_DATA_FLOAT : CudnnType(t, op);
 
     /// <summary>The plan for a convolution; x, w, y are the tensors of this call (used only when timing algorithms).</summary>
     private ConvPlan ConvPlanFor(ConvKey key, nint x, nint w, nint y)
     {
         if (_convPlans.TryGetValue(key, out var plan)) return plan;
         var dt = CudnnType(key.DType, "Conv2d");
+        var fmt = CudnnFormat(key.Format);
         var p = key.Params;
         Cudnn.ThrowIfFailed(Cudnn.cudnnCreateTensorDescriptor(out var xd));
-        Cudnn.ThrowIfFailed(Cudnn.cudnnSetTensor4dDescriptor(xd, cudnnTensorFormat_t.CUDNN_TENSOR_NCHW, dt, key.N, key.C, key.H, key.W));
+        Cudnn.ThrowIfFailed(Cudnn.cudnnSetTensor4dDescriptor(xd, fmt, dt, key.N, key.C, key.H, key.W));
         Cudnn.ThrowIfFailed(Cudnn.cudnnCreateFilterDescriptor(out var wd));
-        Cudnn.ThrowIfFailed(Cudnn.cudnnSetFilter4dDescriptor(wd, dt, cudnnTensorFormat_t.CUDNN_TENSOR_NCHW, key.K, key.C / p.Groups, key.R, key.S));
+        Cudnn.ThrowIfFailed(Cudnn.cudnnSetFilter4dDescriptor(wd, dt, fmt, key.K, key.C / p.Groups, key.R, key.S));
         Cudnn.ThrowIfFailed(Cudnn.cudnnCreateTensorDescriptor(out var yd));
-        Cudnn.ThrowIfFailed(Cudnn.cudnnSetTensor4dDescriptor(yd, cudnnTensorFormat_t.CUDNN_TENSOR_NCHW, dt, key.N, key.K, key.P, key.Q));
+        Cudnn.ThrowIfFailed(Cudnn.cudnnSetTensor4dDescriptor(yd, fmt, dt, key.N, key.K, key.P, key.Q));
         Cudnn.ThrowIfFailed(Cudnn.cudnnCreateConvolutionDescriptor(out var cd));
-        // PyTorch's conv2d is a cross-correlation; the compute type equals the data type (no TF32 via precision).
+        // PyTorch's conv2d is a cross-correlation. Compute type: see ConvComputeType (F32 for 16-bit data).
         Cudnn.ThrowIfFailed(Cudnn.cudnnSetConvolution2dDescriptor(cd, p.PadH, p.PadW, p.StrideH, p.StrideW, p.DilationH, p.DilationW,
-            cudnnConvolutionMode_t.CUDNN_CROSS_CORRELATION, dt));
+            cudnnConvolutionMode_t.CUDNN_CROSS_CORRELATION, ConvComputeType(key.DType, "Conv2d")));
         Cudnn.ThrowIfFailed(Cudnn.cudnnSetConvolutionGroupCount(cd, p.Groups));
-        // FMA_MATH forbids tensor-op (TF32) kernels for float data; DEFAULT_MATH lets cuDNN use TF32 on Ampere+.
-        var math = key.Tf32 ? cudnnMathType_t.CUDNN_DEFAULT_MATH : cudnnMathType_t.CUDNN_FMA_MATH;
+        // As PyTorch's Conv_v7.cpp: HALF data gets TENSOR_OP_MATH; FLOAT data FMA_MATH (no tensor-op, so no TF32)
+        // unless TF32 is allowed; otherwise DEFAULT_MATH, which lets cuDNN pick tensor cores (TF32, BF16).
+        var math = key.DType == DType.F16 ? cudnnMathType_t.CUDNN_TENSOR_OP_MATH
+            : key.DType == DType.BF16 || key.Tf32 ? cudnnMathType_t.CUDNN_DEFAULT_MATH
+            : cudnnMathType_t.CUDNN_FMA_MATH;
         Cudnn.ThrowIfFailed(Cudnn.cudnnSetConvolutionMathType(cd, math));
         plan = new ConvPlan(xd, wd, yd, cd) { MathType = math };
         ChooseAlgorithm(key, plan, x, w, y);
@@ -119,11 +145,11 @@ public sealed unsafe partial class CudaBackend
         {
             var r = perf[i];
             if (r.status != cudnnStatus_t.CUDNN_STATUS_SUCCESS) continue;
-            if (!key.Tf32 && r.mathType is cudnnMathType_t.CUDNN_TENSOR_OP_MATH or cudnnMathType_t.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+            if (!key.TensorOps && r.mathType is cudnnMathType_t.CUDNN_TENSOR_OP_MATH or cudnnMathType_t.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
             if (key.Deterministic && r.determinism != cudnnDeterminism_t.CUDNN_DETERMINISTIC) continue;
             if ((long)r.memory > MaxConvWorkspaceBytes) continue;
             algo = r.algo;
-            if (key.Tf32) chosenMath = r.mathType;
+            if (key.TensorOps) chosenMath = r.mathType;
             break;
         }
         if (chosenMath != plan.MathType)
@@ -143,14 +169,16 @@ public sealed unsafe partial class CudaBackend
         plan.WorkspaceBytes = (long)size;
     }
 
-    /// <summary>Tensor and derived per-channel BN descriptors for x viewed as (N, C, H, W).</summary>
-    private (nint X, nint Bn) BnDescriptors(DType t, int n, int c, int h, int w)
+    /// <summary>Tensor and derived per-channel BN descriptors for x viewed as (N, C, H, W), NCHW or NHWC. cuDNN derives
+    /// the parameter descriptor's type from x's: FLOAT for HALF and BFLOAT16 x (the rule of bnScaleBiasMeanVarDesc:
+    /// "type = (typeOf(x) == double) ? double : float", cudnn_ops header and API reference).</summary>
+    private (nint X, nint Bn) BnDescriptors(DType t, MemoryFormat f, int n, int c, int h, int w)
     {
-        var key = (t, n, c, h, w);
+        var key = (t, f, n, c, h, w);
         if (_bnDescs.TryGetValue(key, out var d)) return d;
         var dt = CudnnType(t, "BatchNorm");
         Cudnn.ThrowIfFailed(Cudnn.cudnnCreateTensorDescriptor(out var xd));
-        Cudnn.ThrowIfFailed(Cudnn.cudnnSetTensor4dDescriptor(xd, cudnnTensorFormat_t.CUDNN_TENSOR_NCHW, dt, n, c, h, w));
+        Cudnn.ThrowIfFailed(Cudnn.cudnnSetTensor4dDescriptor(xd, CudnnFormat(f), dt, n, c, h, w));
         Cudnn.ThrowIfFailed(Cudnn.cudnnCreateTensorDescriptor(out var bd));
         Cudnn.ThrowIfFailed(Cudnn.cudnnDeriveBNTensorDescriptor(bd, xd, cudnnBatchNormMode_t.CUDNN_BATCHNORM_SPATIAL));
         d = (xd, bd);

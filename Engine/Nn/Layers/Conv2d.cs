@@ -74,9 +74,10 @@ public sealed class Conv2d : Module
     private bool CanFold(Tensor x, BatchNorm2d? bn, Tensor? residual)
     {
         if (Training || (bn is not null && bn.Training)) return false;
+        if (Autocast.Current is not null) return false; // autocast picks each op's precision: the plain ops do
         var w = Weight;
         if (x.IsDisposed || x.DType != w.DType || x.DType is not (DType.F32 or DType.F64) || x.Device != w.Device) return false;
-        if (x.Format != MemoryFormat.Contiguous || x.Rank != 4) return false;
+        if (x.Format != MemoryFormat.Contiguous || w.Format != MemoryFormat.Contiguous || x.Rank != 4) return false;
         if (GradMode.ShouldRecord([x, w, Bias, residual])) return false;
         if (bn is not null && (GradMode.ShouldRecord(bn.Weight, bn.Bias) || bn.Weight.DType != w.DType || bn.NumFeatures != OutChannels)) return false;
         return residual is null || residual.Format == MemoryFormat.Contiguous;

@@ -118,8 +118,14 @@ public sealed class Sgd : IOptimizer
                     buf = _buffers[i] = NewBuffer(p);
                     first = true;
                 }
-                else if (buf.Device != p.Device) buf.MoveTo(p.Device); // the module moved since the last step
+                else
+                {
+                    if (buf.Device != p.Device) buf.MoveTo(p.Device); // the module moved since the last step
+                    if (buf.Format != p.Format) buf.ConvertFormat(p.Format); // or changed its memory format
+                }
             }
+            if (g.Format != p.Format)
+                throw new InvalidOperationException($"Sgd: gradient {g.Describe()} and parameter {p.Describe()} differ in memory format");
             p.Backend.SgdUpdate(p, g, buf, _lr, Momentum, Dampening, _weightDecay[i], Nesterov, first);
         }
         StepCount++;
@@ -179,9 +185,8 @@ public sealed class Sgd : IOptimizer
             var p = _params[i];
             var buf = _buffers[i] ??= NewBuffer(p);
             if (buf.Device != p.Device) buf.MoveTo(p.Device);
-            using var scope = TensorScope.Begin();
-            var s = src.Device == p.Device ? src : src.To(p.Device);
-            if (s.DType == buf.DType) buf.Backend.Copy(buf, s); else buf.Backend.Cast(buf, s);
+            if (buf.Format != p.Format) buf.ConvertFormat(p.Format);
+            buf.CopyFrom(src);
         }
         StepCount = stepCount;
     }

@@ -1,6 +1,8 @@
 // Ops.Map: runs any op of the pointwise family (PointwiseOp.cs) on a tensor's backend and records
 // one generic node per arity. Gradient rule: the op's own Gradient, written with forward ops; for a
-// broadcast second operand, its gradient is summed down to b's shape (SumTo).
+// broadcast second operand, its gradient is summed down to b's shape (SumTo). Outputs keep the first
+// operand's memory format; same-shape operands must share theirs. Under Autocast, binary operands of
+// different float types are promoted to F32 first (PyTorch's type promotion).
 using ResidualEngine.Autograd;
 using ResidualEngine.Pointwise;
 
@@ -22,6 +24,10 @@ public static partial class Ops
     /// <summary>y = TOp(a, b; alpha, beta), a and b of one shape.</summary>
     public static Tensor Map<TOp>(Tensor a, Tensor b, double alpha = 0, double beta = 0) where TOp : struct, IBinaryOp
     {
+        if (Autocast.Promote(a, b) is { } p)
+        {
+            using (p.A) using (p.B) return Map<TOp>(p.A, p.B, alpha, beta);
+        }
         Check.Compatible(Pointwise.PointwiseInfo.KernelName<TOp>(), a, "a", b, "b");
         return MapBinary<TOp>(a, b, Broadcast.Same(a), alpha, beta);
     }
@@ -32,6 +38,10 @@ public static partial class Ops
         var name = Pointwise.PointwiseInfo.KernelName<TOp>();
         Check.Float(name, a, "a");
         Check.Float(name, b, "b");
+        if (Autocast.Promote(a, b) is { } p)
+        {
+            using (p.A) using (p.B) return Map<TOp>(p.A, p.B, broadcast, alpha, beta);
+        }
         Check.SameDevice(name, a, "a", b, "b");
         Check.SameDType(name, a, "a", b, "b");
         CheckBroadcast(name, a, b, broadcast);
@@ -175,12 +185,13 @@ public static partial class Ops
     private sealed class SumToNode(Tensor x, Broadcast bc) : Node(x)
     {
         private readonly Shape _shape = x.Shape;
+        private readonly MemoryFormat _format = x.Format;
         public override string Name => "SumTo";
 
         protected internal override Tensor?[] Backward(Tensor dY)
         {
-            // dX[i] = dY[(i / Inner) % Period]: a broadcast copy (Expand ignores its first operand).
-            var dx = Tensor.Empty(_shape, dY.DType, dY.Device);
+            // dX[i] = dY[(i / Inner) % Period] in x's memory order: a broadcast copy (Expand ignores its first operand).
+            var dx = Tensor.Empty(_shape, dY.DType, dY.Device, _format);
             dY.Backend.Map<Expand>(dx, dx, dY, bc, 0, 0);
             return [dx];
         }

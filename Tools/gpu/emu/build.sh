@@ -22,28 +22,20 @@ open(p, 'w').write(s)
 PY
 for f in "$out"/src/*.cu; do grep -q 'asm(' "$f" && { echo "emu: $f has inline PTX the emulator does not know" >&2; exit 1; }; done
 
-# One translation unit with every kernel file, and the table of kernel names.
+CXX=${CXX:-g++}
+# One translation unit with every kernel file, and the table of kernel names. The names come from
+# each file after macro expansion (g++ -E, __global__ defined empty; no system headers), so every
+# instantiation of FOR_FLOAT_TYPES / FOR_POINTWISE_TYPES / any other generator is found as it is.
 : > "$out/src/kernels.gen.inc"
 : > "$out/src/kernel_names.gen.inc"
 for f in "$out"/src/*.cu; do
   echo "#include \"$(basename "$f")\"" >> "$out/src/kernels.gen.inc"
-  { grep -oE 'extern "C" __global__ void [A-Za-z0-9_]+(##sfx)?' "$f" || true; } | awk '{print $5}' | while read -r name; do
-    case "$name" in
-      *'##sfx') base=${name%%##sfx}; echo "K(${base}f32)" >> "$out/src/kernel_names.gen.inc"; echo "K(${base}f64)" >> "$out/src/kernel_names.gen.inc" ;;
-      *) echo "K($name)" >> "$out/src/kernel_names.gen.inc" ;;
-    esac
-  done
-  # The pointwise table (pointwise.cu): each UNARY/BINARY/TERNARY line instantiates NAME_f32 and
-  # NAME_f64, and binary lines also NAME_bcast_f32 / NAME_bcast_f64.
-  { grep -oE '^(UNARY|BINARY|TERNARY)\([A-Za-z0-9_]+,' "$f" || true; } | tr '(,' '  ' | while read -r kind name; do
-    for sfx in f32 f64; do
-      echo "K(${name}_${sfx})" >> "$out/src/kernel_names.gen.inc"
-      if [ "$kind" = BINARY ]; then echo "K(${name}_bcast_${sfx})" >> "$out/src/kernel_names.gen.inc"; fi
-    done
-  done
+  "$CXX" -x c++ -std=c++20 -E -P -D__global__= -I"$out/src" "$f" \
+    | tr '\n' ' ' | grep -oE 'extern "C" +void +[A-Za-z_][A-Za-z0-9_]* *\(' | sed -E 's/.*void +([A-Za-z0-9_]+).*/K(\1)/' \
+    >> "$out/src/kernel_names.gen.inc"
 done
+[ -s "$out/src/kernel_names.gen.inc" ] || { echo "emu: found no kernels in Kernels/*.cu" >&2; exit 1; }
 
-CXX=${CXX:-g++}
 flags=(-std=c++20 -O2 -fPIC -shared -Wall -Wno-unused-function -Wno-unused-variable -Wno-unused-parameter)
 "$CXX" "${flags[@]}" -I"$out/src" -I"$here" -include "$here/cuda_shim.h" "$here/fake_cuda.cpp" -o "$out/lib/libcuda.so.1"
 "$CXX" "${flags[@]}" "$here/fake_cublas.cpp" -o "$out/lib/libcublas.so.12"

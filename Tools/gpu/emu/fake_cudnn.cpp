@@ -1,9 +1,19 @@
 // A fake libcudnn.so.9 for the GPU emulator: descriptors, convolution (forward, backward data,
-// backward filter; cross-correlation or convolution, groups, dilation, NCHW) with algorithm queries,
-// and spatial batch normalisation, following cuDNN's documented semantics and validating arguments
-// the way cuDNN does (data/compute types, descriptor consistency, scaling-factor types, eps). It
-// checks how the engine drives cuDNN; it cannot check cuDNN's own numerics or undocumented
-// behaviour (the running variance being unbiased is the documented, and emulated, behaviour).
+// backward filter; cross-correlation or convolution, groups, dilation) with algorithm queries, and
+// spatial batch normalisation, following cuDNN's documented semantics and validating arguments the
+// way cuDNN does (data/compute types, descriptor consistency, scaling-factor types, eps). It checks
+// how the engine drives cuDNN; it cannot check cuDNN's own numerics or undocumented behaviour (the
+// running variance being unbiased is the documented, and emulated, behaviour).
+// Documented rules followed here (cuDNN API reference, 8.9 / 9.x legacy API):
+//  - cudnnSetTensor4dDescriptor / cudnnSetFilter4dDescriptor take the dimensions as n, c, h, w in
+//    either format; CUDNN_TENSOR_NHWC stores them n, h, w, c (a filter: k, r, s, c).
+//  - Convolution configurations: FLOAT_CONFIG (x, w, y FLOAT, compute FLOAT), DOUBLE_CONFIG,
+//    TRUE_HALF_CONFIG (HALF, compute HALF), PSEUDO_HALF_CONFIG (HALF, compute FLOAT),
+//    PSEUDO_BFLOAT16_CONFIG (BFLOAT16, compute FLOAT); anything else is CUDNN_STATUS_NOT_SUPPORTED.
+//  - Scaling factors (alpha, beta) are double for DOUBLE data and float for every other type.
+//  - Batch norm: x and y share a type; the derived scale/bias/mean/variance descriptor has type
+//    "(typeOf(x) == double) ? double : float", i.e. FLOAT parameters for HALF/BFLOAT16 x.
+// 16-bit values convert as the GPU does (round to nearest even); sums run in double and round once.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -13,8 +23,8 @@
 
 typedef int cudnnStatus_t;
 enum { OK = 0, NOT_INITIALIZED = 1001, BAD_PARAM = 2000, NOT_SUPPORTED = 3000, EXECUTION_FAILED = 5000 };
-enum { FLOAT = 0, DOUBLE = 1 };
-enum { NCHW = 0 };
+enum { FLOAT = 0, DOUBLE = 1, HALF = 2, BFLOAT16 = 9 };
+enum { NCHW = 0, NHWC = 1 };
 enum { CONVOLUTION = 0, CROSS_CORRELATION = 1 };
 enum { DEFAULT_MATH = 0, TENSOR_OP_MATH = 1, FMA_MATH = 3 };
 
@@ -23,19 +33,49 @@ namespace
 thread_local std::string g_last = "";
 cudnnStatus_t fail(cudnnStatus_t s, const std::string& why) { g_last = why; return s; }
 
-struct Tensor { bool set; int dtype, n, c, h, w; };
-struct Filter { bool set; int dtype, k, c, h, w; };
+struct Tensor { bool set; int dtype, n, c, h, w, format; };
+struct Filter { bool set; int dtype, k, c, h, w, format; };
+
+// Offset of element (n, c, h, w) of a 4-d tensor (or filter: n = k) in its format.
+int64_t at(int format, int N, int C, int H, int W, int n, int c, int h, int w)
+{
+    (void)N;
+    return format == NHWC ? (((int64_t)n * H + h) * W + w) * C + c : (((int64_t)n * C + c) * H + h) * W + w;
+}
+int64_t at(const Tensor* t, int n, int c, int h, int w) { return at(t->format, t->n, t->c, t->h, t->w, n, c, h, w); }
+int64_t at(const Filter* f, int k, int c, int h, int w) { return at(f->format, f->k, f->c, f->h, f->w, k, c, h, w); }
 struct Conv { bool set; int ph, pw, u, v, dh, dw, mode, compute, groups, math; };
 
 struct PerfT { int algo; int status; float time; size_t memory; int determinism; int mathType; int reserved[3]; };
 static_assert(sizeof(PerfT) == 48, "cudnnConvolutionAlgoPerf_t layout");
 
-template <typename T> double rd(const void* p, int64_t i) { return (double)((const T*)p)[i]; }
-double get(int dtype, const void* p, int64_t i) { return dtype == DOUBLE ? rd<double>(p, i) : rd<float>(p, i); }
+bool known_type(int t) { return t == FLOAT || t == DOUBLE || t == HALF || t == BFLOAT16; }
+double get(int dtype, const void* p, int64_t i)
+{
+    switch (dtype)
+    {
+        case DOUBLE: return ((const double*)p)[i];
+        case FLOAT: return ((const float*)p)[i];
+        case HALF: { _Float16 h; std::memcpy(&h, (const char*)p + 2 * i, 2); return (double)h; }
+        default: { uint32_t u = (uint32_t)((const uint16_t*)p)[i] << 16; float f; std::memcpy(&f, &u, 4); return f; }
+    }
+}
 void put(int dtype, void* p, int64_t i, double v)
 {
-    if (dtype == DOUBLE) ((double*)p)[i] = v; else ((float*)p)[i] = (float)v;
+    float f = (float)v;
+    switch (dtype)
+    {
+        case DOUBLE: ((double*)p)[i] = v; break;
+        case FLOAT: ((float*)p)[i] = f; break;
+        case HALF: { _Float16 h = (_Float16)f; std::memcpy((char*)p + 2 * i, &h, 2); break; }
+        default:
+        {
+            uint32_t u; std::memcpy(&u, &f, 4);
+            ((uint16_t*)p)[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u) : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+        }
+    }
 }
+// Scaling factors: double for DOUBLE data, float otherwise.
 double scalar(int dtype, const void* p) { return dtype == DOUBLE ? *(const double*)p : (double)*(const float*)p; }
 // out = alpha * value + beta * out, not reading out when beta == 0
 void blend(int dtype, void* out, int64_t i, double alpha, double value, double beta)
@@ -48,7 +88,10 @@ cudnnStatus_t check(const Tensor* x, const Filter* w, const Conv* cv, const Tens
 {
     if (!x || !w || !cv || !y || !x->set || !w->set || !cv->set || !y->set) return fail(BAD_PARAM, "unset descriptor");
     if (x->dtype != w->dtype || x->dtype != y->dtype) return fail(BAD_PARAM, "data types of x, w, y differ");
-    if (cv->compute != x->dtype) return fail(NOT_SUPPORTED, "compute type differs from the data type");
+    bool config = (x->dtype == FLOAT && cv->compute == FLOAT) || (x->dtype == DOUBLE && cv->compute == DOUBLE)
+        || (x->dtype == HALF && (cv->compute == HALF || cv->compute == FLOAT)) || (x->dtype == BFLOAT16 && cv->compute == FLOAT);
+    if (!config) return fail(NOT_SUPPORTED, "data/compute type pair is none of the documented configurations");
+    if (x->format != y->format || x->format != w->format) return fail(NOT_SUPPORTED, "emulator: x, w and y must share one format");
     if (x->n != y->n || w->k != y->c || x->c != w->c * cv->groups || w->k % cv->groups != 0)
         return fail(BAD_PARAM, "x/w/y channel or batch dimensions do not match (groups " + std::to_string(cv->groups) + ")");
     int p = (x->h + 2 * cv->ph - cv->dh * (w->h - 1) - 1) / cv->u + 1;
@@ -68,7 +111,7 @@ template <typename F> void each_term(const Tensor* x, const Filter* w, const Con
             for (int p = 0; p < y->h; p++)
                 for (int q = 0; q < y->w; q++)
                 {
-                    int64_t yi = (((int64_t)n * y->c + k) * y->h + p) * y->w + q;
+                    int64_t yi = at(y, n, k, p, q);
                     for (int cc = 0; cc < cpg; cc++)
                         for (int r = 0; r < w->h; r++)
                             for (int s = 0; s < w->w; s++)
@@ -76,9 +119,7 @@ template <typename F> void each_term(const Tensor* x, const Filter* w, const Con
                                 int h = p * cv->u - cv->ph + r * cv->dh, ww = q * cv->v - cv->pw + s * cv->dw;
                                 if (h < 0 || h >= x->h || ww < 0 || ww >= x->w) continue;
                                 int rr = cv->mode == CONVOLUTION ? w->h - 1 - r : r, ss = cv->mode == CONVOLUTION ? w->w - 1 - s : s;
-                                int64_t xi = (((int64_t)n * x->c + g * cpg + cc) * x->h + h) * x->w + ww;
-                                int64_t wi = (((int64_t)k * w->c + cc) * w->h + rr) * w->w + ss;
-                                f(yi, xi, wi);
+                                f(yi, at(x, n, g * cpg + cc, h, ww), at(w, k, cc, rr, ss));
                             }
                 }
         }
@@ -87,10 +128,11 @@ template <typename F> void each_term(const Tensor* x, const Filter* w, const Con
 cudnnStatus_t perf(const Conv* cv, int dtype, int requested, int* returned, PerfT* out, bool backwardFilter)
 {
     if (!cv || requested < 1) return fail(BAD_PARAM, "bad algorithm query");
-    // Like the real heuristics: tensor-op results first for float data with DEFAULT_MATH,
-    // a non-deterministic algorithm first for the filter gradient.
+    // Like the real heuristics: tensor-op results first for float data with DEFAULT_MATH and for
+    // 16-bit data with DEFAULT or TENSOR_OP math, a non-deterministic algorithm first for the filter gradient.
     std::vector<PerfT> r;
-    if (dtype == FLOAT && cv->math == DEFAULT_MATH) r.push_back(PerfT{1, OK, 0.1f, 0, 1, TENSOR_OP_MATH, {0, 0, 0}});
+    bool tensorOps = (dtype == FLOAT && cv->math == DEFAULT_MATH) || ((dtype == HALF || dtype == BFLOAT16) && cv->math != FMA_MATH);
+    if (tensorOps) r.push_back(PerfT{1, OK, 0.1f, 0, 1, TENSOR_OP_MATH, {0, 0, 0}});
     if (backwardFilter) r.push_back(PerfT{0, OK, 0.2f, 0, 0, cv->math == DEFAULT_MATH ? DEFAULT_MATH : FMA_MATH, {0, 0, 0}});
     r.push_back(PerfT{1, OK, 0.3f, 0, 1, cv->math == DEFAULT_MATH ? DEFAULT_MATH : FMA_MATH, {0, 0, 0}});
     r.push_back(PerfT{6, NOT_SUPPORTED, -1, 0, 1, DEFAULT_MATH, {0, 0, 0}});
@@ -126,20 +168,20 @@ cudnnStatus_t cudnnCreateTensorDescriptor(void** d) { *d = new Tensor{}; return 
 cudnnStatus_t cudnnDestroyTensorDescriptor(void* d) { delete (Tensor*)d; return OK; }
 cudnnStatus_t cudnnSetTensor4dDescriptor(void* d, int format, int dtype, int n, int c, int h, int w)
 {
-    if (format != NCHW) return fail(NOT_SUPPORTED, "emulator: only NCHW tensors");
-    if (dtype != FLOAT && dtype != DOUBLE) return fail(BAD_PARAM, "emulator: float or double only");
+    if (format != NCHW && format != NHWC) return fail(NOT_SUPPORTED, "emulator: NCHW and NHWC tensors only");
+    if (!known_type(dtype)) return fail(BAD_PARAM, "emulator: float, double, half or bfloat16 only");
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return fail(BAD_PARAM, "non-positive dimension");
-    *(Tensor*)d = Tensor{true, dtype, n, c, h, w};
+    *(Tensor*)d = Tensor{true, dtype, n, c, h, w, format};
     return OK;
 }
 cudnnStatus_t cudnnCreateFilterDescriptor(void** d) { *d = new Filter{}; return OK; }
 cudnnStatus_t cudnnDestroyFilterDescriptor(void* d) { delete (Filter*)d; return OK; }
 cudnnStatus_t cudnnSetFilter4dDescriptor(void* d, int dtype, int format, int k, int c, int h, int w)
 {
-    if (dtype != FLOAT && dtype != DOUBLE) return fail(BAD_PARAM, "filter data type");
-    if (format != NCHW) return fail(NOT_SUPPORTED, "emulator: only NCHW filters");
+    if (!known_type(dtype)) return fail(BAD_PARAM, "filter data type");
+    if (format != NCHW && format != NHWC) return fail(NOT_SUPPORTED, "emulator: NCHW (KCRS) and NHWC (KRSC) filters only");
     if (k <= 0 || c <= 0 || h <= 0 || w <= 0) return fail(BAD_PARAM, "non-positive filter dimension");
-    *(Filter*)d = Filter{true, dtype, k, c, h, w};
+    *(Filter*)d = Filter{true, dtype, k, c, h, w, format};
     return OK;
 }
 cudnnStatus_t cudnnCreateConvolutionDescriptor(void** d) { *d = new Conv{}; return OK; }
@@ -148,7 +190,7 @@ cudnnStatus_t cudnnSetConvolution2dDescriptor(void* d, int ph, int pw, int u, in
 {
     if (ph < 0 || pw < 0 || u <= 0 || v <= 0 || dh <= 0 || dw <= 0) return fail(BAD_PARAM, "convolution geometry");
     if (mode != CONVOLUTION && mode != CROSS_CORRELATION) return fail(BAD_PARAM, "convolution mode");
-    if (compute != FLOAT && compute != DOUBLE) return fail(BAD_PARAM, "compute type");
+    if (!known_type(compute)) return fail(BAD_PARAM, "compute type");
     auto* c = (Conv*)d;
     int groups = c->set ? c->groups : 1, math = c->set ? c->math : DEFAULT_MATH;
     *c = Conv{true, ph, pw, u, v, dh, dw, mode, compute, groups, math};
@@ -283,7 +325,7 @@ cudnnStatus_t cudnnDeriveBNTensorDescriptor(void* bn, void* xd, int mode)
     auto* x = (Tensor*)xd;
     if (!x || !x->set) return fail(BAD_PARAM, "x descriptor not set");
     if (mode != 1 && mode != 2) return fail(NOT_SUPPORTED, "emulator: spatial modes only");
-    *(Tensor*)bn = Tensor{true, x->dtype, 1, x->c, 1, 1};
+    *(Tensor*)bn = Tensor{true, x->dtype == DOUBLE ? DOUBLE : FLOAT, 1, x->c, 1, 1, NCHW};
     return OK;
 }
 
@@ -293,12 +335,14 @@ cudnnStatus_t bn_check(int mode, const Tensor* x, const Tensor* y, const Tensor*
 {
     if (mode != 1 && mode != 2) return fail(NOT_SUPPORTED, "emulator: spatial modes only");
     if (!x || !y || !bn || !x->set || !y->set || !bn->set) return fail(BAD_PARAM, "unset descriptor");
-    if (x->n != y->n || x->c != y->c || x->h != y->h || x->w != y->w || x->dtype != y->dtype) return fail(BAD_PARAM, "x and y differ");
-    if (bn->n != 1 || bn->c != x->c || bn->h != 1 || bn->w != 1 || bn->dtype != x->dtype) return fail(BAD_PARAM, "BN descriptor is not (1, C, 1, 1)");
+    if (x->n != y->n || x->c != y->c || x->h != y->h || x->w != y->w || x->dtype != y->dtype || x->format != y->format)
+        return fail(BAD_PARAM, "x and y differ");
+    if (bn->n != 1 || bn->c != x->c || bn->h != 1 || bn->w != 1) return fail(BAD_PARAM, "BN descriptor is not (1, C, 1, 1)");
+    if (bn->dtype != (x->dtype == DOUBLE ? DOUBLE : FLOAT)) return fail(BAD_PARAM, "BN parameters must be double for double x, float otherwise");
     if (eps < 1e-5) return fail(BAD_PARAM, "epsilon below CUDNN_BN_MIN_EPSILON");
     return OK;
 }
-int64_t idx(const Tensor* t, int n, int c, int64_t i) { return ((int64_t)n * t->c + c) * t->h * t->w + i; }
+int64_t idx(const Tensor* t, int n, int c, int64_t i) { return at(t, n, c, (int)(i / t->w), (int)(i % t->w)); }
 }
 
 cudnnStatus_t cudnnBatchNormalizationForwardTraining(void* h, int mode, const void* alpha, const void* beta, void* xd, const void* x,
@@ -309,7 +353,7 @@ cudnnStatus_t cudnnBatchNormalizationForwardTraining(void* h, int mode, const vo
     if (!h) return fail(BAD_PARAM, "null handle");
     if (auto s = bn_check(mode, X, Y, BN, eps)) return s;
     if ((runMean == nullptr) != (runVar == nullptr) || (saveMean == nullptr) != (saveInvVar == nullptr)) return fail(BAD_PARAM, "running or saved pointers half given");
-    int dt = X->dtype;
+    int dt = X->dtype, pt = BN->dtype; // data type, parameter type
     int64_t hw = (int64_t)X->h * X->w, m = (int64_t)X->n * hw;
     double a = scalar(dt, alpha), b = scalar(dt, beta);
     for (int c = 0; c < X->c; c++)
@@ -323,15 +367,15 @@ cudnnStatus_t cudnnBatchNormalizationForwardTraining(void* h, int mode, const vo
             for (int64_t i = 0; i < hw; i++)
             {
                 int64_t j = idx(X, n, c, i);
-                blend(dt, y, j, a, get(dt, scale, c) * (get(dt, x, j) - mean) * inv + get(dt, bias, c), b);
+                blend(dt, y, j, a, get(pt, scale, c) * (get(dt, x, j) - mean) * inv + get(pt, bias, c), b);
             }
         if (runMean)
         {
             double unbiased = m > 1 ? var * m / (m - 1) : var; // cuDNN documents the unbiased variance here
-            put(dt, runMean, c, (1 - factor) * get(dt, runMean, c) + factor * mean);
-            put(dt, runVar, c, (1 - factor) * get(dt, runVar, c) + factor * unbiased);
+            put(pt, runMean, c, (1 - factor) * get(pt, runMean, c) + factor * mean);
+            put(pt, runVar, c, (1 - factor) * get(pt, runVar, c) + factor * unbiased);
         }
-        if (saveMean) { put(dt, saveMean, c, mean); put(dt, saveInvVar, c, inv); }
+        if (saveMean) { put(pt, saveMean, c, mean); put(pt, saveInvVar, c, inv); }
     }
     return OK;
 }
@@ -342,17 +386,17 @@ cudnnStatus_t cudnnBatchNormalizationForwardInference(void* h, int mode, const v
     auto *X = (Tensor*)xd, *Y = (Tensor*)yd, *BN = (Tensor*)bnd;
     if (!h) return fail(BAD_PARAM, "null handle");
     if (auto s = bn_check(mode, X, Y, BN, eps)) return s;
-    int dt = X->dtype;
+    int dt = X->dtype, pt = BN->dtype; // data type, parameter type
     int64_t hw = (int64_t)X->h * X->w;
     double a = scalar(dt, alpha), b = scalar(dt, beta);
     for (int c = 0; c < X->c; c++)
     {
-        double inv = 1 / std::sqrt(get(dt, var, c) + eps), mu = get(dt, mean, c);
+        double inv = 1 / std::sqrt(get(pt, var, c) + eps), mu = get(pt, mean, c);
         for (int n = 0; n < X->n; n++)
             for (int64_t i = 0; i < hw; i++)
             {
                 int64_t j = idx(X, n, c, i);
-                blend(dt, y, j, a, get(dt, scale, c) * (get(dt, x, j) - mu) * inv + get(dt, bias, c), b);
+                blend(dt, y, j, a, get(pt, scale, c) * (get(dt, x, j) - mu) * inv + get(pt, bias, c), b);
             }
     }
     return OK;
@@ -367,13 +411,13 @@ cudnnStatus_t cudnnBatchNormalizationBackward(void* h, int mode, const void* aDa
     if (auto s = bn_check(mode, X, DY, BN, eps)) return s;
     if (auto s = bn_check(mode, X, DX, BN, eps)) return s;
     if ((savedMean == nullptr) != (savedInvVar == nullptr)) return fail(BAD_PARAM, "saved pointers half given");
-    int dt = X->dtype;
+    int dt = X->dtype, pt = BN->dtype; // data type, parameter type
     int64_t hw = (int64_t)X->h * X->w, m = (int64_t)X->n * hw;
     double ad = scalar(dt, aData), bd = scalar(dt, bData), ap = scalar(dt, aParam), bp = scalar(dt, bParam);
     for (int c = 0; c < X->c; c++)
     {
         double mean, inv;
-        if (savedMean) { mean = get(dt, savedMean, c); inv = get(dt, savedInvVar, c); }
+        if (savedMean) { mean = get(pt, savedMean, c); inv = get(pt, savedInvVar, c); }
         else
         {
             double s = 0, q = 0;
@@ -391,7 +435,7 @@ cudnnStatus_t cudnnBatchNormalizationBackward(void* h, int mode, const void* aDa
                 sdy += g;
                 sdyx += g * (get(dt, x, j) - mean) * inv;
             }
-        double k = get(dt, scale, c) * inv;
+        double k = get(pt, scale, c) * inv;
         for (int n = 0; n < X->n; n++)
             for (int64_t i = 0; i < hw; i++)
             {
@@ -399,8 +443,8 @@ cudnnStatus_t cudnnBatchNormalizationBackward(void* h, int mode, const void* aDa
                 double xhat = (get(dt, x, j) - mean) * inv;
                 blend(dt, dx, j, ad, k * (get(dt, dy, j) - sdy / m - xhat * sdyx / m), bd);
             }
-        blend(dt, dScale, c, ap, sdyx, bp);
-        blend(dt, dBias, c, ap, sdy, bp);
+        blend(pt, dScale, c, ap, sdyx, bp);
+        blend(pt, dBias, c, ap, sdy, bp);
     }
     return OK;
 }
