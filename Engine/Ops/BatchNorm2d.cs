@@ -127,7 +127,10 @@ public static partial class Ops
 
         protected internal override Tensor?[] Backward(Tensor dY)
         {
-            var dx = NewLike(_x);
+            // On the CPU, dX is written over dY when nothing else holds dY's buffer (each element of dX is
+            // computed from the same element of dY after both sums have read it): one activation-sized buffer less.
+            bool inPlace = NeedsGrad(0) && dY.Device.Type == DeviceType.Cpu && dY.Storage.IsExclusive && dY.Shape == _x.Shape && dY.Format == _x.Format;
+            var dx = inPlace ? dY.Detach() : NewLike(_x);
             var dGamma = NewLike(_gamma);
             var dBeta = NewLike(_gamma);
             var dRes = NeedsGrad(3) ? NewLike(_x) : null;

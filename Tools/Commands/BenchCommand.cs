@@ -1,5 +1,6 @@
 // `residual bench`: whole-model step timing (train or infer), the input pipeline alone
-// (`bench data`), and ours vs PyTorch side by side (`bench compare`, what `./build.sh bench` runs).
+// (`bench data`), ours vs PyTorch side by side (`bench compare`, what `./build.sh bench` runs),
+// and end to end on an image folder against the plain PyTorch loop (`bench epoch`).
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -50,6 +51,22 @@ public static class BenchCommand
         };
         data.SetAction(parse => DataBench.Run(CliApp.ToArgs(parse)));
         bench.Subcommands.Add(data);
+
+        var epoch = new Command("epoch", "End to end on an image folder: `residual train --augment cifar` against the plain PyTorch loop " +
+            "(Tools/bench/pytorch_train_loop.py), alternating, each in a fresh process; seconds per epoch including evaluation.")
+        {
+            new Option<string>("--data") { Description = "a folder with train/ and val/ class folders", HelpName = "DIR", Required = true },
+            Value("--model", "zoo model (default resnet20)", "NAME"),
+            Value("--image-size", "crop size (default 32)", "S"),
+            Value("--batch-size", "images per step (default 128)", "N"),
+            Value("--epochs", "epochs per run (default 1)", "N"),
+            Value("--workers", "loader workers on both sides (default 2)", "N"),
+            Value("--repeat", "runs of each, alternating (default 1)", "R"),
+            Value("--python", "the Python with torch and torchvision (as for compare)", "PATH"),
+            Value("--json", "write every epoch's times as JSON", "FILE"),
+        };
+        epoch.SetAction(parse => EpochBench.Run(CliApp.ToArgs(parse)));
+        bench.Subcommands.Add(epoch);
         return bench;
     }
 

@@ -91,7 +91,7 @@ internal static unsafe partial class CpuConv
         int cols = checked((int)g.Cols);
         int mPad = CpuGemm.PrepackSize<T>(isa, kg);
         long packedPerGroup = (long)mPad * taps;
-        int KCb = CpuGemm.KC<T>();
+        int KCb = CpuGemm.KC<T>(taps);
         using var own = CpuWorkspace.Begin();
         T* wp = prepacked != null ? prepacked : own.Get<T>(packedPerGroup * g.Groups);
         var planes = g.Strided
@@ -193,7 +193,7 @@ internal static unsafe partial class CpuConv
         var isa = CpuGemm.Isa;
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int kg = g.Kg, taps = g.Taps, pq = g.PQ;
-        int KCb = CpuGemm.KC<T>();
+        int KCb = CpuGemm.KC<T>(kg);
         int ncMax = CpuGemm.NCMax<T>();
         int rowBlock = Math.Max(MR, 256 / MR * MR);
         using var own = CpuWorkspace.Begin();

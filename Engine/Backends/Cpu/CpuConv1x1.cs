@@ -30,7 +30,7 @@ internal static unsafe partial class CpuConv
         var isa = CpuGemm.Isa;
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int kg = g.Kg, taps = g.Taps, hw = g.HW;
-        int KCb = CpuGemm.KC<T>();
+        int KCb = CpuGemm.KC<T>(taps);
         using var own = CpuWorkspace.Begin();
         int mPad = CpuGemm.PrepackSize<T>(isa, kg);
         long packedPerGroup = (long)mPad * taps;

@@ -82,6 +82,18 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
     public long AllocSize => ImageStride * _g.N + Slack;
     private long Slack => Width + 256;
 
+    /// <summary>Elements for the planes of <paramref name="channels"/> channels of one image, plus the slack.</summary>
+    public long ImageAllocSize(int channels) => ChannelStride * channels + Slack;
+
+    /// <summary>Fills the planes of channels [c0, c0 + count) of image n of x into dst (channel c0 first) and zeroes
+    /// the slack after them; <paramref name="tmp"/> holds W + 64 elements.</summary>
+    public void FillImage(T* x, int n, int c0, int count, T* dst, T* tmp)
+    {
+        var g = _g;
+        for (int c = 0; c < count; c++) FillPlane(x + ((long)n * g.C + c0 + c) * g.HW, dst + c * ChannelStride, tmp);
+        VecCopy.Zero(dst + count * ChannelStride, (int)Slack);
+    }
+
     /// <summary>Planes of x in workspace memory, filled.</summary>
     public static ShiftPlanes<T> Fill(T* x, in ConvGeom g, CpuWorkspace ws, int threads)
     {
@@ -145,61 +157,86 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
 
 internal static unsafe partial class CpuConv
 {
-    /// <summary>Forward convolution through shift planes; see the file comment. Same contract as Forward.</summary>
+    /// <summary>Forward convolution through shift planes; see the file comment. Same contract as Forward.
+    /// With at least as many (group, image) pairs as threads, each task fills the planes of its own image
+    /// into its scratch (they are then hot in L2 for the GEMM, and no batch-sized workspace is held);
+    /// otherwise the planes of the whole batch are filled first and tasks also split columns and rows.</summary>
     private static void ForwardShift<T>(T* y, T* x, T* w, ConvGeom g, int threads, ConvEpilogue<T> epi, bool flippedWeights, T* prepacked)
         where T : unmanaged, INumber<T>
     {
         var isa = CpuGemm.Isa;
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int kg = g.Kg, taps = g.Taps, rs = g.R * g.S;
-        int KCb = CpuGemm.KC<T>();
         using var own = CpuWorkspace.Begin();
-        var planes = ShiftPlanes<T>.Fill(x, g, own, threads);
+        var layout = new ShiftPlanes<T>(null, g);
+        int cols = layout.ColsPerImage;
+        long work = (long)kg * cols * taps * g.Groups * g.N;
+        if (work < CpuGemm.SerialWork) threads = 1;
+        bool perImage = g.N * g.Groups >= threads;
+        var planes = perImage ? layout : ShiftPlanes<T>.Fill(x, g, own, threads);
         int mPad = CpuGemm.PrepackSize<T>(isa, kg);
         long packedPerGroup = (long)mPad * taps;
         T* wp = prepacked != null ? prepacked : own.Get<T>(packedPerGroup * g.Groups);
         if (prepacked == null) PackWeights(isa, w, g, flippedWeights, wp, threads);
         // Offsets of every tap of a group from its first channel's plane base.
         int* tapOff = (int*)own.Get<int>(taps);
-        for (int t = 0; t < taps; t++) tapOff[t] = checked((int)(t / rs * planes.ChannelStride)) + planes.TapOffset[t % rs];
+        for (int t = 0; t < taps; t++) tapOff[t] = checked((int)(t / rs * layout.ChannelStride)) + layout.TapOffset[t % rs];
 
-        int cols = planes.ColsPerImage;
-        // Tasks are (group, image, column chunk[, row block]); chunks are only multiplied for
+        // Tasks are (group, image[, column chunk, row block]); chunks are only multiplied for
         // the threads when there are fewer (group, image) pairs than threads.
-        long work = (long)kg * cols * taps * g.Groups * g.N;
-        if (work < CpuGemm.SerialWork) threads = 1;
-        int threadsPerImage = (threads + g.N * g.Groups - 1) / (g.N * g.Groups);
+        int threadsPerImage = perImage ? 1 : (threads + g.N * g.Groups - 1) / (g.N * g.Groups);
         var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threadsPerImage);
-        int perImage = chunks * rowBlocks;
-        nint yp = (nint)y, wpp = (nint)wp, top = (nint)tapOff;
-        CpuGemm.RunTasks(g.Groups * g.N * perImage, threads, (t, s) =>
+        int perTask = perImage ? 1 : chunks * rowBlocks;
+        nint yp = (nint)y, xp = (nint)x, wpp = (nint)wp, top = (nint)tapOff;
+        CpuGemm.RunTasks(g.Groups * g.N * perTask, threads, (t, s) =>
         {
-            int gi = t / (g.N * perImage), n = t / perImage % g.N, ci = t % perImage / rowBlocks, mi = t % rowBlocks;
-            var (j0, j1) = CpuGemm.ChunkRange(cols, NR, chunks, ci);
-            var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
-            int nc = j1 - j0;
-            if (nc <= 0 || m1 <= m0) return;
-            T* cb = s.Get<T>(CpuScratch.SlotC, (long)(m1 - m0) * nc);
-            T* tile = s.Get<T>(CpuScratch.SlotA, (long)MR * NR);
-            T* bBase = planes.Base + n * planes.ImageStride + (long)gi * g.Cg * planes.ChannelStride + j0;
-            var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
-            for (int pc = 0; pc < taps; pc += KCb)
+            int gi = t / (g.N * perTask), n = t / perTask % g.N;
+            T* imageBase;
+            if (perImage)
             {
-                int kc = Math.Min(KCb, taps - pc);
-                bool first = pc == 0;
-                // Slivers outside, panels inside: a sliver's shifted rows (a few plane rows per
-                // channel) stay in L1 while the packed weight panels stream from L2.
-                for (int jj = 0; jj < nc; jj += NR)
-                    for (int i0 = m0; i0 < m1; i0 += MR)
-                    {
-                        int mr = Math.Min(MR, m1 - i0);
-                        T* ap = pa.Panel(pc, kc, i0, mr, MR, null);
-                        GemmKernels.Run(isa, kc, ap, bBase + jj, (int*)top + pc, cb + (long)(i0 - m0) * nc + jj, nc, mr, Math.Min(NR, nc - jj),
-                            T.One, first ? T.Zero : T.One, first, tile);
-                    }
+                imageBase = s.Get<T>(CpuScratch.SlotD, layout.ImageAllocSize(g.Cg));
+                layout.FillImage((T*)xp, n, gi * g.Cg, g.Cg, imageBase, s.Get<T>(CpuScratch.SlotB, g.W + 64));
             }
-            DropGarbageColumns((T*)yp, cb, nc, g, planes.Width, n, gi, m0, m1, j0, epi.ForGroup(gi, kg));
+            else imageBase = planes.Base + n * planes.ImageStride + (long)gi * g.Cg * planes.ChannelStride;
+            var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
+            var ge = epi.ForGroup(gi, kg);
+            int c0 = perImage ? 0 : t % perTask / rowBlocks, c1 = perImage ? chunks : c0 + 1;
+            int mi = perImage ? 0 : t % rowBlocks, blocks = perImage ? 1 : rowBlocks;
+            for (int ci = c0; ci < c1; ci++)
+                ShiftChunk(isa, (T*)yp, imageBase, pa, (int*)top, g, cols, chunks, ci, blocks, mi, layout.Width, n, gi, ge, s);
         });
+    }
+
+    /// <summary>One (column chunk, row block) of an image's shift GEMM, then its valid columns into y through the epilogue.</summary>
+    private static void ShiftChunk<T>(GemmIsa isa, T* y, T* imageBase, in PrepackedA<T> pa, int* tapOff, in ConvGeom g, int cols, int chunks, int ci,
+        int rowBlocks, int mi, int width, int n, int gi, in ConvEpilogue<T> epi, CpuScratch s) where T : unmanaged, INumber<T>
+    {
+        var (MR, NR) = GemmKernels.TileShape<T>(isa);
+        int kg = g.Kg, taps = g.Taps;
+        int KCb = CpuGemm.KC<T>(taps);
+        var (j0, j1) = CpuGemm.ChunkRange(cols, NR, chunks, ci);
+        var (m0, m1) = CpuGemm.RowRange(kg, MR, rowBlocks, mi);
+        int nc = j1 - j0;
+        if (nc <= 0 || m1 <= m0) return;
+        T* cb = s.Get<T>(CpuScratch.SlotC, (long)(m1 - m0) * nc);
+        T* tile = s.Get<T>(CpuScratch.SlotA, (long)MR * NR);
+        T* bBase = imageBase + j0;
+        for (int pc = 0; pc < taps; pc += KCb)
+        {
+            int kc = Math.Min(KCb, taps - pc);
+            bool first = pc == 0;
+            // Slivers outside, panels inside: a sliver's shifted rows (a few plane rows per
+            // channel) stay in L1 while the packed weight panels stream from L2.
+            for (int jj = 0; jj < nc; jj += NR)
+                for (int i0 = m0; i0 < m1; i0 += MR)
+                {
+                    int mr = Math.Min(MR, m1 - i0);
+                    T* ap = pa.Panel(pc, kc, i0, mr, MR, null);
+                    GemmKernels.Run(isa, kc, ap, bBase + jj, tapOff + pc, cb + (long)(i0 - m0) * nc + jj, nc, mr, Math.Min(NR, nc - jj),
+                        T.One, first ? T.Zero : T.One, first, tile);
+                }
+        }
+        DropGarbageColumns(y, cb, nc, g, width, n, gi, m0, m1, j0, epi);
     }
 
     /// <summary>Copies the valid columns (q &lt; Q) of a shift-GEMM block into the NCHW output through the epilogue.</summary>
@@ -236,50 +273,56 @@ internal static unsafe partial class CpuConv
         const int align = DotKernels.KAlign;
         int kg = g.Kg, taps = g.Taps, rs = g.R * g.S;
         if ((long)kg * taps * g.Groups * g.Cols < CpuGemm.SerialWork) threads = 1;
-        using var own = CpuWorkspace.Begin();
-        var planes = ShiftPlanes<T>.Fill(x, g, own, threads);
-        int width = planes.Width, cols = planes.ColsPerImage;
+        var layout = new ShiftPlanes<T>(null, g);
+        int width = layout.Width, cols = layout.ColsPerImage;
         int colsPad = (cols + align - 1) / align * align;
-        T* dyw = own.Get<T>((long)g.N * g.K * colsPad);
-        nint dyp = (nint)dy, dywp = (nint)dyw, dwp = (nint)dw;
-        CpuGemm.RunTasks(g.N * g.K, threads, (t, _) =>
-        {
-            T* src = (T*)dyp + (long)t * g.PQ;
-            T* dst = (T*)dywp + (long)t * colsPad;
-            for (int p = 0; p < g.P; p++)
-            {
-                VecCopy.Copy(dst + p * width, src + p * g.Q, g.Q);
-                VecCopy.Zero(dst + p * width + g.Q, width - g.Q);
-            }
-            VecCopy.Zero(dst + cols, colsPad - cols);
-        });
-
         int chunks = (colsPad + ChunkBytes / sizeof(T) - 1) / (ChunkBytes / sizeof(T));
         int chunkLen = (colsPad / chunks + align - 1) / align * align;
         int kBlock = Math.Max(DMR, DyBlockBytes / (chunkLen * sizeof(T)) / DMR * DMR);
         int tiles = (taps + DNR - 1) / DNR;
         // Two tasks per thread (when the taps allow) so that a descheduled thread can be covered.
         int parts = g.Groups >= 2 * threads ? 1 : Math.Min(tiles, (2 * threads + g.Groups - 1) / g.Groups);
+        nint dyp = (nint)dy, xp = (nint)x, dwp = (nint)dw;
+        // Each task walks the batch image by image with that image's planes (of the channels its taps
+        // read) and its dY rows spread to the planes' width in its own scratch: no batch-sized workspace.
         CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
         {
             int gi = t / parts, part = t % parts;
             int t0 = CpuGemm.Split(tiles, parts, part) * DNR, t1 = Math.Min(taps, CpuGemm.Split(tiles, parts, part + 1) * DNR);
             if (t1 <= t0) return;
-            // Offsets of this task's taps from the image base; the tail repeats the last tap so that
+            int cLo = t0 / rs, cHi = (t1 - 1) / rs;
+            // Offsets of this task's taps from its first channel's planes; the tail repeats the last tap so that
             // a partial tile still reads valid memory.
             int* off = (int*)s.Get<int>(CpuScratch.SlotB, t1 - t0 + DNR);
             for (int u = t0; u < t1 + DNR; u++)
             {
                 int tap = Math.Min(u, t1 - 1);
-                off[u - t0] = checked((int)((gi * g.Cg + tap / rs) * planes.ChannelStride)) + planes.TapOffset[tap % rs];
+                off[u - t0] = checked((int)((tap / rs - cLo) * layout.ChannelStride)) + layout.TapOffset[tap % rs];
             }
+            T* planes = s.Get<T>(CpuScratch.SlotD, layout.ImageAllocSize(cHi - cLo + 1));
+            T* tmp = s.Get<T>(CpuScratch.SlotA, g.W + 64);
+            T* dyn = s.Get<T>(CpuScratch.SlotC, (long)kg * colsPad);
             T* dwg = (T*)dwp + (long)gi * kg * taps;
             for (int n = 0; n < g.N; n++)
+            {
+                layout.FillImage((T*)xp, n, gi * g.Cg + cLo, cHi - cLo + 1, planes, tmp);
+                // dY rows of this group, spread to rows of Width with zeros in the garbage columns (they add nothing).
+                for (int k = 0; k < kg; k++)
+                {
+                    T* src = (T*)dyp + ((long)n * g.K + gi * kg + k) * g.PQ;
+                    T* dst = dyn + (long)k * colsPad;
+                    for (int p = 0; p < g.P; p++)
+                    {
+                        VecCopy.Copy(dst + p * width, src + p * g.Q, g.Q);
+                        VecCopy.Zero(dst + p * width + g.Q, width - g.Q);
+                    }
+                    VecCopy.Zero(dst + cols, colsPad - cols);
+                }
                 for (int j0 = 0; j0 < colsPad; j0 += chunkLen)
                 {
                     int len = Math.Min(chunkLen, colsPad - j0);
-                    T* a = (T*)dywp + ((long)n * g.K + gi * kg) * colsPad + j0;
-                    T* bBase = planes.Base + n * planes.ImageStride + j0;
+                    T* a = dyn + j0;
+                    T* bBase = planes + j0;
                     for (int k0 = 0; k0 < kg; k0 += kBlock)
                     {
                         int k1 = Math.Min(kg, k0 + kBlock);
@@ -292,6 +335,7 @@ internal static unsafe partial class CpuConv
                         }
                     }
                 }
+            }
         });
     }
 }

@@ -25,8 +25,19 @@ internal static unsafe class CpuGemm
     /// <summary>The kernel family in use; tests lower it to exercise every family the machine can run.</summary>
     public static GemmIsa Isa { get; set; } = s_detected;
 
-    /// <summary>Depth of one k block, in elements (the packed A panel stays in L1, the B chunk in L2).</summary>
-    public static int KC<T>() where T : unmanaged => sizeof(T) == 4 ? 256 : 192;
+    /// <summary>Largest depth of one k block, in elements (the packed A panel stays in L1, the B chunk in L2).</summary>
+    public static int MaxKC<T>() where T : unmanaged => sizeof(T) == 4 ? 256 : 192;
+
+    /// <summary>Depth of the k blocks of a product of depth <paramref name="k"/>: as even as possible under MaxKC
+    /// (288 = 2 x 144 rather than 256 + 32, whose short block would pay a full pass over C for little work).
+    /// Packers and kernels of one product must use the same k.</summary>
+    public static int KC<T>(int k) where T : unmanaged
+    {
+        int max = MaxKC<T>();
+        if (k <= max) return Math.Max(1, k);
+        int blocks = (k + max - 1) / max;
+        return (k + blocks - 1) / blocks;
+    }
 
     /// <summary>Widest column chunk one task packs (elements); a multiple of every NR.</summary>
     public static int NCMax<T>() where T : unmanaged => sizeof(T) == 4 ? 384 : 240;
@@ -68,7 +79,7 @@ internal static unsafe class CpuGemm
         where T : unmanaged, INumber<T> where TA : struct, IPackA<T> where TB : struct, IPackB<T> where TE : struct, ITileEpilogue<T>
     {
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
-        int KCb = KC<T>();
+        int KCb = KC<T>(K);
         T* tile = stackalloc T[MR * NR];
         int* boff = stackalloc int[KCb];
         for (int k = 0; k < KCb; k++) boff[k] = k * NR;
@@ -113,7 +124,7 @@ internal static unsafe class CpuGemm
     {
         int MR = GemmKernels.TileShape<T>(isa).MR;
         int mPad = PrepackSize<T>(isa, m);
-        int KCb = KC<T>();
+        int KCb = KC<T>(k);
         for (int pc = 0; pc < k; pc += KCb)
         {
             int kc = Math.Min(KCb, k - pc);
@@ -194,7 +205,7 @@ internal static unsafe class CpuGemm
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         long work = (long)m * n * k;
         var (chunks, rowBlocks) = Plan<T>(isa, m, n, work, threads);
-        int KCb = KC<T>();
+        int KCb = KC<T>(k);
         var pb = new DenseB<T>(b, ldb, transB);
         nint cp = (nint)c;
         if (chunks == 1)
