@@ -6,7 +6,8 @@
 // Gradients that meet at a node are summed in place only into a buffer the engine owns
 // exclusively (its handle holds the last reference to the storage); otherwise the sum is made out
 // of place. Backward functions may return views of dY or the same buffer for several inputs
-// (Add's backward does), and a user's seed gradient is never written into.
+// (Add's backward does), and a user's seed gradient is never written into. Once a leaf's
+// gradient is complete its gradient-ready hooks run (GradHooks.cs), before the pass goes on.
 namespace ResidualEngine.Autograd;
 
 public static class GradEngine
@@ -117,8 +118,8 @@ public static class GradEngine
         {
             if (g.Storage.IsExclusive) leaf.Grad = g;
             else { leaf.Grad = TensorScope.Detach(g.Clone()); g.Dispose(); }
-            return;
         }
-        leaf.Grad = AddOwned(leaf.Grad, g);
+        else leaf.Grad = AddOwned(leaf.Grad, g);
+        node.RunHooks(leaf); // every path to the leaf was summed: its gradient of this pass is final
     }
 }

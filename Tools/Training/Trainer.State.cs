@@ -1,7 +1,10 @@
 // What one training run holds while it runs, and how it is built: device, data and loaders,
 // model, optimizer, schedule, run directory files and checkpoint store; for a resumed run, the
 // checkpoint is verified, checked against the options (same model, classes) and restored.
+// In a data-parallel job (Trainer.Distributed.cs) every rank builds the same state on its share of
+// the data; only rank 0 touches the run directory.
 using ResidualEngine.Data;
+using ResidualEngine.Distributed;
 using ResidualEngine.Models;
 using ResidualEngine.Nn.Optim;
 
@@ -28,6 +31,8 @@ public sealed partial class Trainer
         public StepMeter Meter { get; } = new();
         /// <summary>TensorBoard event file of this process (null when turned off or before training starts).</summary>
         public TensorBoard.EventFileWriter? Board { get; set; }
+        /// <summary>Gradient averaging across ranks (null in a single process).</summary>
+        public Distributed.DistributedDataParallel? DataParallel { get; set; }
         public CheckpointInfo? Resumed { get; init; }
         public int StartEpoch { get; init; } = 1;
         public int StartStep { get; init; }
@@ -41,7 +46,7 @@ public sealed partial class Trainer
             var log = t._log;
             string modelName = TrainingSetup.CanonicalModel(o.Model);
             var device = TrainingSetup.ResolveDevice(o.Device);
-            var root = TrainingSetup.EnsureData(o, log, t.SyntheticRoot);
+            var root = t.InTurns(() => TrainingSetup.EnsureData(o, log, t.SyntheticRoot));
             var val = TrainingSetup.OpenVal(root);
             ImageFolder? train = null;
             if (!o.EvalOnly)
@@ -104,28 +109,38 @@ public sealed partial class Trainer
                     if (info.Schedule is { Count: > 0 } st && info.ScheduleKind == schedule.Kind) schedule.LoadState(st);
                 }
 
-                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment), o.BatchSize, train: false, o.Seed, o.Workers, device);
+                if (t.Distributed && val.Count < t.WorldSize)
+                    throw new ArgumentException($"the val set has {val.Count} images, fewer than the {t.WorldSize} processes that share it");
+                var valData = TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment);
+                valLoader = TrainingSetup.Loader(valData, o.BatchSize, train: false, o.Seed, o.Workers, device, t.SamplerFor(valData, train: false));
                 // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
-                trainLoader = train is null ? valLoader
-                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment), o.BatchSize, train: true, o.Seed, o.Workers, device);
+                if (train is not null)
+                {
+                    var trainData = TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment);
+                    trainLoader = TrainingSetup.Loader(trainData, o.BatchSize, train: true, o.Seed, o.Workers, device, t.SamplerFor(trainData, train: true));
+                }
+                else trainLoader = valLoader;
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
 
                 t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
+                if (t.Distributed) t.RunDir = t.ProcessGroup!.BroadcastString(t.RunDir, 0)!; // rank 0's clock names it
                 var files = new RunFiles(t.RunDir);
                 var store = new CheckpointStore(t.RunDir, t.CheckpointWriter);
-                if (info is null && !o.EvalOnly && (store.Exists(CheckpointStore.Last) || File.Exists(files.MetricsPath)))
+                if (t.IsLeader && info is null && !o.EvalOnly && (store.Exists(CheckpointStore.Last) || File.Exists(files.MetricsPath)))
                     throw new ArgumentException($"option --out: '{t.RunDir}' already holds a run; continue it with --resume {t.RunDir}, or choose another --out");
 
                 var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
                 if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
+                string? rederived = null;
+                int startStep = info is null ? 0 : t.RederiveStep(info, steps, out rederived);
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
                     Step = trainingStep,
                     TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
                     ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info,
-                    StartEpoch = info?.Epoch ?? 1, StartStep = info?.StepInEpoch ?? 0, GlobalStep = info?.GlobalStep ?? 0,
+                    StartEpoch = info?.Epoch ?? 1, StartStep = startStep, GlobalStep = info?.GlobalStep ?? 0,
                     BestValTop1 = info?.BestValTop1 ?? double.NegativeInfinity,
                 };
                 if (info is not null)
@@ -133,7 +148,8 @@ public sealed partial class Trainer
                     t.History.AddRange(info.History.Where(r => r.Epoch < state.StartEpoch));
                     t.BestEpoch = info.BestEpoch;
                     state.LastEvalSeconds = 0;
-                    if (!o.EvalOnly)
+                    if (rederived is not null) log.WriteLine($"resume: {rederived}");
+                    if (!o.EvalOnly && t.IsLeader)
                     {
                         files.TruncateSteps(info.GlobalStep);
                         TensorBoard.EventFileWriter.TruncateAfter(t.RunDir, info.GlobalStep);
@@ -143,6 +159,9 @@ public sealed partial class Trainer
                         (state.StartStep > 0 ? $" step {state.StartStep}" : "") + $" (global step {state.GlobalStep})");
                 }
                 state.DataRoot = root;
+                state.DataParallel = t.AttachDataParallel(model, trainingStep);
+                if (state.DataParallel is not null)
+                    state.Meter.Reduce = v => t.ProcessGroup!.AllReduce(v.AsSpan(), ReduceOp.Sum);
                 return state;
             }
             catch
@@ -184,6 +203,7 @@ public sealed partial class Trainer
         public void Dispose()
         {
             Board?.Dispose();
+            DataParallel?.Dispose();
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();

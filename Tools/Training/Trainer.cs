@@ -6,7 +6,8 @@
 // schedule state, epoch sums and position; the data order is a pure function of (seed, epoch),
 // so on the CPU a resumed run is bitwise identical to an uninterrupted one. A stop request
 // (Ctrl-C, SIGTERM) finishes the step and checkpoints; a non-finite loss stops without saving,
-// so the last good checkpoint stays as it was.
+// so the last good checkpoint stays as it was. The same loop runs on every rank of a data-parallel
+// job (Trainer.Distributed.cs).
 using System.Diagnostics;
 using ResidualEngine.Data;
 using ResidualEngine.Models;
@@ -24,8 +25,8 @@ public enum TrainOutcome
 public sealed partial class Trainer
 {
     private readonly TrainOptions _o;
-    private readonly TextWriter _log;
-    private readonly ProgressDisplay _progress;
+    private TextWriter _log;
+    private ProgressDisplay _progress;
     private readonly StopSignal _stop;
     // The last values read from the device, shown on the live line until the next read.
     private double _lastLoss = double.NaN, _lastTop1 = double.NaN;
@@ -64,10 +65,33 @@ public sealed partial class Trainer
     /// <summary>Asks the run to stop after the current step and save a checkpoint (thread-safe).</summary>
     public void RequestStop(string reason = "requested") => _stop.Request(reason);
 
-    /// <summary>Trains (or evaluates, with EvalOnly) as the options say; returns how the run ended.</summary>
+    /// <summary>Trains (or evaluates, with EvalOnly) as the options say; returns how the run ended.
+    /// In a data-parallel job every rank calls it and gets the same outcome; only rank 0 prints.</summary>
     public TrainOutcome Run()
     {
+        if (!IsLeader)
+        {
+            _log = TextWriter.Null;
+            _progress = new ProgressDisplay(TextWriter.Null, interactive: false);
+        }
+        var outcome = RunAll();
+        if (Distributed) ProcessGroup!.Barrier(); // rank 0 has written everything before any rank leaves
+        return outcome;
+    }
+
+    private TrainOutcome RunAll()
+    {
         _o.Validate();
+        // CPU threads: as asked, or the cores shared out between the processes of this machine.
+        int threads = _o.Threads > 0 ? _o.Threads : Distributed ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, ProcessGroup!.LocalSize)) : 0;
+        int previousThreads = Backends.Cpu.CpuBackend.Threads;
+        if (threads > 0) Backends.Cpu.CpuBackend.Threads = threads;
+        try { return RunCore(); }
+        finally { Backends.Cpu.CpuBackend.Threads = previousThreads; }
+    }
+
+    private TrainOutcome RunCore()
+    {
         var total = Stopwatch.StartNew();
         using var run = RunState.Open(this);
         var s = run;
@@ -83,18 +107,20 @@ public sealed partial class Trainer
             _log.WriteLine($"the run in {RunDir} has already finished {s.StartEpoch - 1} epochs; pass --epochs N (N > {s.StartEpoch - 1}) to train further");
             return TrainOutcome.Completed;
         }
-        s.WriteConfig(_o);
-        if (_o.TensorBoard) s.Board = new TensorBoard.EventFileWriter(RunDir);
+        if (IsLeader) s.WriteConfig(_o);
+        if (_o.TensorBoard && IsLeader) s.Board = new TensorBoard.EventFileWriter(RunDir);
         _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
             $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
-            $"{s.StepsPerEpoch} steps of {_o.BatchSize} per epoch, {_o.Epochs} epochs, {s.Schedule}");
+            $"{s.StepsPerEpoch} steps of {_o.BatchSize}{(Distributed ? $" x {WorldSize} processes" : "")} per epoch, {_o.Epochs} epochs, {s.Schedule}");
+        if (Distributed) _log.WriteLine($"data parallel: {WorldSize} processes over {ProcessGroup!.Description}, {s.DataParallel!.Buckets.Count} gradient bucket(s)" +
+            (_o.SyncBn ? ", synchronised batch norm" : ", batch norm per process"));
         _log.WriteLine($"run directory: {RunDir}");
 
         for (int epoch = s.StartEpoch; epoch <= _o.Epochs; epoch++)
         {
             var outcome = TrainEpoch(s, epoch, epoch == s.StartEpoch ? s.StartStep : 0);
             if (outcome is not null) return outcome.Value;
-            if (_stop.IsRequested)
+            if (StopAgreed(s))
             {
                 _progress.Line($"stopped ({_stop.Reason}) after epoch {epoch}; checkpoint: {s.Store.TensorsPath(CheckpointStore.Last)}; " +
                     $"resume with: residual train --resume {RunDir}");
@@ -128,19 +154,15 @@ public sealed partial class Trainer
         int step = 0, stepsRun = 0, windowImages = 0;
         double windowWaitMs = 0, lr = s.Schedule.LearningRate(epoch - 1, Math.Min(skip, s.StepsPerEpoch - 1), s.StepsPerEpoch);
         var window = Stopwatch.StartNew();
-        // A resumed epoch walks the same order from its start, with blank images for the batches already done.
-        using var skipLoader = skip > 0 && skip < s.StepsPerEpoch && s.TrainLoader.Dataset is IDirectDataset
-            ? TrainingSetup.Loader(new SkipAheadDataset(s.TrainLoader.Dataset, SkipAheadDataset.FirstBatches(s.TrainLoader, epoch - 1, skip)),
-                _o.BatchSize, train: true, _o.Seed, _o.Workers, s.Device)
-            : null;
-        if (skip >= s.StepsPerEpoch) step = skip; // resumed exactly at the end of the epoch's steps
-        else
+        // A resumed epoch continues the same order where it stopped; the batches already done are not built.
+        step = Math.Min(skip, s.StepsPerEpoch);
+        if (step < s.StepsPerEpoch)
         {
-            foreach (var batch in (skipLoader ?? s.TrainLoader).Epoch(epoch - 1))
+            foreach (var batch in s.TrainLoader.Epoch(epoch - 1, step))
             {
                 using (batch)
                 {
-                    if (step < skip) { step++; continue; }
+                    if (s.DataParallel is { } ddp) ddp.StopRequested = _stop.IsRequested; // this rank's vote, counted at the step's synchronisation
                     lr = s.Schedule.LearningRate(epoch - 1, step, s.StepsPerEpoch);
                     s.Model.SeekDropPath(s.GlobalStep); // drop-path masks: a function of (seed, step), so resume is exact
                     using (TensorScope.Begin())
@@ -157,7 +179,7 @@ public sealed partial class Trainer
                 AfterStep?.Invoke(epoch, step);
                 bool end = step >= s.StepsPerEpoch;
                 bool log = s.GlobalStep % _o.LogEvery == 0 || end;
-                bool stop = _stop.IsRequested && !end;
+                bool stop = StopAgreed(s) && !end;
                 if (log || stop)
                 {
                     var r = meter.Flush();
@@ -170,7 +192,7 @@ public sealed partial class Trainer
                         double secs = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
                         var logged = new StepRow(epoch, s.GlobalStep, _lastLoss, _lastTop1, lr, windowImages / secs,
                             windowWaitMs / Math.Max(1, meter.WindowSteps)) { WallTime = RunFiles.Now() };
-                        s.Files.AppendStep(logged);
+                        if (IsLeader) s.Files.AppendStep(logged);
                         s.Board?.Scalars(s.GlobalStep, [("train/loss", logged.Loss), ("train/top1", logged.Top1), ("train/lr", lr),
                             ("train/img_per_s", logged.ImagesPerSecond), ("train/data_wait_ms", logged.DataWaitMs)]);
                         meter.ResetWindow();
@@ -202,14 +224,14 @@ public sealed partial class Trainer
             if (r.NonFiniteStep is { } bad) return Diverge(s, $"loss became {FormatValue(r.NonFiniteValue)} at epoch {epoch} step {bad - (s.GlobalStep - step)}");
         }
 
-        var val = Evaluator.Evaluate(s.Model, s.ValLoader);
+        var val = EvaluateAll(s);
         LastEval = val;
         if (!double.IsFinite(val.Loss)) return Diverge(s, $"validation loss became {FormatValue(val.Loss)} after epoch {epoch}");
         s.Schedule.OnValidation(val.Top1Error);
         s.LastEvalSeconds = val.Seconds;
         var row = new EpochRow(epoch, meter.Epoch.MeanLoss, meter.Epoch.Top1, val.Loss, val.Top1, val.Top5, lr,
             secondsBefore + clock.Elapsed.TotalSeconds);
-        s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, val.Loss, val.Top1, val.Top5, val.Seconds, RunFiles.Now()));
+        if (IsLeader) s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, val.Loss, val.Top1, val.Top5, val.Seconds, RunFiles.Now()));
         s.Board?.Scalars(s.GlobalStep, [("val/loss", val.Loss), ("val/top1", val.Top1), ("val/top5", val.Top5),
             ("epoch/train_loss", row.TrainLoss), ("epoch/train_top1", row.TrainTop1), ("epoch/seconds", row.Seconds)]);
         History.Add(row);
@@ -220,9 +242,12 @@ public sealed partial class Trainer
             s.BestValTop1 = val.Top1;
         }
         SaveCheckpoint(s, epoch + 1, 0, "epoch", 0);
-        if (best) s.Store.Copy(CheckpointStore.Last, CheckpointStore.Best);
-        s.Files.WriteEpochs(History);
-        s.Files.WritePlots(History, s.Files.ReadSteps(), s.StepsPerEpoch);
+        if (IsLeader)
+        {
+            if (best) s.Store.Copy(CheckpointStore.Last, CheckpointStore.Best);
+            s.Files.WriteEpochs(History);
+            s.Files.WritePlots(History, s.Files.ReadSteps(), s.StepsPerEpoch);
+        }
         _progress.EpochRow(row, best);
         return null;
     }
@@ -241,6 +266,7 @@ public sealed partial class Trainer
         var last = s.Store.Exists(CheckpointStore.Last) ? s.Store.TensorsPath(CheckpointStore.Last) : "none (no epoch finished yet)";
         DivergenceMessage = $"{what}; last good checkpoint: {last}";
         _progress.Break();
+        if (!IsLeader) return TrainOutcome.Diverged; // every rank saw the same loss; rank 0 says so
         Console.Error.WriteLine($"residual train: {DivergenceMessage}");
         Console.Error.WriteLine("  the run was stopped without saving; try a lower --lr, warmup (--warmup-epochs) or --label-smoothing");
         return TrainOutcome.Diverged;
@@ -250,6 +276,7 @@ public sealed partial class Trainer
 
     private void SaveCheckpoint(RunState s, int epoch, int stepInEpoch, string reason, double partialSeconds)
     {
+        if (!IsLeader) return; // every rank holds the same weights and optimizer state; one writes them
         var info = new CheckpointInfo
         {
             Model = s.ModelName,
@@ -276,6 +303,8 @@ public sealed partial class Trainer
             WindowSteps = stepInEpoch > 0 ? s.Meter.WindowSteps : 0,
             PartialSeconds = partialSeconds,
             Reason = reason,
+            WorldSize = WorldSize,
+            BatchSize = _o.BatchSize,
         };
         // The weights describe themselves (model, classes, input size, normalisation) even without the .json.
         var meta = TrainingSetup.Metadata(s.ModelName, s.Classes, s.ImageSize).ToDictionary();

@@ -121,9 +121,10 @@ public static class TrainingSetup
             ? new CifarTransform(size, train: false, Normalization.ImageNet)
             : new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
 
-    public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device) =>
+    /// <summary>A loader as runs use it: training shuffles and drops the last partial batch; <paramref name="sampler"/> picks this process's share.</summary>
+    public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device, ISampler? sampler = null) =>
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
-            DropLast: train && data.Count >= batchSize, Device: device));
+            DropLast: train && (sampler?.Count ?? data.Count) >= batchSize, Device: device) { Sampler = sampler });
 
     /// <summary>A shuffled training loader over an ImageFolder (one sub-folder per class): RandomResizedCrop
     /// to <paramref name="imageSize"/> (smallest area <paramref name="minCropScale"/>) and flips, ImageNet normalisation.</summary>

@@ -3,7 +3,10 @@
 // counted up by one per training forward), named as torch.nn.BatchNorm2d so torchvision
 // checkpoints load unchanged. The counter is only bookkeeping (momentum is fixed), so on the
 // CPU it is bumped in place and on a device it is refilled from a host mirror: no device read
-// in the training step.
+// in the training step. With SyncGroup set (data-parallel training with --sync-bn), training-mode
+// statistics are those of every rank's batch together (Ops.SyncBatchNorm2d, torch's SyncBatchNorm).
+using ResidualEngine.Distributed;
+
 namespace ResidualEngine.Nn;
 
 public sealed class BatchNorm2d : Module
@@ -36,9 +39,27 @@ public sealed class BatchNorm2d : Module
     public Tensor RunningVar => GetBuffer("running_var");
     public Tensor NumBatchesTracked => GetBuffer("num_batches_tracked");
 
+    /// <summary>
+    /// The ranks whose batches share statistics in training mode (torch.nn.SyncBatchNorm), or null for
+    /// this process's batch alone. Code that fuses BN into other ops must not fuse a layer that has one.
+    /// </summary>
+    public ProcessGroup? SyncGroup { get; set; }
+
+    /// <summary>Sets <see cref="SyncGroup"/> on every BatchNorm2d in <paramref name="root"/> (torch's convert_sync_batchnorm); returns how many.</summary>
+    public static int SynchronizeAll(Module root, ProcessGroup? group)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        int n = 0;
+        foreach (var (_, m) in root.NamedModules())
+            if (m is BatchNorm2d bn) { bn.SyncGroup = group; n++; }
+        return n;
+    }
+
     public override Tensor Forward(Tensor x)
     {
-        var y = Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
+        var y = Training && SyncGroup is { } g
+            ? Ops.SyncBatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, g, Momentum, Eps)
+            : Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
         if (Training) CountBatch();
         return y;
     }

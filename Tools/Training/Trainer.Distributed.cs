@@ -1,0 +1,92 @@
+// What changes when a run is one rank of a data-parallel job (Trainer.ProcessGroup set, more than
+// one process): each rank trains on its DistributedSampler share of every epoch with the same
+// per-rank batch (global batch = batch x ranks) and evaluates its share of the val set without
+// padding; rank 0's weights and buffers are broadcast once at the start; gradients are averaged by
+// DistributedDataParallel during the backward pass; metrics are summed over ranks before they are
+// shown, so every rank holds the same numbers; BN running statistics are rank 0's (broadcast
+// before each evaluation, as torch's DDP broadcast_buffers; with --sync-bn they agree anyway).
+// Only rank 0 prints, writes run files and checkpoints. A stop request (SIGTERM, Ctrl-C) is a
+// vote carried by every step's synchronisation, so all ranks stop after the same step; a
+// non-finite loss is seen in the summed metrics by all ranks at the same step. Every rank waits
+// for the others (a barrier) before Run returns, so nobody exits while rank 0 is still writing.
+// Data on disk is prepared in turns: rank 0, then the first rank of each other machine, then
+// the rest, so two processes never generate the synthetic set into the same folder at once.
+using ResidualEngine.Data;
+using ResidualEngine.Distributed;
+using ResidualEngine.Training.Distributed;
+
+namespace ResidualEngine.Training;
+
+public sealed partial class Trainer
+{
+    /// <summary>The ranks of a data-parallel job this trainer is one of (null or one process: a plain run).</summary>
+    public ProcessGroup? ProcessGroup { get; set; }
+
+    /// <summary>True for the process that prints and writes files (rank 0, or the only one).</summary>
+    public bool IsLeader => ProcessGroup?.IsLeader ?? true;
+
+    private bool Distributed => ProcessGroup is { Size: > 1 };
+    private int WorldSize => ProcessGroup?.Size ?? 1;
+
+    /// <summary>Runs <paramref name="prepare"/> on rank 0 first, then on each machine's first rank, then on the rest.</summary>
+    private T InTurns<T>(Func<T> prepare)
+    {
+        if (!Distributed) return prepare();
+        var g = ProcessGroup!;
+        T result = default!;
+        int turn = g.Rank == 0 ? 0 : g.LocalRank == 0 ? 1 : 2;
+        for (int t = 0; t < 3; t++)
+        {
+            if (t == turn) result = prepare();
+            g.Barrier();
+        }
+        return result;
+    }
+
+    /// <summary>This rank's share of the samples (training: shuffled by epoch and padded; evaluation: every sample once).</summary>
+    private ISampler? SamplerFor(IDataset data, bool train) =>
+        Distributed ? new DistributedSampler(data.Count, ProcessGroup!.Rank, WorldSize, shuffle: train, _o.Seed, pad: train) : null;
+
+    /// <summary>Ties the model to the other ranks: same weights, synchronised BN if asked, gradient averaging in the step.</summary>
+    private DistributedDataParallel? AttachDataParallel(Models.ResNet model, TrainingStep step)
+    {
+        if (!Distributed) return null;
+        var g = ProcessGroup!;
+        if (_o.SyncBn) Nn.BatchNorm2d.SynchronizeAll(model, g);
+        DistributedDataParallel.BroadcastFromRoot(model, g);
+        var ddp = new DistributedDataParallel(model, g, (long)(_o.BucketMb * (1 << 20)));
+        step.Hooks.Insert(0, ddp); // first: clipping and the other hooks see averaged gradients
+        return ddp;
+    }
+
+    /// <summary>Validation over every rank's share, summed: the same numbers on every rank.</summary>
+    private EvalResult EvaluateAll(RunState s)
+    {
+        if (!Distributed) return Evaluator.Evaluate(s.Model, s.ValLoader);
+        if (!_o.SyncBn) DistributedDataParallel.BroadcastFromRoot(s.Model, ProcessGroup!, buffersOnly: true);
+        var r = Evaluator.Evaluate(s.Model, s.ValLoader);
+        var v = new[] { r.Loss * r.Samples, r.Top1 * r.Samples, r.Top5 * r.Samples, r.Samples, r.Seconds };
+        ProcessGroup!.AllReduce(v.AsSpan(0, 4), ReduceOp.Sum);
+        ProcessGroup.AllReduce(v.AsSpan(4, 1), ReduceOp.Max);
+        return new EvalResult(v[0] / v[3], Math.Round(v[1]) / v[3], Math.Round(v[2]) / v[3], (long)v[3], v[4]);
+    }
+
+    /// <summary>Whether the run stops after this step: this process's request, or in a job, any rank's (agreed at the step's synchronisation).</summary>
+    private bool StopAgreed(RunState s) => s.DataParallel is { } ddp ? ddp.AgreedStop : _stop.IsRequested;
+
+    /// <summary>The step to continue from in a resumed epoch when the checkpoint's global batch differs from this run's:
+    /// the samples already seen are the same, re-counted in this run's global batches (rounded down: a partial batch is seen again).</summary>
+    private int RederiveStep(CheckpointInfo info, int stepsPerEpoch, out string? note)
+    {
+        note = null;
+        int oldBatch = info.BatchSize > 0 ? info.BatchSize : _o.BatchSize;
+        long oldGlobal = (long)oldBatch * Math.Max(1, info.WorldSize), newGlobal = (long)_o.BatchSize * WorldSize;
+        if (info.StepInEpoch == 0 || oldGlobal == newGlobal) return info.StepInEpoch;
+        long seen = info.StepInEpoch * oldGlobal;
+        int step = (int)Math.Min(seen / newGlobal, stepsPerEpoch);
+        note = $"the checkpoint was written by {info.WorldSize} process(es) x batch {oldBatch}; this run is {WorldSize} x {_o.BatchSize}: " +
+            $"{seen} samples of epoch {info.Epoch} were seen, continuing at step {step}" +
+            (seen % newGlobal != 0 ? $" ({seen % newGlobal} samples of the last partial batch are seen again)" : "");
+        return step;
+    }
+}
