@@ -7,7 +7,9 @@
 // exclusively (its handle holds the last reference to the storage); otherwise the sum is made out
 // of place. Backward functions may return views of dY or the same buffer for several inputs
 // (Add's backward does), and a user's seed gradient is never written into. Once a leaf's
-// gradient is complete its gradient-ready hooks run (GradHooks.cs), before the pass goes on.
+// gradient is complete it lands in .Grad at once (not when the depth-first walk would come back
+// to it) and its gradient-ready hooks run (GradHooks.cs), before the pass goes on: so a network's
+// last layers' gradients are final while its first layers' are still being computed.
 namespace ResidualEngine.Autograd;
 
 public static class GradEngine
@@ -87,7 +89,16 @@ public static class GradEngine
                         throw new InvalidOperationException($"{n.Name}.Backward produced a gradient of shape {g.Shape} for input {i} of shape {n.InputShape(i)}");
                     }
                     grads[p] = grads.TryGetValue(p, out var sum) ? AddOwned(sum, g) : g;
-                    if (--pending[p] == 0) ready.Push(p);
+                    if (--pending[p] != 0) continue;
+                    if (p is AccumulateGrad leafSink)
+                    {
+                        // A leaf's gradient is complete: land it now, not when the depth-first walk
+                        // comes back to it, so its hooks run while the rest of the pass computes.
+                        var complete = grads[p];
+                        grads.Remove(p);
+                        AccumulateIntoLeaf(leafSink, complete);
+                    }
+                    else ready.Push(p);
                 }
             }
         }

@@ -48,6 +48,7 @@ public static partial class Ops
         long local = x.Numel / c;
         Tensor mean, invStd;
         double count;
+        bool record = GradMode.ShouldRecord([x, gamma, beta]);
         using (GradMode.NoGrad())
         {
             // 1. global mean
@@ -92,7 +93,7 @@ public static partial class Ops
                 be.Map<Axpby>(runningMean, runningMean, mean, Broadcast.Same(runningMean), 1 - momentum, momentum);
                 be.Map<Axpby>(runningVar, runningVar, u, Broadcast.Same(runningVar), 1 - momentum, momentum);
             }
-            if (GradMode.ShouldRecord([x, gamma, beta]))
+            if (record)
             {
                 y.GradFn = new SyncBatchNormNode(x, gamma, beta, TensorScope.Detach(mean), TensorScope.Detach(invStd), count, group);
                 return y;

@@ -35,7 +35,7 @@ public static class TrainCommand
             if (given.LastOrDefault(g => g.Option.Name == "nproc").Word is { } n && int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) > 1)
                 return TrainLauncher.Run(int.Parse(n, System.Globalization.CultureInfo.InvariantCulture),
                     parse.Tokens.Skip(1).Select(t => t.Value).ToList(), Console.Error);
-            if (LaunchEnvironment.Detect() is { WorldSize: > 1 } launch) return RunRank(given, asJson, launch);
+            if (LaunchEnvironment.Detect() is { WorldSize: > 1 }) return RunRank(given, asJson);
             var text = asJson ? Console.Error : Console.Out;
             using var stop = StopSignal.ForProcess();
             var progress = asJson ? new ProgressDisplay(Console.Error, !Console.IsErrorRedirected) : ProgressDisplay.ForConsole();
@@ -98,7 +98,7 @@ public static class TrainCommand
     }
 
     /// <summary>One rank of a data-parallel job started by mpirun.</summary>
-    private static int RunRank(IReadOnlyList<(TrainOption Option, string Word)> given, bool asJson, LaunchInfo launch)
+    private static int RunRank(IReadOnlyList<(TrainOption Option, string Word)> given, bool asJson)
     {
         ProcessGroup? group = null;
         MpiProcessGroup? mpi = null;
@@ -130,10 +130,8 @@ public static class TrainCommand
         catch (Exception e) when (mpi is not null)
         {
             // Every rank must stop: say why, from this rank, then end the job.
-            Console.Error.WriteLine($"residual train: rank {launch.Rank} of {launch.WorldSize}: error: {e.Message}");
-            if (Environment.GetEnvironmentVariable("RESIDUAL_VERBOSE") is "1") Console.Error.WriteLine(e);
-            (group ?? mpi).Abort(e is UsageException or ArgumentException ? CliApp.UsageError : CliApp.Failure);
-            throw; // not reached: Abort ends the process
+            Training.Distributed.DistributedJob.Fail(group ?? mpi, "residual train", e, e is UsageException ? CliApp.UsageError : CliApp.Failure);
+            throw; // not reached: Fail ends the process
         }
     }
 

@@ -76,15 +76,16 @@ public sealed partial class Trainer
 
     /// <summary>The step to continue from in a resumed epoch when the checkpoint's global batch differs from this run's:
     /// the samples already seen are the same, re-counted in this run's global batches (rounded down: a partial batch is seen again).</summary>
-    private int RederiveStep(CheckpointInfo info, int stepsPerEpoch, out string? note)
+    internal static int RederiveStep(CheckpointInfo info, int batchSize, int worldSize, int stepsPerEpoch, out string? note)
     {
+        ArgumentNullException.ThrowIfNull(info);
         note = null;
-        int oldBatch = info.BatchSize > 0 ? info.BatchSize : _o.BatchSize;
-        long oldGlobal = (long)oldBatch * Math.Max(1, info.WorldSize), newGlobal = (long)_o.BatchSize * WorldSize;
+        int oldBatch = info.BatchSize > 0 ? info.BatchSize : batchSize;
+        long oldGlobal = (long)oldBatch * Math.Max(1, info.WorldSize), newGlobal = (long)batchSize * worldSize;
         if (info.StepInEpoch == 0 || oldGlobal == newGlobal) return info.StepInEpoch;
         long seen = info.StepInEpoch * oldGlobal;
         int step = (int)Math.Min(seen / newGlobal, stepsPerEpoch);
-        note = $"the checkpoint was written by {info.WorldSize} process(es) x batch {oldBatch}; this run is {WorldSize} x {_o.BatchSize}: " +
+        note = $"the checkpoint was written by {info.WorldSize} process(es) x batch {oldBatch}; this run is {worldSize} x {batchSize}: " +
             $"{seen} samples of epoch {info.Epoch} were seen, continuing at step {step}" +
             (seen % newGlobal != 0 ? $" ({seen % newGlobal} samples of the last partial batch are seen again)" : "");
         return step;

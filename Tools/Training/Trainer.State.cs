@@ -133,7 +133,7 @@ public sealed partial class Trainer
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
                 if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
                 string? rederived = null;
-                int startStep = info is null ? 0 : t.RederiveStep(info, steps, out rederived);
+                int startStep = info is null ? 0 : RederiveStep(info, o.BatchSize, t.WorldSize, steps, out rederived);
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
