@@ -6,7 +6,7 @@
 #   ./build.sh train [args]     the main job: train a small ResNet on synthetic data (or pass residual train options)
 #   ./build.sh bench [args]     benchmarks: ours and PyTorch's side by side when Python+torch is present
 #   ./build.sh fashion-mnist [DIR]  Fashion-MNIST (Debian's dataset-fashion-mnist) as an ImageFolder in DIR (data/fashion-mnist)
-#   ./build.sh publish          self-contained linux-x64 bundles of `residual` and the tests in .gpu/ (for a GPU box without .NET)
+#   ./build.sh publish          one self-contained linux-x64 bundle of `residual` and the tests, .gpu/bundle.tgz (for a GPU box without .NET)
 #   ./build.sh help             this list
 # Exit codes: 0 success, 1 a build, test or command failed (compiler errors are shown), 2 no or unknown verb.
 # build.ps1 has the same verbs, exit codes and output.
@@ -166,13 +166,22 @@ case "$verb" in
     ;;
   publish)
     need_dotnet
-    rm -rf .gpu/app .gpu/tests
-    dotnet publish Tools -c Release -r linux-x64 --self-contained -o .gpu/app -p:PublishReadyToRun=false
-    dotnet publish Tests -c Release -r linux-x64 --self-contained -o .gpu/tests
-    tar czf .gpu/app.tgz -C .gpu app tests
-    # The tests alone fit a 64 MiB transfer limit; Tools/gpu/run-gpu-checks.sh accepts either.
-    tar czf .gpu/tests.tgz -C .gpu tests
-    echo "build.sh: bundles in .gpu/app and .gpu/tests, packed as .gpu/app.tgz ($(du -h .gpu/app.tgz | cut -f1)) and tests only as .gpu/tests.tgz ($(du -h .gpu/tests.tgz | cut -f1))"
+    # One self-contained linux-x64 folder for the GPU machine (no .NET there): the `residual` app and
+    # the test runner share one runtime. Files only CPU-side tests need are left out (ONNX Runtime's
+    # native libraries, Roslyn, Windows DLLs), so the packed bundle fits the device tool's 64 MiB
+    # transfer with the working tree beside it.
+    rm -rf .gpu/bundle .gpu/bundle.tgz
+    dotnet publish Tests -c Release -r linux-x64 --self-contained -o .gpu/bundle -v q -nologo
+    dotnet publish Tools -c Release -r linux-x64 --self-contained -o .gpu/bundle -p:PublishReadyToRun=false -v q -nologo
+    rm -f .gpu/bundle/onnxruntime.dll .gpu/bundle/onnxruntime_providers_shared.dll .gpu/bundle/libonnxruntime*.so \
+          .gpu/bundle/Microsoft.CodeAnalysis*.dll .gpu/bundle/*.pdb
+    tar czf .gpu/bundle.tgz -C .gpu bundle
+    size=$(stat -c %s .gpu/bundle.tgz)
+    echo "build.sh: .gpu/bundle ($(du -sh .gpu/bundle | cut -f1)) packed as .gpu/bundle.tgz ($(( size / 1048576 )) MiB); run it with Tools/gpu/first-run.sh"
+    if [ "$size" -gt $(( 56 * 1048576 )) ]; then
+      echo "build.sh: WARNING: .gpu/bundle.tgz is over 56 MiB: with the working tree it may not fit the GPU machine's 64 MiB transfer" >&2
+      exit 1
+    fi
     ;;
   help|-h|--help)
     usage

@@ -106,11 +106,10 @@ public sealed class ResNet : Module
         if (x.Rank != 4 || x.Shape[1] != 3)
             throw new ArgumentException($"{Config.Name}: expects images of shape (N, 3, H, W), got {x.Shape}", nameof(x));
         // Every intermediate is disposed as soon as the next layer has consumed it (Then).
-        var y = Conv1.Forward(x);
-        if (Bn1 is not null) y = y.Then(Bn1.Forward).Then(Ops.Relu);
+        var y = Conv1.Forward(x, Bn1, relu: Bn1 is not null);
         if (_maxPool is not null) y = y.Then(_maxPool.Forward);
         foreach (var stage in _stages) y = y.Then(stage.Forward);
-        if (BnFinal is not null) y = y.Then(BnFinal.Forward).Then(Ops.Relu);
+        if (BnFinal is not null) y = y.Then(t => BnFinal.Forward(t, null, relu: true));
         return y.Then(Ops.GlobalAvgPool2d).Then(t => Ops.Flatten(t, 1)).Then(Fc.Forward);
     }
 

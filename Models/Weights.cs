@@ -10,6 +10,9 @@ namespace ResidualEngine.Models;
 
 public static class Weights
 {
+    /// <summary>Where a training checkpoint keeps its optimizer state (momentum buffers).</summary>
+    public const string OptimizerPrefix = "optimizer.";
+
     /// <summary>Writes every parameter and buffer (state-dict order and names) to a safetensors file. A ResNet's
     /// file records its model name and class count (<see cref="ModelMetadata"/>); <paramref name="metadata"/> adds to or overrides that.</summary>
     public static void SaveWeights(Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
@@ -53,6 +56,11 @@ public static class Weights
         ArgumentNullException.ThrowIfNull(module);
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var file = ReadFile(path);
-        module.LoadStateDict(file.Tensors, strict);
+        // Our training checkpoints (they name their model) also hold the optimizer's state under
+        // "optimizer.": not weights, so a strict load of a checkpoint does not trip over them.
+        IReadOnlyDictionary<string, Tensor> state = file.Tensors;
+        if (file.Metadata.ContainsKey(ModelMetadata.ModelKey) && file.Tensors.Keys.Any(k => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)))
+            state = file.Tensors.Where(kv => !kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        module.LoadStateDict(state, strict);
     }
 }

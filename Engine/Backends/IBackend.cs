@@ -39,6 +39,29 @@ public interface IBackend
     void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p);
     void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p);
 
+    // ---- fused forward paths (each has a default made of the calls above, so a backend need not
+    // implement them; the CPU backend does them in one pass) ----
+    /// <summary>
+    /// y = act(conv(x, w) + bias + residual), act = ReLU when <paramref name="relu"/>; bias (K) and
+    /// residual (y's shape) are optional. With <paramref name="prepared"/> (from this backend's
+    /// <see cref="PrepareConvWeights"/> for w's shape and p), w supplies only its shape: its data is not read.
+    /// </summary>
+    void ConvForwardFused(Tensor y, Tensor x, Tensor w, Tensor? bias, Tensor? residual, bool relu, Conv2dParams p, PreparedConvWeights? prepared)
+    {
+        if (prepared is not null) throw new ArgumentException($"{GetType().Name} prepares no convolution weights");
+        ConvForward(y, x, w, bias, p);
+        if (residual is not null)
+        {
+            if (relu) Map<AddRelu>(y, y, residual, Broadcast.Same(y), 0, 0);
+            else Map<Add>(y, y, residual, Broadcast.Same(y), 0, 0);
+        }
+        else if (relu) Map<Relu>(y, y, 0, 0);
+    }
+
+    /// <summary>A backend-specific form of w (K, C/groups, R, S) for repeated ConvForwardFused calls
+    /// (the CPU backend packs it for its GEMM once), or null when the backend has none.</summary>
+    PreparedConvWeights? PrepareConvWeights(Tensor w, Conv2dParams p) => null;
+
     // ---- batch norm over (N, H, W) per channel; gamma, beta, running stats, saved stats: (C) ----
     /// <summary>Normalises with batch statistics, saves mean and 1/sqrt(var + eps) (biased var),
     /// and updates running stats: r = (1 - momentum) r + momentum * stat, with the unbiased variance.</summary>
@@ -46,6 +69,45 @@ public interface IBackend
         Tensor saveMean, Tensor saveInvStd, double momentum, double eps);
     void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps);
     void BatchNormBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor dY, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd);
+
+    /// <summary>y = act(BN(x) + residual) with batch statistics (as BatchNormForwardTraining), act = ReLU
+    /// when <paramref name="relu"/>, residual (x's shape) optional: one pass over the activation.</summary>
+    void BatchNormActForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, double momentum, double eps, Tensor? residual, bool relu)
+    {
+        BatchNormForwardTraining(y, x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, momentum, eps);
+        if (residual is not null)
+        {
+            if (relu) Map<AddRelu>(y, y, residual, Broadcast.Same(y), 0, 0);
+            else Map<Add>(y, y, residual, Broadcast.Same(y), 0, 0);
+        }
+        else if (relu) Map<Relu>(y, y, 0, 0);
+    }
+
+    /// <summary>
+    /// Backward of y = act(BN(x) + residual): g = relu ? (y &gt; 0 ? dY : 0) : dY; dResidual = g (when
+    /// not null); dX, dGamma, dBeta as BatchNormBackward of g. y is the saved output (read only when relu).
+    /// </summary>
+    void BatchNormActBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor? dResidual, Tensor dY, Tensor y, Tensor x,
+        Tensor gamma, Tensor saveMean, Tensor saveInvStd, bool relu)
+    {
+        if (!relu)
+        {
+            if (dResidual is not null) Copy(dResidual, dY);
+            BatchNormBackward(dX, dGamma, dBeta, dY, x, gamma, saveMean, saveInvStd);
+            return;
+        }
+        var g = dResidual ?? Tensor.Empty(dY.Shape, dY.DType, dY.Device);
+        try
+        {
+            Map<ReluBackward>(g, dY, y, Broadcast.Same(dY), 0, 0);
+            BatchNormBackward(dX, dGamma, dBeta, g, x, gamma, saveMean, saveInvStd);
+        }
+        finally
+        {
+            if (dResidual is null) g.Dispose();
+        }
+    }
 
     // ---- pooling: x (N, C, H, W), y (N, C, P, Q) ----
     /// <summary>indices (I32, shape of y) hold the argmax's offset h * W + w inside its plane.</summary>

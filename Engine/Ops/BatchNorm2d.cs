@@ -1,22 +1,27 @@
-// Batch normalisation over (N, H, W) per channel. Gradient rule, with xhat = (x - mean) * invstd
-// and M = N*H*W: dBeta = sum dY, dGamma = sum dY * xhat, and
-//   training (batch statistics): dX = gamma * invstd * (dY - dBeta / M - xhat * dGamma / M);
-//   evaluation (running statistics are constants): dX = dY * gamma * invstd.
+// Batch normalisation over (N, H, W) per channel, optionally followed by the residual sum and a
+// ReLU in the same op: y = act(bn(x) + residual), so a ResNet block's "bn -> relu" and
+// "bn -> + shortcut -> relu" cost one pass over the activation each way. Gradient rule, with
+// xhat = (x - mean) * invstd, M = N*H*W and g = dY masked by y > 0 when act is ReLU (else dY):
+// dResidual = g, dBeta = sum g, dGamma = sum g * xhat, and
+//   training (batch statistics): dX = gamma * invstd * (g - dBeta / M - xhat * dGamma / M);
+//   evaluation (running statistics are constants): dX = g * gamma * invstd.
 // Running statistics are buffers, updated in place in training and never differentiated.
 // Evaluation-mode backward is composed from existing backend calls (no extra IBackend method):
 // BatchNormBackward with the running mean and invstd as the "saved" statistics yields exactly
 // dGamma and dBeta (its dX is then overwritten), and BatchNormForwardInference with beta = 0 and
-// mean = 0 maps dY to dY * gamma * invstd.
+// mean = 0 maps dY to dY * gamma * invstd; the activation is then the separate pointwise op.
 using ResidualEngine.Autograd;
+using ResidualEngine.Pointwise;
 
 namespace ResidualEngine;
 
 public static partial class Ops
 {
     /// <summary>x (N, C, H, W); gamma, beta, runningMean, runningVar (C). In training, normalises with batch
-    /// statistics and updates the running ones in place (momentum 0.1, unbiased variance); otherwise uses the running ones.</summary>
+    /// statistics and updates the running ones in place (momentum 0.1, unbiased variance); otherwise uses the running ones.
+    /// Then adds <paramref name="residual"/> (x's shape) when given and applies ReLU when <paramref name="relu"/>.</summary>
     public static Tensor BatchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
-        bool training, double momentum = 0.1, double eps = 1e-5)
+        bool training, double momentum = 0.1, double eps = 1e-5, Tensor? residual = null, bool relu = false)
     {
         const string op = "BatchNorm2d";
         Check.Float(op, x, "x");
@@ -35,26 +40,43 @@ public static partial class Ops
             throw new ArgumentException($"{op}: gamma is {gamma.DType} but x is {x.DType}; parameters must match x (or be F32 for F16/BF16 x)");
         if (!(eps > 0)) throw new ArgumentException($"{op}: eps must be positive, got {eps}");
         if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentException($"{op}: momentum must be in [0, 1], got {momentum}");
+        if (residual is not null)
+        {
+            Check.Compatible(op, x, "x", residual, "residual");
+            Check.Nchw(op, residual, "residual");
+        }
 
-        var y = NewLike(x);
         var be = x.Backend;
-        bool record = GradMode.ShouldRecord([x, gamma, beta]);
         if (training)
         {
             if ((long)x.Shape[0] * x.Shape[2] * x.Shape[3] <= 1)
                 throw new ArgumentException($"{op}: expected more than 1 value per channel when training, got input size {x.Shape}");
+            bool record = GradMode.ShouldRecord([x, gamma, beta, residual]);
+            var y = NewLike(x);
             var mean = NewLike(gamma, new Shape(c));
             var invStd = NewLike(gamma, new Shape(c));
-            be.BatchNormForwardTraining(y, x, gamma, beta, runningMean, runningVar, mean, invStd, momentum, eps);
-            if (record) y.GradFn = new BatchNormTrainNode(x, gamma, beta, mean, invStd);
+            be.BatchNormActForwardTraining(y, x, gamma, beta, runningMean, runningVar, mean, invStd, momentum, eps, residual, relu);
+            if (record) y.GradFn = new BatchNormTrainNode(x, gamma, beta, residual, y, mean, invStd, relu);
             else { mean.Dispose(); invStd.Dispose(); }
+            return y;
         }
-        else
+        if (!GradMode.ShouldRecord([x, gamma, beta, residual]))
         {
+            var y = NewLike(x);
             be.BatchNormForwardInference(y, x, gamma, beta, runningMean, runningVar, eps);
-            if (record) y.GradFn = new BatchNormEvalNode(x, gamma, beta, runningMean, runningVar, eps);
+            if (residual is not null)
+            {
+                if (relu) be.Map<Pointwise.AddRelu>(y, y, residual, Broadcast.Same(y), 0, 0);
+                else be.Map<Pointwise.Add>(y, y, residual, Broadcast.Same(y), 0, 0);
+            }
+            else if (relu) be.Map<Pointwise.Relu>(y, y, 0, 0);
+            return y;
         }
-        return y;
+        var z = NewLike(x);
+        be.BatchNormForwardInference(z, x, gamma, beta, runningMean, runningVar, eps);
+        z.GradFn = new BatchNormEvalNode(x, gamma, beta, runningMean, runningVar, eps);
+        if (residual is not null) return z.Then(t => relu ? AddRelu(t, residual) : Add(t, residual));
+        return relu ? z.Then(Relu) : z;
     }
 
     private static void CheckPerChannel(string op, Tensor x, int c, Tensor t, string name)
@@ -69,23 +91,30 @@ public static partial class Ops
     private sealed class BatchNormTrainNode : Node
     {
         private readonly Tensor _x, _gamma, _mean, _invStd; // x (N, C, H, W); gamma, mean, invStd (C)
-        public BatchNormTrainNode(Tensor x, Tensor gamma, Tensor beta, Tensor mean, Tensor invStd) : base(x, gamma, beta)
+        private readonly Tensor? _y; // the output, for the fused ReLU's mask
+        private readonly bool _relu;
+
+        public BatchNormTrainNode(Tensor x, Tensor gamma, Tensor beta, Tensor? residual, Tensor y, Tensor mean, Tensor invStd, bool relu)
+            : base(x, gamma, beta, residual)
         {
             _x = Save(x);
             _gamma = Save(gamma);
             _mean = Own(mean);
             _invStd = Own(invStd);
+            _relu = relu;
+            if (relu) _y = Save(y);
         }
 
-        public override string Name => "BatchNorm2d";
+        public override string Name => _relu ? "BatchNorm2d+ReLU" : "BatchNorm2d";
 
         protected internal override Tensor?[] Backward(Tensor dY)
         {
             var dx = NewLike(_x);
             var dGamma = NewLike(_gamma);
             var dBeta = NewLike(_gamma);
-            dY.Backend.BatchNormBackward(dx, dGamma, dBeta, dY, _x, _gamma, _mean, _invStd);
-            return [Keep(dx, 0), Keep(dGamma, 1), Keep(dBeta, 2)];
+            var dRes = NeedsGrad(3) ? NewLike(_x) : null;
+            dY.Backend.BatchNormActBackward(dx, dGamma, dBeta, dRes, dY, _y ?? _x, _x, _gamma, _mean, _invStd, _relu);
+            return [Keep(dx, 0), Keep(dGamma, 1), Keep(dBeta, 2), dRes];
         }
 
         private Tensor? Keep(Tensor t, int i)

@@ -68,20 +68,7 @@ public static class SafeTensors
         if (!stream.CanRead) throw new ArgumentException("safetensors: the stream is not readable", nameof(stream));
         long? available = null;
         if (stream.CanSeek) available = Math.Max(0, stream.Length - stream.Position);
-
-        Span<byte> sizeBytes = stackalloc byte[8];
-        int got = ReadFully(stream, sizeBytes);
-        if (got < 8)
-            throw new SafeTensorsFormatException($"safetensors: file is {got} bytes long, shorter than the 8-byte header size field");
-        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(sizeBytes);
-        if (n > MaxHeaderBytes)
-            throw new SafeTensorsFormatException($"safetensors: header size {n} exceeds the limit of {MaxHeaderBytes} bytes");
-        if (available is long avail && (long)n > avail - 8)
-            throw new SafeTensorsFormatException($"safetensors: header size {n} goes beyond the end of the file ({avail - 8} bytes after the size field)");
-
-        var headerBytes = ReadBounded(stream, (long)n, "the header");
-        long? bufferBytes = available is long a ? a - 8 - (long)n : null;
-        var header = SafeTensorsHeader.Parse(headerBytes, bufferBytes);
+        var header = ReadHeaderCore(stream, available, out _);
 
         // The size of a non-seekable stream is unknown, so its buffer is read (growing only as bytes
         // arrive) before any tensor is allocated: a lying header cannot make us allocate much more than was sent.
@@ -120,6 +107,34 @@ public static class SafeTensors
             buffered?.Dispose();
         }
         return new SafeTensorsFile(result, header.Metadata);
+    }
+
+    /// <summary>
+    /// The metadata and layout of a safetensors file without its tensors (the header is validated
+    /// against the file's size as <see cref="Read"/> does). Cheap: only the header is read.
+    /// </summary>
+    public static SafeTensorsLayout ReadLayout(string path)
+    {
+        using var f = IO.SafeFile.OpenRead(path, "safetensors file");
+        var header = ReadHeaderCore(f, f.Length, out long n);
+        return new SafeTensorsLayout(header.Metadata, 8 + n, header.BufferBytes, header.Entries.Count);
+    }
+
+    private static SafeTensorsHeader ReadHeaderCore(Stream stream, long? available, out long n)
+    {
+        Span<byte> sizeBytes = stackalloc byte[8];
+        int got = ReadFully(stream, sizeBytes);
+        if (got < 8)
+            throw new SafeTensorsFormatException($"safetensors: file is {got} bytes long, shorter than the 8-byte header size field");
+        ulong size = BinaryPrimitives.ReadUInt64LittleEndian(sizeBytes);
+        if (size > MaxHeaderBytes)
+            throw new SafeTensorsFormatException($"safetensors: header size {size} exceeds the limit of {MaxHeaderBytes} bytes");
+        n = (long)size;
+        if (available is long avail && n > avail - 8)
+            throw new SafeTensorsFormatException($"safetensors: header size {n} goes beyond the end of the file ({avail - 8} bytes after the size field)");
+        var headerBytes = ReadBounded(stream, n, "the header");
+        long? bufferBytes = available is long a ? a - 8 - n : null;
+        return SafeTensorsHeader.Parse(headerBytes, bufferBytes);
     }
 
     /// <summary>Reads a safetensors file; anything but a regular file (a FIFO, a device, a folder) is refused before it is opened.</summary>
@@ -268,6 +283,9 @@ public sealed class SafeTensorsFile(OrderedDictionary<string, Tensor> tensors, I
         foreach (var t in Tensors.Values) t.Dispose();
     }
 }
+
+/// <summary>What a safetensors header says: metadata, where the data buffer starts and how long it is, how many tensors.</summary>
+public sealed record SafeTensorsLayout(IReadOnlyDictionary<string, string> Metadata, long DataOffset, long DataBytes, int TensorCount);
 
 /// <summary>A safetensors file that is malformed, truncated or hostile; the message says what is wrong.</summary>
 public sealed class SafeTensorsFormatException(string message) : FormatException(message);

@@ -46,8 +46,17 @@ public sealed partial class Tensor : IDisposable
     /// <summary>The storage; throws if the tensor was disposed.</summary>
     public Storage Storage => _storage ?? throw new ObjectDisposedException(nameof(Tensor), $"tensor {Describe()} was disposed");
 
-    /// <summary>Device or host address of the first element.</summary>
-    public nint Pointer => Storage.Pointer;
+    /// <summary>Device or host address of the first element. Every call bumps the storage's
+    /// <see cref="Storage.Version"/>: whoever takes the address may write through it.</summary>
+    public nint Pointer
+    {
+        get
+        {
+            var s = Storage;
+            s.Touch();
+            return s.Pointer;
+        }
+    }
 
     // ---- autograd state ----
 

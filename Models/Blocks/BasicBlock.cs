@@ -27,8 +27,7 @@ public sealed class BasicBlock : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        var y = Conv1.Forward(x).Then(Bn1.Forward).Then(Ops.Relu).Then(Conv2.Forward).Then(Bn2.Forward);
-        return Merge(y, x, x);
+        return Conv1.Forward(x, Bn1, relu: true).Then(h => CloseBranch(Conv2, Bn2, h, x, x));
     }
 
     public override Shape Trace(Shape input, ShapeTrace trace)

@@ -34,10 +34,9 @@ public sealed class Bottleneck : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        var y = Conv1.Forward(x).Then(Bn1.Forward).Then(Ops.Relu)
-            .Then(Conv2.Forward).Then(Bn2.Forward).Then(Ops.Relu)
-            .Then(Conv3.Forward).Then(Bn3.Forward);
-        return Merge(y, x, x);
+        return Conv1.Forward(x, Bn1, relu: true)
+            .Then(h => Conv2.Forward(h, Bn2, relu: true))
+            .Then(h => CloseBranch(Conv3, Bn3, h, x, x));
     }
 
     public override Shape Trace(Shape input, ShapeTrace trace)

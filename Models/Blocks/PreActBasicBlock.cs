@@ -30,9 +30,8 @@ public sealed class PreActBasicBlock : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        using var pre = Bn1.Forward(x).Then(Ops.Relu);
-        var y = Conv1.Forward(pre).Then(Bn2.Forward).Then(Ops.Relu).Then(Conv2.Forward);
-        return Merge(y, x, pre);
+        using var pre = Bn1.Forward(x, null, relu: true);
+        return Conv1.Forward(pre, Bn2, relu: true).Then(h => CloseBranch(Conv2, null, h, x, pre));
     }
 
     public override Shape Trace(Shape input, ShapeTrace trace)

@@ -35,10 +35,10 @@ public sealed class PreActBottleneck : ResidualBlock
 
     public override Tensor Forward(Tensor x)
     {
-        using var pre = Bn1.Forward(x).Then(Ops.Relu);
-        var y = Conv1.Forward(pre).Then(Bn2.Forward).Then(Ops.Relu).Then(Conv2.Forward)
-            .Then(Bn3.Forward).Then(Ops.Relu).Then(Conv3.Forward);
-        return Merge(y, x, pre);
+        using var pre = Bn1.Forward(x, null, relu: true);
+        return Conv1.Forward(pre, Bn2, relu: true)
+            .Then(h => Conv2.Forward(h, Bn3, relu: true))
+            .Then(h => CloseBranch(Conv3, null, h, x, pre));
     }
 
     public override Shape Trace(Shape input, ShapeTrace trace)

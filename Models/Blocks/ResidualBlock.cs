@@ -114,9 +114,34 @@ public abstract class ResidualBlock : Module
     {
         ShortcutKind.Identity => x.Alias(),
         ShortcutKind.ZeroPad => Ops.ShortcutA(x, OutChannels, Stride),
-        ShortcutKind.Projection => _downsample!.Forward(PreActivation ? preActivated : x),
+        ShortcutKind.Projection => Project(PreActivation ? preActivated : x),
         _ => throw new InvalidOperationException($"{GetType().Name}: a plain block has no shortcut"),
     };
+
+    /// <summary>The projection shortcut: its conv with its BN (post-activation) as one call, so that in eval
+    /// mode the BN is folded into the conv.</summary>
+    private Tensor Project(Tensor x)
+    {
+        var conv = (Conv2d)_downsample![0];
+        return conv.Forward(x, _downsample.Count > 1 ? (BatchNorm2d)_downsample[1] : null);
+    }
+
+    /// <summary>
+    /// The branch's last convolution (and its BN, when it has one) followed by the merge with the
+    /// shortcut. When nothing stands between them (no SE, residual scaling or drop-path), the sum
+    /// and the final ReLU are fused into that BN (training) or into the convolution's epilogue
+    /// (eval, BN folded); otherwise this is Merge of the branch. Consumes nothing: h belongs to the caller.
+    /// </summary>
+    protected Tensor CloseBranch(Conv2d conv, BatchNorm2d? bn, Tensor h, Tensor x, Tensor preActivated)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        bool act = !PreActivation;
+        if (_se is null && Plain) return conv.Forward(h, bn, null, act);
+        if (_se is not null || Args.ResidualScale != 1.0 || (Training && _dropRng is not null))
+            return Merge(conv.Forward(h, bn), x, preActivated);
+        using var sc = ShortcutOf(x, preActivated);
+        return conv.Forward(h, bn, sc, act);
+    }
 
     /// <summary>SE, scaling and drop-path on the branch, then the sum with the shortcut (and the final
     /// ReLU for post-activation blocks). A plain block returns the branch, activated when post-activation.

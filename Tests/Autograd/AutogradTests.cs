@@ -250,6 +250,12 @@ public class ModelLifetimeTests
         using var model = ResidualEngine.Models.ModelZoo.Create("resnet18", numClasses: 10);
         model.Train(false);
         using var x = Tensor.Randn(new Shape(2, 3, 64, 64), new Random(1));
+        // The first eval forward builds each layer's eval cache (BN folded into the conv: one bias
+        // tensor per conv + BN pair, and packed weights); later ones reuse it and allocate nothing that stays.
+        long firstBefore = TensorStats.LiveTensors;
+        using (GradMode.NoGrad()) model.Forward(x).Dispose();
+        int folded = model.NamedModules().Count(m => m.Module is ResidualEngine.Nn.BatchNorm2d);
+        Assert.That(TensorStats.LiveTensors - firstBefore, Is.EqualTo(folded), "one folded bias per conv + BN pair");
         long before = TensorStats.LiveBytes(DeviceType.Cpu), tensorsBefore = TensorStats.LiveTensors;
         TensorStats.ResetPeak();
         Tensor y;

@@ -55,6 +55,10 @@ public sealed record BenchResult
     /// <summary>Ours: the share of this process's CPU time spent in the kernel during the timed steps
     /// (page faults and memory mapping show up here).</summary>
     public double? SystemTimeFraction { get; init; }
+    /// <summary>CPU time (user + system, all threads) of this process per timed step: less sensitive than the
+    /// step time to other processes on a busy machine (with one thread it is close to the time the work needs;
+    /// with several it also counts threads spinning at barriers).</summary>
+    public double? CpuMsPerStep { get; init; }
     /// <summary>Loss of the last train step (a sanity check that the step computed something finite).</summary>
     public double? FinalLoss { get; init; }
     public IReadOnlyList<double> SamplesMs { get; init; } = Array.Empty<double>();

@@ -148,6 +148,7 @@ public static class ModelBench
                 : "CPU: Stopwatch around every backend call; step times above include the profiler's small overhead",
             FinalLoss = double.IsNaN(lastLoss) ? null : lastLoss,
             SystemTimeFraction = cpuSeconds > 0 ? (sys1 - sys0).TotalSeconds / cpuSeconds : null,
+            CpuMsPerStep = cfg.Steps > 0 ? cpuSeconds * 1000 / cfg.Steps : null,
         };
     }
 

@@ -50,6 +50,16 @@ internal sealed class ProfilingBackend(IBackend inner, OpProfiler profiler) : IB
     public void ConvBackwardData(Tensor dX, Tensor dY, Tensor w, Conv2dParams p) { var t = Begin(); inner.ConvBackwardData(dX, dY, w, p); var e = End(nameof(ConvBackwardData), t); profiler.Detail(nameof(ConvBackwardData), dX, w, p, e); }
     public void ConvBackwardFilter(Tensor dW, Tensor dY, Tensor x, Conv2dParams p) { var t = Begin(); inner.ConvBackwardFilter(dW, dY, x, p); var e = End(nameof(ConvBackwardFilter), t); profiler.Detail(nameof(ConvBackwardFilter), x, dW, p, e); }
 
+    public void ConvForwardFused(Tensor y, Tensor x, Tensor w, Tensor? bias, Tensor? residual, bool relu, Conv2dParams p, PreparedConvWeights? prepared)
+    { var t = Begin(); inner.ConvForwardFused(y, x, w, bias, residual, relu, p, prepared); var e = End(nameof(ConvForwardFused), t); profiler.Detail(nameof(ConvForwardFused), x, w, p, e); }
+    public PreparedConvWeights? PrepareConvWeights(Tensor w, Conv2dParams p) { var t = Begin(); var r = inner.PrepareConvWeights(w, p); End(nameof(PrepareConvWeights), t); return r; }
+
+    public void BatchNormActForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, double momentum, double eps, Tensor? residual, bool relu)
+    { var t = Begin(); inner.BatchNormActForwardTraining(y, x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, momentum, eps, residual, relu); End(relu ? (residual is null ? "BatchNormReluForwardTraining" : "BatchNormAddReluForwardTraining") : nameof(BatchNormForwardTraining), t); }
+    public void BatchNormActBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor? dResidual, Tensor dY, Tensor y, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, bool relu)
+    { var t = Begin(); inner.BatchNormActBackward(dX, dGamma, dBeta, dResidual, dY, y, x, gamma, saveMean, saveInvStd, relu); End(relu ? (dResidual is null ? "BatchNormReluBackward" : "BatchNormAddReluBackward") : nameof(BatchNormBackward), t); }
+
     public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
     { var t = Begin(); inner.BatchNormForwardTraining(y, x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, momentum, eps); End(nameof(BatchNormForwardTraining), t); }

@@ -136,7 +136,7 @@ public static class BenchCommand
         double tflops = r.GflopPerImage * r.ImagesPerSec / 1000;
         return string.Create(CultureInfo.InvariantCulture, $"""
               {r.Model} {r.Mode} on {r.Device} ({r.DeviceName}), batch {r.BatchSize}, {r.ImageSize}x{r.ImageSize}, {r.Threads} threads, {r.Precision} {r.Format}
-              ms/step: median {m.Median:F2} (min {m.Min:F2}, p10 {m.P10:F2}, p90 {m.P90:F2}, max {m.Max:F2}) over {r.Steps} steps
+              ms/step: median {m.Median:F2} (min {m.Min:F2}, p10 {m.P10:F2}, p90 {m.P90:F2}, max {m.Max:F2}) over {r.Steps} steps{(r.CpuMsPerStep is { } cpu ? $"; CPU time {cpu:F0} ms/step" : "")}
               images/s: {r.ImagesPerSec:F1}   compute: {r.GflopPerImage:F3} GFLOP/img ({r.GflopNote}) = {tflops:F3} TFLOP/s
               parameters: {r.Parameters:N0}   peak memory: {CompareTable.Mb(r.PeakMemoryBytes)} MB ({r.PeakMemoryKind}){(r.PeakTensorBytes is { } t ? $"; live tensors peak {CompareTable.Mb(t)} MB" : "")}{(r.AllocatorReservedBytes is { } rb ? $"; reserved {CompareTable.Mb(rb)} MB" : "")}{(r.SystemTimeFraction is { } st ? $"; system time {st:P1} of CPU time" : "")}
             """);

@@ -1,5 +1,5 @@
 // `residual eval`: loss, top-1 and top-5 of a checkpoint on a val set. The checkpoint is a
-// .safetensors file (with or without its .json) or a run directory (its best checkpoint, else
+// .safetensors file (a checkpoint, or plain weights) or a run directory (its best checkpoint, else
 // its last). Model name, classes and crop size come from the checkpoint's description when it
 // has one, else from the metadata every weights file we write carries (a bare copied
 // .safetensors still knows its input size); PyTorch .pth files are read too. --data defaults
@@ -88,7 +88,8 @@ public static class EvalCommand
             throw new ArgumentException($"option --image-size must be 0 (the checkpoint's size) or in [8, 1024], got {q.ImageSize}");
         using var loaded = LoadedModel.Open(q.Checkpoint, q.Model, q.ImageSize);
         var (path, meta, info) = (loaded.Path, loaded.Metadata, loaded.Info);
-        var root = q.Data ?? TrainedOn(path)
+        foreach (var warning in loaded.Warnings) log.WriteLine(warning);
+        var root = q.Data ?? info?.Config?["_run"]?["data_root"]?.GetValue<string>() ?? TrainedOn(path)
             ?? throw new ArgumentException("option --data is required (the checkpoint's run directory does not say which data it was trained on)");
         if (!Directory.Exists(root)) throw new ArgumentException($"option --data: directory '{root}' does not exist");
         var val = TrainingSetup.OpenVal(root);

@@ -1,4 +1,4 @@
-// `residual export`: a checkpoint (run directory, .safetensors with or without its .json, or a
+// `residual export`: a checkpoint (run directory, .safetensors checkpoint, or a
 // PyTorch .pth/.pt) to ONNX (opset 13+, symbolic batch, for ONNX Runtime, TensorRT, ML.NET) or to
 // bare safetensors weights with torchvision's names. The work is ModelExport's (Training library).
 using System.CommandLine;

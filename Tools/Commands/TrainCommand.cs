@@ -19,7 +19,8 @@ public static class TrainCommand
     private const string Description = """
         Train a model (synthetic data by default). Options may also come from a JSON file (--config) or,
         with --resume, from the run's config.json; the command line wins. Ctrl-C or SIGTERM finishes the
-        current step, saves a checkpoint and exits with 130.
+        current step, saves a checkpoint and exits with 130 (during setup: stops at once, nothing saved);
+        a second Ctrl-C or SIGTERM quits at once.
         """;
 
     public static Command Create()
@@ -75,26 +76,45 @@ public static class TrainCommand
     public static (TrainOutcome Outcome, Trainer Trainer) Execute(IReadOnlyList<string> args, TextWriter log, ProgressDisplay progress, StopSignal stop, Action<Trainer>? configure = null) =>
         Start(TrainCli.ParseGiven(args), log, progress, stop, configure);
 
-    private static (TrainOutcome Outcome, Trainer Trainer) Start(IReadOnlyList<(TrainOption Option, string Word)> given, TextWriter log, ProgressDisplay progress, StopSignal stop, Action<Trainer>? configure)
+    /// <param name="job">The ranks of a data-parallel job this process is one of: rank 0 locks the run and restores its
+    /// config.json while the others wait, then they read what it left.</param>
+    private static (TrainOutcome Outcome, Trainer Trainer) Start(IReadOnlyList<(TrainOption Option, string Word)> given, TextWriter log, ProgressDisplay progress, StopSignal stop,
+        Action<Trainer>? configure, ProcessGroup? job = null)
     {
+        bool leader = job?.IsLeader ?? true;
         TrainOptions options;
-        ResumeTarget? target;
+        ResumeTarget? target = null;
+        RunLock? held = null;
         try
         {
-            // --resume decides which run's config.json is the bottom layer, so find it first.
+            // --resume decides which run's config.json is the bottom layer, so find it first: the run
+            // directory, then (holding its lock, so no other process writes it meanwhile) its checkpoint.
             var resume = given.LastOrDefault(g => g.Option.Name == "resume").Word;
             var output = given.LastOrDefault(g => g.Option.Name == "out").Word;
-            target = resume is null ? null : ResumeTarget.Locate(resume, output);
-            options = TrainOptionSources.Resolve(given, target?.ConfigPath);
+            bool evalOnly = given.Any(g => g.Option.Name == "eval-only" && g.Word == "true");
+            if (resume is not null)
+            {
+                if (!leader) job!.Barrier(); // rank 0 first: it takes the lock and may restore config.json
+                (string runDir, string? file) run;
+                try { run = ResumeTarget.FindRun(resume, output); }
+                catch (ArgumentException e) when (e is not UsageException) { throw new UsageException(e.Message, e); }
+                if (!evalOnly && leader) held = RunLock.Acquire(run.runDir);
+                target = ResumeTarget.Choose(run.runDir, run.file);
+                if (target.Note is { } note) log.WriteLine($"resume: {note}");
+                if (!evalOnly && leader && target.RestoreConfig() is { } restored) log.WriteLine($"resume: {restored}");
+                if (leader && job is not null) job.Barrier();
+            }
+            try { options = TrainOptionSources.Resolve(given, target?.ConfigPath); }
+            catch (ArgumentException e) when (e is not UsageException) { throw new UsageException(e.Message, e); }
+            if (target is not null && options.Out is null) options.Out = target.RunDir;
+            var trainer = new Trainer(options, log, progress, stop) { ResumeFrom = target?.CheckpointPath, Lock = held };
+            configure?.Invoke(trainer);
+            return (trainer.Run(), trainer);
         }
-        catch (ArgumentException e) when (e is not UsageException)
+        finally
         {
-            throw new UsageException(e.Message, e);
+            held?.Dispose();
         }
-        if (target is not null && options.Out is null) options.Out = target.RunDir;
-        var trainer = new Trainer(options, log, progress, stop) { ResumeFrom = target?.CheckpointPath };
-        configure?.Invoke(trainer);
-        return (trainer.Run(), trainer);
     }
 
     /// <summary>One rank of a data-parallel job started by mpirun.</summary>
@@ -119,13 +139,20 @@ public static class TrainCommand
             {
                 group = ForDevice(mpi, t.Options);
                 t.ProcessGroup = group;
-            });
+            }, mpi);
             if (leader && !trainer.Options.EvalOnly && trainer.RunDir.Length > 0 && outcome != TrainOutcome.Diverged)
                 PrintOutputs(trainer, text);
             if (leader && asJson) Console.Out.WriteLine(CliJson.Text(Summary(trainer, outcome)));
             if (!ReferenceEquals(group, mpi)) group?.Dispose();
             mpi.Dispose();
             return (int)outcome;
+        }
+        catch (OperationCanceledException) when (mpi is not null)
+        {
+            // A stop during setup (before the ranks' steps could agree on it): end them all at once, nothing was written.
+            Console.Error.WriteLine($"residual train: rank {mpi.Rank} of {mpi.Size}: stopped during setup, before training started; nothing was saved");
+            (group ?? mpi).Abort(CliApp.Interrupted);
+            throw; // not reached
         }
         catch (Exception e) when (mpi is not null)
         {
@@ -165,8 +192,9 @@ public static class TrainCommand
             ("metrics.jsonl", "logged steps"),
             ("loss.png", "loss curves"),
             ("error.png", "error curves"),
-            ("last.safetensors", "last checkpoint (+ last.json)"),
-            ("best.safetensors", "best checkpoint by val top-1 (+ best.json)"),
+            ("last.safetensors", "last checkpoint (weights, optimizer and training state in one file)"),
+            ("previous.safetensors", "the checkpoint before it"),
+            ("best.safetensors", "best checkpoint by val top-1"),
         })
         {
             if (File.Exists(Path.Combine(dir, file))) w.WriteLine($"  {file,-18} {what}");

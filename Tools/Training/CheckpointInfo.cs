@@ -1,8 +1,13 @@
-// The JSON half of a checkpoint: everything needed to continue a run exactly that is not a
-// tensor — where in training we are, the optimizer step count, the LR schedule's state, the
-// history of finished epochs (for the tables and plots), the partial sums of an epoch that was
-// interrupted, and the size and SHA-256 of the safetensors half, so a torn pair is detected.
+// The training state of a checkpoint that is not a tensor: where in training we are, the optimizer
+// step count, the LR schedule's state, the history of finished epochs (for the tables and plots),
+// the partial sums of an epoch that was interrupted, and the run's configuration (the options the
+// checkpoint was made with). It travels inside the checkpoint's safetensors header (metadata key
+// residual.checkpoint), so tensors and state are written by one rename. Checkpoints of earlier
+// versions kept it in a .json beside the tensors with their size and SHA-256; those still load.
+// Nothing in it is trusted: a hand-edited or damaged description is a CheckpointException naming
+// the field, never a NullReferenceException.
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace ResidualEngine.Training;
@@ -58,30 +63,55 @@ public sealed class CheckpointInfo
     /// <summary>Images per step and process when it was saved; 0 in older checkpoints (the resuming run's batch size is assumed).</summary>
     public int BatchSize { get; set; }
     public DateTimeOffset SavedAt { get; set; }
-    public string TensorsFile { get; set; } = "";
-    public long TensorsBytes { get; set; }
-    public string TensorsSha256 { get; set; } = "";
+    /// <summary>The run's options and details when the checkpoint was made (what config.json holds); null in older checkpoints.</summary>
+    public JsonObject? Config { get; set; }
+
+    // Checkpoints of earlier versions: a .json beside the tensors, which these tie to them.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public string? TensorsFile { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public long TensorsBytes { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public string? TensorsSha256 { get; set; }
 
     internal static readonly JsonSerializerOptions Json = new()
     {
-        WriteIndented = true,
+        WriteIndented = false,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     public string ToJsonText() => JsonSerializer.Serialize(this, Json);
 
-    public static CheckpointInfo FromJsonText(string text, string path)
+    /// <summary>Parses and checks a description; <paramref name="where"/> names it in errors.</summary>
+    public static CheckpointInfo FromJsonText(string text, string where)
     {
         CheckpointInfo? info;
         try { info = JsonSerializer.Deserialize<CheckpointInfo>(text, Json); }
-        catch (JsonException e) { throw new CheckpointException($"checkpoint description '{path}' is not valid: {e.Message}"); }
-        if (info is null) throw new CheckpointException($"checkpoint description '{path}' is empty");
+        catch (JsonException e) { throw new CheckpointException($"checkpoint description in '{where}' is not valid: {e.Message}"); }
+        if (info is null) throw new CheckpointException($"checkpoint description in '{where}' is empty");
         if (info.Format != CurrentFormat)
-            throw new CheckpointException($"checkpoint description '{path}' has format '{info.Format}', expected '{CurrentFormat}'");
+            throw new CheckpointException($"checkpoint description in '{where}' has format '{info.Format}', expected '{CurrentFormat}'");
+        info.Check(where);
         return info;
     }
-}
 
-/// <summary>A checkpoint that cannot be used: missing, torn (the two halves do not match), or malformed.</summary>
-public sealed class CheckpointException(string message) : IOException(message);
+    // JSON null where an object is expected (hand edits) and values no run can have.
+    private void Check(string where)
+    {
+        string? bad =
+            string.IsNullOrWhiteSpace(Model) ? "model is missing" :
+            NumClasses < 1 ? $"num_classes is {NumClasses}" :
+            Classes is null ? "classes is missing (null)" :
+            Classes.Count != 0 && Classes.Count != NumClasses ? $"classes lists {Classes.Count} names for {NumClasses} classes" :
+            Classes.Any(c => c is null) ? "classes holds a null" :
+            Epoch < 1 ? $"epoch is {Epoch}" :
+            StepInEpoch < 0 ? $"step_in_epoch is {StepInEpoch}" :
+            GlobalStep < 0 || OptimizerSteps < 0 ? "a step count is negative" :
+            History is null ? "history is missing (null)" :
+            History.Any(r => r is null) ? "history holds a null row" :
+            ImageSize < 0 ? $"image_size is {ImageSize}" :
+            null;
+        if (bad is not null) throw new CheckpointException($"checkpoint description in '{where}' is not valid: {bad}");
+        ScheduleKind ??= "";
+        Rng ??= new();
+        Reason ??= "epoch";
+    }
+}

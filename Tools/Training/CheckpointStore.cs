@@ -1,24 +1,37 @@
-// Checkpoints as pairs `<name>.safetensors` + `<name>.json` in a run directory. Saving writes
-// the tensors atomically (temp file, fsync, rename), measuring their size and SHA-256 on the way
-// out, and only then the JSON, which records that size and hash. Loading checks the pair: a
-// crash between the two renames leaves a JSON that does not describe the tensors beside it,
-// and that is reported rather than silently mixing two epochs. Temp files are never read.
-// Tensor names: the model's state dict under its own (torchvision) names, the optimizer's
-// state under "optimizer.<name>", so the file also loads as plain weights elsewhere.
+// Checkpoints of a run directory, each ONE safetensors file `<name>.safetensors` holding the
+// tensors and, in its header's __metadata__, the training state (CheckpointInfo as JSON under
+// residual.checkpoint) and the SHA-256 of the tensor data (residual.data_sha256), next to any
+// other string metadata the caller gives (the model's description, say). One file means one
+// rename: Save writes a temp file, fsyncs it, renames it over the target and fsyncs the folder,
+// so a kill or power cut at any moment leaves either the old checkpoint or the new one, both
+// whole; there is no pair to tear. Saving `last` first renames the old `last` to `previous`, so
+// the generation before it survives as well. Loading checks the header and the data digest:
+// a damaged file is a CheckpointException naming it, and resuming a run directory takes the
+// newest intact checkpoint (last, previous or best), saying which when it is not `last`.
+// Tensor names: the model's state dict under its own (torchvision) names, the optimizer's state
+// under "optimizer.<name>", so the file also loads as plain weights elsewhere. Checkpoints of
+// earlier versions (`<name>.safetensors` + `<name>.json`) still load, checked by the JSON's hash.
 using System.Security.Cryptography;
+using System.Text;
+using ResidualEngine.IO;
 using ResidualEngine.Serialization;
 
 namespace ResidualEngine.Training;
 
-/// <summary>Serialises tensors to a stream; the default is SafeTensors.Write (tests inject failing writers).</summary>
+/// <summary>Serialises tensors to a stream; the default is SafeTensors.Write (tests inject failing ones).</summary>
 public delegate void TensorWriter(Stream stream, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata);
 
 public sealed class CheckpointStore
 {
     public const string OptimizerPrefix = "optimizer.";
     public const string Last = "last";
+    public const string Previous = "previous";
     public const string Best = "best";
 
+    /// <summary>Metadata keys the store writes itself (callers' metadata may not use them).</summary>
+    public const string InfoKey = "residual.checkpoint", DigestKey = "residual.data_sha256";
+
+    private static readonly string Placeholder = new('0', 64);
     private readonly TensorWriter _writer;
 
     public CheckpointStore(string directory, TensorWriter? writer = null)
@@ -31,60 +44,69 @@ public sealed class CheckpointStore
     public string Directory { get; }
 
     public string TensorsPath(string name) => Path.Combine(Directory, name + ".safetensors");
-    public string InfoPath(string name) => Path.Combine(Directory, name + ".json");
-    public bool Exists(string name) => File.Exists(TensorsPath(name)) && File.Exists(InfoPath(name));
+    public bool Exists(string name) => File.Exists(TensorsPath(name));
 
-    /// <summary>Writes a checkpoint pair; on failure the previous pair of that name is untouched.</summary>
+    /// <summary>Checkpoint files present in the directory, newest role first (last, previous, best).</summary>
+    public IEnumerable<string> Present() => new[] { Last, Previous, Best }.Where(Exists);
+
+    /// <summary>
+    /// Writes checkpoint <paramref name="name"/> as one file, atomically and durably (temp file,
+    /// fsync, rename, folder fsync); on any failure, including a failed fsync, the previous file of
+    /// that name is untouched and the error is thrown. Saving <see cref="Last"/> keeps the old one as <see cref="Previous"/>.
+    /// </summary>
     public void Save(string name, IEnumerable<KeyValuePair<string, Tensor>> tensors, CheckpointInfo info, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         ArgumentNullException.ThrowIfNull(info);
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (metadata is not null)
+            foreach (var (k, v) in metadata)
+            {
+                if (k is InfoKey or DigestKey) throw new ArgumentException($"metadata key '{k}' is written by the checkpoint store itself", nameof(metadata));
+                meta[k] = v;
+            }
+        info.SavedAt = DateTimeOffset.UtcNow;
+        info.TensorsFile = null;
+        info.TensorsBytes = 0;
+        info.TensorsSha256 = null;
+        meta[InfoKey] = info.ToJsonText();
+        meta[DigestKey] = Placeholder;
         System.IO.Directory.CreateDirectory(Directory);
-        long bytes = 0;
-        string sha = "";
         AtomicFile.Write(TensorsPath(name), s =>
         {
-            _writer(s, tensors, metadata);
-            // Hash what actually reached the file (the writer may seek), read back from the cache.
+            _writer(s, tensors, meta);
             s.Flush();
-            bytes = s.Length;
-            s.Position = 0;
-            sha = Convert.ToHexStringLower(SHA256.HashData(s));
-        });
-        info.TensorsFile = name + ".safetensors";
-        info.TensorsBytes = bytes;
-        info.TensorsSha256 = sha;
-        info.SavedAt = DateTimeOffset.UtcNow;
-        AtomicFile.WriteAllText(InfoPath(name), info.ToJsonText());
+            WriteDigest(s);
+        }, backup: name == Last ? TensorsPath(Previous) : null);
+        // A description of an earlier version beside it would now describe other tensors.
+        var legacy = Path.Combine(Directory, name + ".json");
+        if (File.Exists(legacy)) File.Delete(legacy);
     }
 
-    /// <summary>Copies one checkpoint pair to another name (e.g. last -> best), each file atomically.</summary>
+    /// <summary>Copies checkpoint <paramref name="from"/> to <paramref name="to"/> (e.g. last -> best) after checking it, atomically.</summary>
     public void Copy(string from, string to)
     {
-        var info = ReadInfo(InfoPath(from));
-        Verify(TensorsPath(from), info, InfoPath(from));
+        LoadInfo(TensorsPath(from));
         AtomicFile.Copy(TensorsPath(from), TensorsPath(to));
-        info.TensorsFile = to + ".safetensors";
-        AtomicFile.WriteAllText(InfoPath(to), info.ToJsonText());
     }
 
     /// <summary>
-    /// Resolves what the user pointed at: a .safetensors or .json file, or a run directory (its
-    /// last checkpoint when <paramref name="preferBest"/> is false, else best, falling back to the other).
-    /// Returns the safetensors path.
+    /// Resolves what the user pointed at: a .safetensors (or older .json) file, or a run directory
+    /// (its last checkpoint when <paramref name="preferBest"/> is false, else best, falling back to
+    /// the others). Returns the safetensors path; it is not verified here.
     /// </summary>
     public static string Resolve(string pathOrRunDir, bool preferBest)
     {
         ArgumentException.ThrowIfNullOrEmpty(pathOrRunDir);
         if (System.IO.Directory.Exists(pathOrRunDir))
         {
-            string[] order = preferBest ? [Best, Last] : [Last, Best];
+            string[] order = preferBest ? [Best, Last, Previous] : [Last, Previous, Best];
             foreach (var n in order)
             {
                 var p = Path.Combine(pathOrRunDir, n + ".safetensors");
                 if (File.Exists(p)) return p;
             }
-            throw new CheckpointException($"no checkpoint in '{pathOrRunDir}' (expected {Last}.safetensors or {Best}.safetensors)");
+            throw new CheckpointException(NoCheckpoint(pathOrRunDir));
         }
         var path = pathOrRunDir.EndsWith(".json", StringComparison.OrdinalIgnoreCase)
             ? Path.ChangeExtension(pathOrRunDir, ".safetensors") : pathOrRunDir;
@@ -94,46 +116,136 @@ public sealed class CheckpointStore
         return path;
     }
 
-    /// <summary>The JSON beside a safetensors file, verified against it; null when there is none (bare weights).</summary>
-    public static CheckpointInfo? LoadInfo(string tensorsPath)
+    /// <summary>What to say about a run directory without a checkpoint (the run stopped before its first one).</summary>
+    public static string NoCheckpoint(string runDir) =>
+        $"no checkpoint in '{runDir}' (expected {Last}.safetensors, {Previous}.safetensors or {Best}.safetensors): " +
+        $"the run stopped before saving its first one, so there is nothing to resume; start it again with --out {runDir}";
+
+    /// <summary>
+    /// The newest intact checkpoint of a run directory for resuming (by time saved; last wins a tie),
+    /// and a note when it is not <see cref="Last"/> or when others were damaged. Throws
+    /// CheckpointException when there is none, or none is intact (each file and its problem listed).
+    /// </summary>
+    public static (string Path, CheckpointInfo Info, string? Note) FindForResume(string runDir)
     {
-        var json = Path.ChangeExtension(tensorsPath, ".json");
-        if (!File.Exists(json)) return null;
-        var info = ReadInfo(json);
-        Verify(tensorsPath, info, json);
-        return info;
+        var store = new CheckpointStore(runDir);
+        var present = store.Present().ToList();
+        if (present.Count == 0) throw new CheckpointException(NoCheckpoint(runDir));
+        var intact = new List<(string Name, CheckpointInfo Info)>();
+        var damaged = new List<string>();
+        foreach (var name in present)
+        {
+            try
+            {
+                var info = LoadInfo(store.TensorsPath(name));
+                if (info is null) damaged.Add($"{name}.safetensors holds weights only, no training state");
+                else intact.Add((name, info));
+            }
+            catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
+            {
+                damaged.Add($"{name}.safetensors: {e.Message}");
+            }
+        }
+        if (intact.Count == 0)
+            throw new CheckpointException($"no intact checkpoint in '{runDir}': {string.Join("; ", damaged)}");
+        var (chosen, chosenInfo) = intact.OrderByDescending(c => c.Info.SavedAt).ThenBy(c => Array.IndexOf([Last, Previous, Best], c.Name)).First();
+        string? note = null;
+        if (chosen != Last || damaged.Count > 0)
+            note = (damaged.Count > 0 ? $"damaged: {string.Join("; ", damaged)}. " : "") +
+                $"Resuming from {chosen}.safetensors (epoch {chosenInfo.Epoch}, step {chosenInfo.StepInEpoch}, global step {chosenInfo.GlobalStep}), the newest intact checkpoint";
+        return (store.TensorsPath(chosen), chosenInfo, note);
     }
 
-    /// <summary>Loads a verified checkpoint: its description (if any) and its tensors on the CPU.</summary>
+    /// <summary>The training state of a checkpoint, verified against its tensor data; null for plain weights.</summary>
+    public static CheckpointInfo? LoadInfo(string tensorsPath)
+    {
+        SafeTensorsLayout layout;
+        try { layout = SafeTensors.ReadLayout(tensorsPath); }
+        catch (SafeTensorsFormatException e) { throw Damaged(tensorsPath, e.Message); }
+        if (layout.Metadata.TryGetValue(InfoKey, out var json))
+        {
+            if (!layout.Metadata.TryGetValue(DigestKey, out var digest)) throw Damaged(tensorsPath, $"its header has {InfoKey} but no {DigestKey}");
+            var actual = DataDigest(tensorsPath, layout.DataOffset);
+            if (!string.Equals(actual, digest, StringComparison.OrdinalIgnoreCase))
+                throw Damaged(tensorsPath, $"its tensor data do not match the digest in its header (sha256 {Short(actual)} instead of {Short(digest)})");
+            return CheckpointInfo.FromJsonText(json, tensorsPath);
+        }
+        return LegacyInfo(tensorsPath);
+    }
+
+    /// <summary>Loads a verified checkpoint: its training state (if any) and its tensors on the CPU.</summary>
     public static (CheckpointInfo? Info, SafeTensorsFile Tensors) Load(string tensorsPath)
     {
         var info = LoadInfo(tensorsPath);
-        return (info, SafeTensors.Load(tensorsPath));
+        try
+        {
+            return (info, SafeTensors.Load(tensorsPath));
+        }
+        catch (SafeTensorsFormatException e)
+        {
+            throw Damaged(tensorsPath, e.Message);
+        }
     }
 
-    private static CheckpointInfo ReadInfo(string jsonPath)
+    private static CheckpointException Damaged(string path, string why) =>
+        new($"checkpoint '{path}' is damaged: {why}");
+
+    // The header was written with a placeholder digest of fixed length; the data follow it, so the
+    // digest is computed from what reached the file and written over the placeholder.
+    private static void WriteDigest(FileStream s)
     {
-        if (!File.Exists(jsonPath)) throw new CheckpointException($"checkpoint description '{jsonPath}' does not exist");
-        return CheckpointInfo.FromJsonText(File.ReadAllText(jsonPath), jsonPath);
+        s.Position = 0;
+        Span<byte> size = stackalloc byte[8];
+        s.ReadExactly(size);
+        long n = (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(size);
+        if (n <= 0 || n > SafeTensors.MaxHeaderBytes || 8 + n > s.Length) throw new InvalidOperationException("the checkpoint writer did not write a safetensors header");
+        var header = new byte[n];
+        s.ReadExactly(header);
+        var marker = Encoding.UTF8.GetBytes($"\"{DigestKey}\":\"{Placeholder}\"");
+        int at = header.AsSpan().IndexOf(marker);
+        if (at < 0 || header.AsSpan(at + 1).IndexOf(marker) >= 0)
+            throw new InvalidOperationException("the checkpoint writer did not write the metadata it was given");
+        var digest = DataDigest(s, 8 + n);
+        s.Position = 8 + at + marker.Length - 1 - Placeholder.Length;
+        s.Write(Encoding.ASCII.GetBytes(digest));
+        s.Flush();
     }
 
-    private static void Verify(string tensorsPath, CheckpointInfo info, string jsonPath)
+    private static string DataDigest(string path, long offset)
     {
-        if (!File.Exists(tensorsPath)) throw new CheckpointException($"checkpoint tensors '{tensorsPath}' do not exist (description: '{jsonPath}')");
-        long len = new FileInfo(tensorsPath).Length;
-        string sha = len == info.TensorsBytes ? HashFile(tensorsPath) : "";
-        if (len != info.TensorsBytes || !string.Equals(sha, info.TensorsSha256, StringComparison.OrdinalIgnoreCase))
-            throw new CheckpointException(
-                $"checkpoint pair does not match: '{jsonPath}' describes {info.TensorsBytes} bytes (sha256 {Short(info.TensorsSha256)}) " +
-                $"but '{tensorsPath}' has {len} bytes{(sha.Length > 0 ? $" (sha256 {Short(sha)})" : "")}; a save was interrupted between the two files. " +
-                "Use the other checkpoint of the run (best/last).");
+        using var f = SafeFile.OpenRead(path, "checkpoint", bufferSize: 1 << 20);
+        return DataDigest(f, offset);
+    }
+
+    private static string DataDigest(Stream s, long offset)
+    {
+        s.Position = offset;
+        return Convert.ToHexStringLower(SHA256.HashData(s));
     }
 
     private static string Short(string h) => h.Length > 12 ? h[..12] + "…" : h;
 
+    // ---- checkpoints of earlier versions: <name>.safetensors + <name>.json ----
+
+    private static CheckpointInfo? LegacyInfo(string tensorsPath)
+    {
+        var json = Path.ChangeExtension(tensorsPath, ".json");
+        if (!File.Exists(json)) return null;
+        var info = CheckpointInfo.FromJsonText(SafeFile.ReadAllText(json, "checkpoint description"), json);
+        long len = new FileInfo(tensorsPath).Length;
+        string sha = len == info.TensorsBytes ? HashFile(tensorsPath) : "";
+        if (len != info.TensorsBytes || !string.Equals(sha, info.TensorsSha256, StringComparison.OrdinalIgnoreCase))
+            throw Damaged(tensorsPath, $"'{json}' describes {info.TensorsBytes} bytes (sha256 {Short(info.TensorsSha256 ?? "")}) " +
+                $"but the file has {len} bytes{(sha.Length > 0 ? $" (sha256 {Short(sha)})" : "")}; a save was interrupted between the two files");
+        return info;
+    }
+
     public static string HashFile(string path)
     {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        using var f = SafeFile.OpenRead(path, "checkpoint", bufferSize: 1 << 20);
         return Convert.ToHexStringLower(SHA256.HashData(f));
     }
 }
+
+/// <summary>A checkpoint that cannot be used: missing, damaged (torn, truncated, corrupt) or malformed.</summary>
+public sealed class CheckpointException(string message) : IOException(message);

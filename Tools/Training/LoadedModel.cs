@@ -1,22 +1,27 @@
 // A model rebuilt from what the user points at — a run directory (its best checkpoint, else
-// last), a checkpoint .safetensors with or without its .json, bare weights we wrote, or a
+// last), a checkpoint .safetensors (training state in its header; older ones with a .json beside), bare weights we wrote, or a
 // PyTorch .pth/.pt — with its description: model name, classes, input size and normalisation,
 // taken from the checkpoint's .json, else from the file's metadata, else from the options the
 // caller passes (a PyTorch file names no model). Shared by `residual eval` and `residual export`.
+// Weights holding NaN or infinities load, with a warning naming each such tensor.
 using ResidualEngine.Models;
 
 namespace ResidualEngine.Training;
 
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(string path, ResNet model, ModelMetadata metadata, CheckpointInfo? info, bool sizeRecorded)
+    private LoadedModel(string path, ResNet model, ModelMetadata metadata, CheckpointInfo? info, bool sizeRecorded, IReadOnlyList<string> warnings)
     {
         Path = path;
         Model = model;
         Metadata = metadata;
         Info = info;
         SizeRecorded = sizeRecorded;
+        Warnings = warnings;
     }
+
+    /// <summary>What is wrong with the weights but does not stop their use (tensors holding NaN or infinities), one line each.</summary>
+    public IReadOnlyList<string> Warnings { get; }
 
     /// <summary>The weights file that was read.</summary>
     public string Path { get; }
@@ -24,7 +29,7 @@ public sealed class LoadedModel : IDisposable
     public ResNet Model { get; }
     /// <summary>Model, classes, input size (as recorded, or the option, or the native size) and normalisation.</summary>
     public ModelMetadata Metadata { get; }
-    /// <summary>The checkpoint's .json, when there is one.</summary>
+    /// <summary>The checkpoint's training state, when it is a checkpoint.</summary>
     public CheckpointInfo? Info { get; }
     /// <summary>False when the file did not record its input size and no size was given (the native size is assumed).</summary>
     public bool SizeRecorded { get; }
@@ -61,6 +66,7 @@ public sealed class LoadedModel : IDisposable
                 Mean = meta?.Mean ?? ModelMetadata.ImageNetMean,
                 Std = meta?.Std ?? ModelMetadata.ImageNetStd,
             };
+            var warnings = NonFiniteWeights(state);
             var net = TrainingSetup.CreateModel(name, classes, 0);
             try
             {
@@ -72,8 +78,29 @@ public sealed class LoadedModel : IDisposable
                 throw new ArgumentException($"'{path}' does not fit {name} with {classes} classes: {e.Message}", e);
             }
             net.Eval();
-            return new LoadedModel(path, net, description, info, imageSize > 0 || recordedSize > 0);
+            return new LoadedModel(path, net, description, info, imageSize > 0 || recordedSize > 0, warnings);
         }
+    }
+
+    /// <summary>A warning per floating-point tensor holding NaN or infinite values (what such weights compute means nothing).</summary>
+    public static List<string> NonFiniteWeights(IEnumerable<KeyValuePair<string, Tensor>> tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var warnings = new List<string>();
+        foreach (var (name, t) in tensors)
+        {
+            if (!t.DType.IsFloat()) continue;
+            int nan = 0, inf = 0;
+            foreach (var v in t.ToDoubles())
+            {
+                if (double.IsNaN(v)) nan++;
+                else if (double.IsInfinity(v)) inf++;
+            }
+            if (nan + inf > 0)
+                warnings.Add($"warning: weights tensor '{name}' holds {(nan > 0 ? $"{nan} NaN" : "")}{(nan > 0 && inf > 0 ? " and " : "")}{(inf > 0 ? $"{inf} infinite" : "")} " +
+                    $"value{(nan + inf == 1 ? "" : "s")} of {t.Shape.Numel:N0}; what the model computes is not meaningful (a diverged run?)");
+        }
+        return warnings;
     }
 
     public void Dispose() => Model.Dispose();

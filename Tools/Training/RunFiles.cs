@@ -2,7 +2,9 @@
 // (one JSON object per logged step, "kind": "train", and one per validation, "kind": "val",
 // each with its wall-clock time as Unix seconds in "wall_time"), epochs.csv (one row per finished epoch) and the plots
 // loss.png and error.png, redrawn after every epoch. On resume, rows past the checkpoint are
-// dropped so the files read as if the run had never stopped.
+// dropped so the files read as if the run had never stopped. config.json is written only once a
+// checkpoint made with those options is saved, so a failed attempt never changes what a later
+// --resume starts from.
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -110,7 +112,7 @@ public sealed class RunFiles
     {
         var rows = new List<StepRow>();
         if (!File.Exists(MetricsPath)) return rows;
-        foreach (var line in File.ReadLines(MetricsPath))
+        foreach (var line in ReadLines(MetricsPath))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             try
@@ -133,23 +135,37 @@ public sealed class RunFiles
     private static double D(JsonNode? n) => n is null ? double.NaN
         : n.GetValueKind() == JsonValueKind.String ? double.Parse(n.GetValue<string>(), CultureInfo.InvariantCulture) : n.GetValue<double>();
 
-    /// <summary>Drops metrics rows after global step <paramref name="lastStep"/> (used when resuming).</summary>
-    public void TruncateSteps(long lastStep)
+    /// <summary>
+    /// Drops metrics rows after global step <paramref name="lastStep"/> (they belong to no checkpoint:
+    /// used when resuming, and with -1 when a run directory is reused); returns how many were dropped.
+    /// </summary>
+    public int TruncateSteps(long lastStep)
     {
-        if (!File.Exists(MetricsPath)) return;
+        if (!File.Exists(MetricsPath)) return 0;
         var keep = new StringBuilder();
-        foreach (var line in File.ReadLines(MetricsPath))
+        int dropped = 0;
+        foreach (var line in ReadLines(MetricsPath))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
             try
             {
                 if ((long)JsonNode.Parse(line)!["step"]! <= lastStep) keep.Append(line).Append('\n');
+                else dropped++;
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NullReferenceException)
             {
+                dropped++; // a line cut short by a crash
             }
         }
-        AtomicFile.WriteAllText(MetricsPath, keep.ToString());
+        if (dropped > 0) AtomicFile.WriteAllText(MetricsPath, keep.ToString());
+        return dropped;
+    }
+
+    // Only a regular file is read line by line (run directories are ours, but a FIFO would block).
+    private static IEnumerable<string> ReadLines(string path)
+    {
+        ResidualEngine.IO.SafeFile.RequireRegular(path, "metrics file");
+        return File.ReadLines(path);
     }
 
     /// <summary>Rewrites epochs.csv from the full history (small, so atomically every epoch).</summary>

@@ -1,26 +1,33 @@
-// Graceful stop on Ctrl-C (Console.CancelKeyPress) and SIGTERM (PosixSignalRegistration): the
-// first signal only raises a flag, which the trainer checks between steps, so the current step
-// finishes, a checkpoint is written and the process exits with 130. A second Ctrl-C is not
-// intercepted, so an impatient user can still kill the process at once.
+// Graceful stop on Ctrl-C (Console.CancelKeyPress) and SIGTERM (PosixSignalRegistration). The
+// first signal, in any phase, raises a flag and cancels Token: setup (data generation and
+// listing) stops at once with nothing saved, training stops after the current step with a
+// checkpoint, and the process exits with 130. A second signal (Ctrl-C or SIGTERM) exits at once,
+// also with 130: a run stuck anywhere can always be ended without kill -9.
 using System.Runtime.InteropServices;
 
 namespace ResidualEngine.Training;
 
 public sealed class StopSignal : IDisposable
 {
+    public const int ExitCode = 130;
+
     private volatile string? _reason;
+    private readonly CancellationTokenSource _cts = new();
     private readonly List<IDisposable> _registrations = new();
     private readonly ConsoleCancelEventHandler? _handler;
+    private readonly Action<int> _exitNow;
+    private readonly TextWriter _messages;
+    private int _signals;
 
-    private StopSignal(bool hookProcess)
+    private StopSignal(bool hookProcess, Action<int>? exitNow, TextWriter? messages)
     {
+        _exitNow = exitNow ?? Environment.Exit;
+        _messages = messages ?? Console.Error;
         if (!hookProcess) return;
         _handler = (_, e) =>
         {
-            if (_reason is not null) return; // second Ctrl-C: let the runtime end the process
             e.Cancel = true;
-            Request("Ctrl-C");
-            Console.Error.WriteLine("\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)...");
+            OnSignal("Ctrl-C");
         };
         Console.CancelKeyPress += _handler;
         try
@@ -28,7 +35,7 @@ public sealed class StopSignal : IDisposable
             _registrations.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
             {
                 ctx.Cancel = true;
-                Request("SIGTERM");
+                OnSignal("SIGTERM");
             }));
         }
         catch (PlatformNotSupportedException)
@@ -38,20 +45,47 @@ public sealed class StopSignal : IDisposable
     }
 
     /// <summary>Listens to Ctrl-C and SIGTERM for the lifetime of the object.</summary>
-    public static StopSignal ForProcess() => new(hookProcess: true);
+    public static StopSignal ForProcess() => new(hookProcess: true, null, null);
 
     /// <summary>A flag only (tests and embedding code raise it with <see cref="Request"/>).</summary>
-    public static StopSignal Manual() => new(hookProcess: false);
+    public static StopSignal Manual() => new(hookProcess: false, null, null);
+
+    /// <summary>Not hooked to the process; <see cref="OnSignal"/> calls <paramref name="exitNow"/> on the second signal (tests).</summary>
+    internal static StopSignal ForTest(Action<int> exitNow, TextWriter messages) => new(hookProcess: false, exitNow, messages);
 
     public bool IsRequested => _reason is not null;
     public string? Reason => _reason;
 
-    public void Request(string reason) => _reason ??= reason;
+    /// <summary>Cancelled by the first stop request: long setup work (listing, generating data) watches it.</summary>
+    public CancellationToken Token => _cts.Token;
+
+    public void Request(string reason)
+    {
+        if (_reason is not null) return;
+        _reason = reason;
+        try { _cts.Cancel(); }
+        catch (ObjectDisposedException) { }
+    }
+
+    /// <summary>What a signal does: the first asks for a graceful stop, the second ends the process with 130.</summary>
+    internal void OnSignal(string name)
+    {
+        if (Interlocked.Increment(ref _signals) == 1)
+        {
+            Request(name);
+            _messages.WriteLine($"\n{name}: stopping (a checkpoint is saved if training has started); {name} again to quit at once");
+            return;
+        }
+        _messages.WriteLine($"\n{name} again: quitting now");
+        _messages.Flush();
+        _exitNow(ExitCode);
+    }
 
     public void Dispose()
     {
         if (_handler is not null) Console.CancelKeyPress -= _handler;
         foreach (var r in _registrations) r.Dispose();
         _registrations.Clear();
+        _cts.Dispose();
     }
 }

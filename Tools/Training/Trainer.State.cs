@@ -1,6 +1,9 @@
 // What one training run holds while it runs, and how it is built: device, data and loaders,
 // model, optimizer, schedule, run directory files and checkpoint store; for a resumed run, the
 // checkpoint is verified, checked against the options (same model, classes) and restored.
+// The run directory is locked (RunLock) before anything in it is read for resuming or written,
+// and a stop request (Ctrl-C, SIGTERM) ends the setup at once (data generation and listing watch
+// it), with nothing written.
 // In a data-parallel job (Trainer.Distributed.cs) every rank builds the same state on its share of
 // the data; only rank 0 touches the run directory.
 using ResidualEngine.Data;
@@ -39,24 +42,61 @@ public sealed partial class Trainer
         public long GlobalStep { get; set; }
         public double BestValTop1 { get; set; } = double.NegativeInfinity;
         public double LastEvalSeconds { get; set; }
+        /// <summary>The lock on the run directory, when this state took it (else the caller holds it).</summary>
+        public RunLock? OwnLock { get; private set; }
+        /// <summary>config.json has been written since a checkpoint of this session was saved.</summary>
+        public bool ConfigWritten { get; set; }
 
         public static RunState Open(Trainer t)
         {
             var o = t._o;
             var log = t._log;
+            var cancel = t._stop.Token;
             string modelName = TrainingSetup.CanonicalModel(o.Model);
             var device = TrainingSetup.ResolveDevice(o.Device);
-            var root = t.InTurns(() => TrainingSetup.EnsureData(o, log, t.SyntheticRoot));
-            var val = TrainingSetup.OpenVal(root);
+            t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            if (t.Distributed) t.RunDir = t.ProcessGroup!.BroadcastString(t.RunDir, 0)!; // rank 0's clock names it
+            // A resumed run's directory is locked before its checkpoint is read; a fresh one before it is first written.
+            // In a data-parallel job rank 0 holds the lock for every rank (only it writes there).
+            RunLock? ownLock = null;
+            if (t.ResumeFrom is not null && !o.EvalOnly && t.IsLeader) ownLock = TakeLock(t);
+            try
+            {
+                var state = Open(t, modelName, device, cancel, ref ownLock);
+                state.OwnLock = ownLock;
+                return state;
+            }
+            catch
+            {
+                ownLock?.Dispose();
+                throw;
+            }
+        }
+
+        private static RunLock? TakeLock(Trainer t) =>
+            t.Lock is { IsHeld: true } held && string.Equals(held.Directory, Path.GetFullPath(t.RunDir), StringComparison.Ordinal)
+                ? null : RunLock.Acquire(t.RunDir);
+
+        private static RunState Open(Trainer t, string modelName, Device device, CancellationToken cancel, ref RunLock? ownLock)
+        {
+            var o = t._o;
+            var log = t._log;
+            var root = t.InTurns(() => TrainingSetup.EnsureData(o, log, t.SyntheticRoot, cancel));
+            var val = TrainingSetup.OpenVal(root, cancel);
             ImageFolder? train = null;
             if (!o.EvalOnly)
             {
-                train = ImageFolder.Open(Path.Combine(root, "train"));
+                train = ImageFolder.Open(Path.Combine(root, "train"), null, cancel);
                 TrainingSetup.CheckSameClasses(train.Classes, val.Classes, $"data '{root}' train/ and val/");
             }
             var classes = (train ?? val).Classes;
+            foreach (var f in new[] { train, val })
+                if (f is { Notes.Count: > 0 })
+                    log.WriteLine($"data: {f.Notes.Count} entries of {f.Root} left out of the listing (links that loop or lead into another class, " +
+                        $"undecodable names), e.g. {f.Notes[0]}; `residual data check` lists them all");
             int imageSize = TrainingSetup.ResolveImageSize(o.ImageSize, modelName, o.Synthetic ? o.SynthSize : null);
             o.ImageSize = imageSize;
+            cancel.ThrowIfCancellationRequested();
 
             // Resume: read and verify the checkpoint before anything is written to the run directory.
             CheckpointInfo? info = null;
@@ -67,7 +107,7 @@ public sealed partial class Trainer
                 if (info is null)
                 {
                     ckpt.Dispose();
-                    throw new CheckpointException($"'{from}' has no .json beside it, so it holds weights only and cannot be resumed (use `residual eval` to evaluate it)");
+                    throw new CheckpointException($"'{from}' holds weights only (no training state), so it cannot be resumed (use `residual eval` to evaluate it, or --weights to start a run from it)");
                 }
                 if (!string.Equals(info.Model, modelName, StringComparison.Ordinal) || info.NumClasses != classes.Count)
                 {
@@ -121,13 +161,15 @@ public sealed partial class Trainer
                 }
                 else trainLoader = valLoader;
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
+                cancel.ThrowIfCancellationRequested();
 
-                t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
-                if (t.Distributed) t.RunDir = t.ProcessGroup!.BroadcastString(t.RunDir, 0)!; // rank 0's clock names it
                 var files = new RunFiles(t.RunDir);
                 var store = new CheckpointStore(t.RunDir, t.CheckpointWriter);
-                if (t.IsLeader && info is null && !o.EvalOnly && (store.Exists(CheckpointStore.Last) || File.Exists(files.MetricsPath)))
-                    throw new ArgumentException($"option --out: '{t.RunDir}' already holds a run; continue it with --resume {t.RunDir}, or choose another --out");
+                if (info is null && !o.EvalOnly && t.IsLeader)
+                {
+                    ownLock ??= TakeLock(t);
+                    PrepareFresh(t.RunDir, store, files, log);
+                }
 
                 var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing));
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
@@ -151,7 +193,9 @@ public sealed partial class Trainer
                     if (rederived is not null) log.WriteLine($"resume: {rederived}");
                     if (!o.EvalOnly && t.IsLeader)
                     {
-                        files.TruncateSteps(info.GlobalStep);
+                        int dropped = files.TruncateSteps(info.GlobalStep);
+                        if (dropped > 0)
+                            log.WriteLine($"dropped {dropped} row{(dropped == 1 ? "" : "s")} of metrics.jsonl logged after the checkpoint (global step {info.GlobalStep}): they belong to no checkpoint");
                         TensorBoard.EventFileWriter.TruncateAfter(t.RunDir, info.GlobalStep);
                         files.WriteEpochs(t.History);
                     }
@@ -180,8 +224,46 @@ public sealed partial class Trainer
 
         public string DataRoot { get; private set; } = "";
 
+        /// <summary>
+        /// Makes a directory ready for a fresh run. One that holds an intact checkpoint is a run to
+        /// resume, not to overwrite; one with checkpoints none of which is intact is refused without
+        /// pointing at --resume; one whose run stopped before its first checkpoint is reused, its
+        /// metrics rows (which belong to no checkpoint) dropped; a config.json not written by a run is never overwritten.
+        /// </summary>
+        private static void PrepareFresh(string dir, CheckpointStore store, RunFiles files, TextWriter log)
+        {
+            var present = store.Present().ToList();
+            if (present.Count > 0)
+            {
+                try
+                {
+                    CheckpointStore.FindForResume(dir);
+                }
+                catch (CheckpointException e)
+                {
+                    throw new ArgumentException($"option --out: '{dir}' holds checkpoints ({string.Join(", ", present.Select(p => p + ".safetensors"))}) " +
+                        $"but none can be resumed ({e.Message}); choose another --out, or move them away to start afresh there");
+                }
+                throw new ArgumentException($"option --out: '{dir}' already holds a run with a checkpoint; continue it with --resume {dir}, or choose another --out");
+            }
+            if (File.Exists(files.ConfigPath))
+            {
+                bool ours;
+                try { ours = System.Text.Json.Nodes.JsonNode.Parse(IO.SafeFile.ReadAllText(files.ConfigPath, "run config")) is System.Text.Json.Nodes.JsonObject j && j.ContainsKey("_run"); }
+                catch (Exception e) when (e is System.Text.Json.JsonException or IOException) { ours = false; }
+                if (!ours)
+                    throw new ArgumentException($"option --out: '{files.ConfigPath}' was not written by `residual train`, and a run would overwrite it; choose another --out");
+            }
+            int dropped = files.TruncateSteps(-1);
+            TensorBoard.EventFileWriter.TruncateAfter(dir, -1);
+            if (dropped > 0)
+                log.WriteLine($"{dir}: its run stopped before its first checkpoint; starting afresh there, dropping the {dropped} metrics.jsonl row{(dropped == 1 ? "" : "s")} it logged");
+        }
+
         /// <summary>config.json: the resolved options plus what the run found (device, data, sizes).</summary>
         public void WriteConfig(TrainOptions o) => Files.WriteConfig(RunConfig(o, this, DataRoot));
+
+        public System.Text.Json.Nodes.JsonObject Config(TrainOptions o) => RunConfig(o, this, DataRoot);
 
         private static System.Text.Json.Nodes.JsonObject RunConfig(TrainOptions o, RunState s, string root)
         {
@@ -209,6 +291,7 @@ public sealed partial class Trainer
             ValLoader.Dispose();
             Optimizer.Dispose();
             Model.Dispose();
+            OwnLock?.Dispose();
         }
     }
 }

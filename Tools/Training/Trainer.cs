@@ -5,9 +5,11 @@
 // val top-1 improves). Resuming restores weights, BN statistics, momentum buffers, step count,
 // schedule state, epoch sums and position; the data order is a pure function of (seed, epoch),
 // so on the CPU a resumed run is bitwise identical to an uninterrupted one. A stop request
-// (Ctrl-C, SIGTERM) finishes the step and checkpoints; a non-finite loss stops without saving,
-// so the last good checkpoint stays as it was. The same loop runs on every rank of a data-parallel
-// job (Trainer.Distributed.cs).
+// (Ctrl-C, SIGTERM) during setup ends the run with nothing written; during training it finishes
+// the step and checkpoints. A non-finite loss stops without saving, so the last good checkpoint
+// stays as it was. config.json is written only after a checkpoint made with these options is
+// saved (the checkpoint carries them too), so a failed attempt never changes a later --resume.
+// The same loop runs on every rank of a data-parallel job (Trainer.Distributed.cs).
 using System.Diagnostics;
 using ResidualEngine.Data;
 using ResidualEngine.Models;
@@ -54,6 +56,8 @@ public sealed partial class Trainer
     public string? ResumeFrom { get; set; }
     /// <summary>Where the synthetic data set lives (its parent folder); "data" by default.</summary>
     public string SyntheticRoot { get; set; } = "data";
+    /// <summary>A lock on the run directory that the caller already holds (it took it to choose the checkpoint); else the run takes its own.</summary>
+    public RunLock? Lock { get; set; }
 
     public TrainOptions Options => _o;
     public string RunDir { get; private set; } = "";
@@ -93,7 +97,17 @@ public sealed partial class Trainer
     private TrainOutcome RunCore()
     {
         var total = Stopwatch.StartNew();
-        using var run = RunState.Open(this);
+        RunState run;
+        try
+        {
+            run = RunState.Open(this);
+        }
+        catch (OperationCanceledException) when (_stop.IsRequested && !Distributed) // a job's ranks stop together: the launcher's handler ends them
+        {
+            _progress.Line($"stopped ({_stop.Reason}) during setup, before training started; nothing was saved");
+            return TrainOutcome.Interrupted;
+        }
+        using var owned = run;
         var s = run;
         if (_o.EvalOnly)
         {
@@ -107,7 +121,6 @@ public sealed partial class Trainer
             _log.WriteLine($"the run in {RunDir} has already finished {s.StartEpoch - 1} epochs; pass --epochs N (N > {s.StartEpoch - 1}) to train further");
             return TrainOutcome.Completed;
         }
-        if (IsLeader) s.WriteConfig(_o);
         if (_o.TensorBoard && IsLeader) s.Board = new TensorBoard.EventFileWriter(RunDir);
         _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
             $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
@@ -263,7 +276,8 @@ public sealed partial class Trainer
 
     private TrainOutcome Diverge(RunState s, string what)
     {
-        var last = s.Store.Exists(CheckpointStore.Last) ? s.Store.TensorsPath(CheckpointStore.Last) : "none (no epoch finished yet)";
+        var last = s.Store.Exists(CheckpointStore.Last) ? s.Store.TensorsPath(CheckpointStore.Last)
+            : $"none yet (to start again, run with --out {RunDir}: a run directory without a checkpoint is reused)";
         DivergenceMessage = $"{what}; last good checkpoint: {last}";
         _progress.Break();
         if (!IsLeader) return TrainOutcome.Diverged; // every rank saw the same loss; rank 0 says so
@@ -305,11 +319,18 @@ public sealed partial class Trainer
             Reason = reason,
             WorldSize = WorldSize,
             BatchSize = _o.BatchSize,
+            Config = s.Config(_o),
         };
         // The weights describe themselves (model, classes, input size, normalisation) even without the .json.
         var meta = TrainingSetup.Metadata(s.ModelName, s.Classes, s.ImageSize).ToDictionary();
         meta["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
         s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer), info, meta);
+        // Only now are these options those of a saved checkpoint: config.json follows (once per session).
+        if (!s.ConfigWritten)
+        {
+            s.WriteConfig(_o);
+            s.ConfigWritten = true;
+        }
     }
 
     public static void PrintEval(TextWriter w, EvalResult r)

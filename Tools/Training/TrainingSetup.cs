@@ -88,14 +88,16 @@ public static class TrainingSetup
     }
 
     /// <summary>The data root: --data as given, or the synthetic set (generated now unless already there).</summary>
-    public static string EnsureData(TrainOptions o, TextWriter log, string syntheticRoot = "data")
+    public static string EnsureData(TrainOptions o, TextWriter log, string syntheticRoot = "data", CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(log);
         if (o.Data is not null) return o.Data;
         var dir = o.SyntheticDir(syntheticRoot);
         var spec = new SyntheticImageNet.Options(o.SynthClasses, o.SynthTrainPerClass, o.SynthValPerClass, o.SynthSize, o.SynthSeed);
-        var r = SyntheticImageNet.Generate(dir, spec);
+        if (!SyntheticImageNet.IsComplete(dir, spec))
+            log.WriteLine($"data: generating a synthetic ImageNet-style set in {dir} ({o.SynthClasses} classes, {o.SynthTrainPerClass} train + {o.SynthValPerClass} val images per class)...");
+        var r = SyntheticImageNet.Generate(dir, spec, null, cancel);
         log.WriteLine(r.Reused
             ? $"data: using synthetic set {dir}"
             : $"data: generated a synthetic ImageNet-style set in {dir} ({o.SynthClasses} classes, {o.SynthTrainPerClass} train + {o.SynthValPerClass} val images per class, {o.SynthSize} px) in {r.Elapsed.TotalSeconds:F1} s");
@@ -103,10 +105,10 @@ public static class TrainingSetup
     }
 
     /// <summary>The val/ folder of a data root (or the root itself when it holds class folders directly).</summary>
-    public static ImageFolder OpenVal(string root)
+    public static ImageFolder OpenVal(string root, CancellationToken cancel = default)
     {
         var val = Path.Combine(root, "val");
-        return ImageFolder.Open(Directory.Exists(val) ? val : root);
+        return ImageFolder.Open(Directory.Exists(val) ? val : root, null, cancel);
     }
 
     /// <summary>Training samples: <paramref name="augment"/> "imagenet" (RandomResizedCrop + flip) or "cifar" (pad 4 + random crop + flip).</summary>

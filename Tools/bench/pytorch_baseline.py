@@ -307,7 +307,10 @@ def main(argv=None):
                 model(x)
 
     times = []
+    cpu0 = None
     for i in range(a.warmup + a.steps):
+        if i == a.warmup:
+            cpu0 = time.process_time()
         if is_cuda:
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
@@ -319,6 +322,7 @@ def main(argv=None):
             times.append(ms)
 
     stats = summarize(times)
+    cpu_ms_per_step = (time.process_time() - cpu0) * 1000.0 / a.steps if cpu0 is not None and a.steps > 0 else None
     peak_rss = peak_rss_bytes()
     if is_cuda:
         peak = torch.cuda.max_memory_allocated(device)
@@ -357,6 +361,8 @@ def main(argv=None):
         "gflop_note": "2 x GMACs x 3 (forward + backward)" if train else "2 x GMACs (forward)",
         "samples_ms": times,
     }
+    if cpu_ms_per_step is not None:
+        result["cpu_ms_per_step"] = cpu_ms_per_step
     text = json.dumps(result, indent=2)
     if a.json:
         with open(a.json, "w") as f:

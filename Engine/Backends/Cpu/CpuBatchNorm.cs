@@ -1,20 +1,35 @@
 // Batch normalisation on the CPU, NCHW, F32 and F64, one thread per channel (statistics are
 // per channel). Statistics are computed in double with two passes (mean, then the sum of
 // squared deviations), so large or offset activations do not lose precision; the normalise
-// step is a per-plane SIMD affine map y = x * scale + shift.
+// step is a per-plane SIMD affine map y = x * scale + shift, with the block's activation fused
+// in (y = act(x * scale + shift + residual), BatchNormActForwardTraining). The backward pass
+// reads dY, x (and y for a fused ReLU's mask) once for both sums and once for dX (BnKernels).
 namespace ResidualEngine.Backends.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
     public void BatchNormForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
-        Tensor saveMean, Tensor saveInvStd, double momentum, double eps)
+        Tensor saveMean, Tensor saveInvStd, double momentum, double eps) =>
+        BatchNormActForwardTraining(y, x, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, momentum, eps, null, false);
+
+    public void BatchNormActForwardTraining(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, double momentum, double eps, Tensor? residual, bool relu)
     {
         var (n, c, hw) = BnDims(x, "BatchNormForwardTraining", gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
         if ((long)n * hw < 2) throw new ArgumentException("BatchNormForwardTraining: expected more than 1 value per channel when training");
+        CheckLike("BatchNormForwardTraining", x, residual, "residual");
+        nint res = residual?.Pointer ?? 0;
         if (x.DType == DType.F32)
-            BnTrain<float>(y.Pointer, x.Pointer, gamma.Pointer, beta.Pointer, runningMean.Pointer, runningVar.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw, momentum, eps);
+            BnTrain<float>(y.Pointer, x.Pointer, gamma.Pointer, beta.Pointer, runningMean.Pointer, runningVar.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw, momentum, eps, res, relu);
         else
-            BnTrain<double>(y.Pointer, x.Pointer, gamma.Pointer, beta.Pointer, runningMean.Pointer, runningVar.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw, momentum, eps);
+            BnTrain<double>(y.Pointer, x.Pointer, gamma.Pointer, beta.Pointer, runningMean.Pointer, runningVar.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw, momentum, eps, res, relu);
+    }
+
+    /// <summary>An optional operand that must have x's shape and dtype.</summary>
+    private static void CheckLike(string op, Tensor x, Tensor? t, string name)
+    {
+        if (t is not null && (t.Shape != x.Shape || t.DType != x.DType))
+            throw new ArgumentException($"{op}: {name} {t.Describe()} does not match x {x.Describe()}");
     }
 
     public void BatchNormForwardInference(Tensor y, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps)
@@ -26,13 +41,23 @@ public sealed unsafe partial class CpuBackend
             BnInfer<double>(y.Pointer, x.Pointer, gamma.Pointer, beta.Pointer, runningMean.Pointer, runningVar.Pointer, n, c, hw, eps);
     }
 
-    public void BatchNormBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor dY, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd)
+    public void BatchNormBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor dY, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd) =>
+        BatchNormActBackward(dX, dGamma, dBeta, null, dY, x, x, gamma, saveMean, saveInvStd, false);
+
+    public void BatchNormActBackward(Tensor dX, Tensor dGamma, Tensor dBeta, Tensor? dResidual, Tensor dY, Tensor y, Tensor x,
+        Tensor gamma, Tensor saveMean, Tensor saveInvStd, bool relu)
     {
-        var (n, c, hw) = BnDims(x, "BatchNormBackward", dGamma, dBeta, gamma, saveMean, saveInvStd);
+        const string op = "BatchNormBackward";
+        var (n, c, hw) = BnDims(x, op, dGamma, dBeta, gamma, saveMean, saveInvStd);
+        CheckLike(op, x, dX, "dX");
+        CheckLike(op, x, dY, "dY");
+        CheckLike(op, x, dResidual, "dResidual");
+        if (relu) CheckLike(op, x, y, "y");
+        nint yp = relu ? y.Pointer : 0, dres = dResidual?.Pointer ?? 0;
         if (x.DType == DType.F32)
-            BnBackward<float>(dX.Pointer, dGamma.Pointer, dBeta.Pointer, dY.Pointer, x.Pointer, gamma.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw);
+            BnBackward<float>(dX.Pointer, dGamma.Pointer, dBeta.Pointer, dY.Pointer, x.Pointer, gamma.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw, yp, dres);
         else
-            BnBackward<double>(dX.Pointer, dGamma.Pointer, dBeta.Pointer, dY.Pointer, x.Pointer, gamma.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw);
+            BnBackward<double>(dX.Pointer, dGamma.Pointer, dBeta.Pointer, dY.Pointer, x.Pointer, gamma.Pointer, saveMean.Pointer, saveInvStd.Pointer, n, c, hw, yp, dres);
     }
 
     /// <summary>(N, C, H*W) of a 4-d x (a 2-d (N, C) x counts as H*W = 1); per-channel tensors must share x's dtype here.</summary>
@@ -53,8 +78,10 @@ public sealed unsafe partial class CpuBackend
     private static Span<T> Plane<T>(nint p, int n, int ch, int c, int hw) where T : unmanaged =>
         new((T*)p + ((long)n * c + ch) * hw, hw);
 
+    private static long PlaneOffset(int i, int ch, int c, int hw) => ((long)i * c + ch) * hw;
+
     private static void BnTrain<T>(nint y, nint x, nint gamma, nint beta, nint rm, nint rv, nint sm, nint si,
-        int n, int c, int hw, double momentum, double eps) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+        int n, int c, int hw, double momentum, double eps, nint residual, bool relu) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         long m = (long)n * hw;
         CpuVec.For(c, 3 * m, ch =>
@@ -70,7 +97,11 @@ public sealed unsafe partial class CpuBackend
             double b = double.CreateTruncating(((T*)beta)[ch]);
             double scale = g * invStd, shift = b - mean * scale;
             T ts = T.CreateTruncating(scale), tb = T.CreateTruncating(shift);
-            for (int i = 0; i < n; i++) CpuVec.Affine<T>(Plane<T>(x, i, ch, c, hw), ts, tb, Plane<T>(y, i, ch, c, hw));
+            for (int i = 0; i < n; i++)
+            {
+                long o = PlaneOffset(i, ch, c, hw);
+                BnKernels.AffineAct((T*)x + o, ts, tb, residual == 0 ? null : (T*)residual + o, relu, (T*)y + o, hw);
+            }
 
             ((T*)sm)[ch] = T.CreateTruncating(mean);
             ((T*)si)[ch] = T.CreateTruncating(invStd);
@@ -96,11 +127,11 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    // With xhat = (x - mean) * invstd and M = N*H*W per channel:
-    // dBeta = sum dY, dGamma = sum dY * xhat,
-    // dX = gamma * invstd * (dY - dBeta / M - xhat * dGamma / M).
+    // With xhat = (x - mean) * invstd and M = N*H*W per channel, and g = dY masked by the fused
+    // ReLU (y > 0) when there is one: dBeta = sum g, dGamma = sum g * xhat,
+    // dX = gamma * invstd * (g - dBeta / M - xhat * dGamma / M), dResidual = g.
     private static void BnBackward<T>(nint dx, nint dgamma, nint dbeta, nint dy, nint x, nint gamma, nint sm, nint si,
-        int n, int c, int hw) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+        int n, int c, int hw, nint y, nint dres) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         long m = (long)n * hw;
         CpuVec.For(c, 3 * m, ch =>
@@ -110,9 +141,10 @@ public sealed unsafe partial class CpuBackend
             double sumDy = 0, sumDyXmu = 0;
             for (int i = 0; i < n; i++)
             {
-                var dyp = Plane<T>(dy, i, ch, c, hw);
-                sumDy += CpuVec.Sum<T>(dyp);
-                sumDyXmu += CpuVec.DotDiff<T>(dyp, Plane<T>(x, i, ch, c, hw), mean);
+                long o = PlaneOffset(i, ch, c, hw);
+                var (sg, sgx) = BnKernels.Sums((T*)dy + o, y == 0 ? null : (T*)y + o, (T*)x + o, mean, hw);
+                sumDy += sg;
+                sumDyXmu += sgx;
             }
             ((T*)dbeta)[ch] = T.CreateTruncating(sumDy);
             ((T*)dgamma)[ch] = T.CreateTruncating(sumDyXmu * invStd);
@@ -121,7 +153,10 @@ public sealed unsafe partial class CpuBackend
             double k = -a * sumDy / m;
             T ta = T.CreateTruncating(a), tm = T.CreateTruncating(mean), tb = T.CreateTruncating(b), tk = T.CreateTruncating(k);
             for (int i = 0; i < n; i++)
-                CpuVec.BnGrad<T>(Plane<T>(dy, i, ch, c, hw), Plane<T>(x, i, ch, c, hw), ta, tm, tb, tk, Plane<T>(dx, i, ch, c, hw));
+            {
+                long o = PlaneOffset(i, ch, c, hw);
+                BnKernels.Grad((T*)dy + o, y == 0 ? null : (T*)y + o, (T*)x + o, ta, tm, tb, tk, (T*)dx + o, dres == 0 ? null : (T*)dres + o, hw);
+            }
         });
     }
 }

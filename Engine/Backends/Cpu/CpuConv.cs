@@ -10,7 +10,6 @@
 //  - Filter and bias gradients: CpuConvFilter.cs (and the shift variant in CpuConvShift.cs).
 // Tasks split columns (pixels) and never write the same output, so no locks or reductions.
 using System.Numerics;
-using System.Numerics.Tensors;
 
 namespace ResidualEngine.Backends.Cpu;
 
@@ -61,12 +60,26 @@ internal static unsafe partial class CpuConv
 {
     /// <param name="flippedWeights">w holds the weights of the convolution this one is the backward data
     /// of, (C, K/groups, R, S) for this geometry: use them transposed with the taps flipped.</param>
-    public static void Forward<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads, bool flippedWeights = false) where T : unmanaged, INumber<T>
+    public static void Forward<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads, bool flippedWeights = false) where T : unmanaged, INumber<T> =>
+        Forward(y, x, w, g, threads, new ConvEpilogue<T>(y, bias, null, false), flippedWeights, null);
+
+    /// <summary>
+    /// y = epilogue(conv(x, w)). <paramref name="prepacked"/>: the weights already packed by PackWeights
+    /// for this geometry and the current ISA (w is then not read).
+    /// </summary>
+    public static void Forward<T>(T* y, T* x, T* w, ConvGeom g, int threads, ConvEpilogue<T> epi, bool flippedWeights, T* prepacked)
+        where T : unmanaged, INumber<T>
     {
         if (g.Cols == 0 || g.Kg == 0) return;
+        if (g.R == 1 && g.S == 1 && g.PadH == 0 && g.PadW == 0)
+        {
+            // 1x1: a GEMM on the activation itself (stride 2 after a gather of the pixels it reads).
+            if (g.Strided) { ForwardStrided1x1(y, x, w, g, threads, epi, flippedWeights, prepacked); return; }
+            if (Direct1x1<T>.Suits(g)) { Forward1x1(y, x, w, g, threads, epi, flippedWeights, prepacked); return; }
+        }
         if (ShiftPlanes<T>.Suits(g))
         {
-            ForwardShift(y, x, w, bias, g, threads, flippedWeights);
+            ForwardShift(y, x, w, g, threads, epi, flippedWeights, prepacked);
             return;
         }
         var isa = CpuGemm.Isa;
@@ -77,15 +90,15 @@ internal static unsafe partial class CpuConv
         long packedPerGroup = (long)mPad * taps;
         int KCb = CpuGemm.KC<T>();
         using var own = CpuWorkspace.Begin();
-        T* wp = own.Get<T>(packedPerGroup * g.Groups);
+        T* wp = prepacked != null ? prepacked : own.Get<T>(packedPerGroup * g.Groups);
         var planes = g.Strided
             ? ConvPlanes<T>.Split(x, own.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads)
             : ConvPlanes<T>.Direct(x, g);
-        PackWeights(isa, w, g, flippedWeights, wp, threads);
+        if (prepacked == null) PackWeights(isa, w, g, flippedWeights, wp, threads);
         long work = (long)kg * cols * taps * g.Groups;
         var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threads);
         int perGroup = chunks * rowBlocks;
-        nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp;
+        nint yp = (nint)y, wpp = (nint)wp;
         CpuGemm.RunTasks(perGroup * g.Groups, threads, (t, s) =>
         {
             int gi = t / perGroup, ci = t % perGroup / rowBlocks, mi = t % rowBlocks;
@@ -96,28 +109,27 @@ internal static unsafe partial class CpuConv
             T* bufB = s.Get<T>(CpuScratch.SlotB, (long)KCb * ((nc + NR - 1) / NR * NR) + Im2ColB<T>.Slack);
             var pa = new PrepackedA<T>((T*)wpp + gi * packedPerGroup, mPad);
             var pb = new Im2ColB<T>(planes, g, gi);
+            var ge = epi.ForGroup(gi, kg);
             int n = j0 / pq;
-            T* yt = (T*)yp, bt = (T*)bp;
+            T* yt = (T*)yp;
             if ((j1 - 1) / pq == n)
             {
-                // The chunk lies inside one image: write the output in place.
+                // The chunk lies inside one image: write the output in place, the epilogue tile by tile.
                 T* c = yt + ((long)n * g.K + gi * kg) * pq + (j0 - (long)n * pq);
-                CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, c, pq, T.One, T.Zero, null, bufB);
-                if (bt != null)
-                    for (int k = m0; k < m1; k++)
-                    {
-                        var row = new Span<T>(c + (long)k * pq, nc);
-                        TensorPrimitives.Add(row, bt[gi * kg + k], row);
-                    }
+                CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, c, pq, T.One, T.Zero, null, bufB, ge);
             }
             else
             {
                 T* cb = s.Get<T>(CpuScratch.SlotC, (long)(m1 - m0) * nc);
                 CpuGemm.Block(isa, pa, pb, m0, m1, j0, nc, taps, cb - (long)m0 * nc, nc, T.One, T.Zero, null, bufB);
-                ScatterColumns(yt, cb, nc, g, gi, m0, m1, j0, nc, bt);
+                ScatterColumns(yt, cb, nc, g, gi, m0, m1, j0, nc, ge);
             }
         });
     }
+
+    /// <summary>Packs w (K, C/groups, R, S) once, as the forward pass would, for Forward's prepacked argument.</summary>
+    internal static void PackWeightsFor<T>(GemmIsa isa, T* w, in ConvGeom g, T* dst, int threads) where T : unmanaged, INumber<T> =>
+        PackWeights(isa, w, g, false, dst, threads);
 
     /// <summary>Packs every group's W_g (K/groups x taps) for the forward GEMM; see Forward for flippedWeights.</summary>
     private static void PackWeights<T>(GemmIsa isa, T* w, in ConvGeom g, bool flippedWeights, T* dst, int threads) where T : unmanaged, INumber<T>
@@ -131,8 +143,8 @@ internal static unsafe partial class CpuConv
             CpuGemm.PrepackGroups(isa, gi => new DenseA<T>((T*)wp + (long)gi * kg * taps, taps, false), g.Groups, kg, taps, dst, threads);
     }
 
-    /// <summary>Copies rows [m0, m1) of a (K/groups x columns) block into the NCHW output, adding the bias.</summary>
-    private static void ScatterColumns<T>(T* y, T* cb, int ld, in ConvGeom g, int gi, int m0, int m1, long j0, int count, T* bias)
+    /// <summary>Copies rows [m0, m1) of a (K/groups x columns) block into the NCHW output through the epilogue.</summary>
+    private static void ScatterColumns<T>(T* y, T* cb, int ld, in ConvGeom g, int gi, int m0, int m1, long j0, int count, in ConvEpilogue<T> epi)
         where T : unmanaged, INumber<T>
     {
         int pq = g.PQ;
@@ -144,10 +156,10 @@ internal static unsafe partial class CpuConv
             int len = Math.Min(count - off, pq - at);
             for (int k = m0; k < m1; k++)
             {
-                var src = new ReadOnlySpan<T>(cb + (long)(k - m0) * ld + off, len);
-                var dst = new Span<T>(y + ((long)n * g.K + gi * g.Kg + k) * pq + at, len);
-                if (bias != null) TensorPrimitives.Add(src, bias[gi * g.Kg + k], dst);
-                else src.CopyTo(dst);
+                T* src = cb + (long)(k - m0) * ld + off;
+                T* dst = y + ((long)n * g.K + gi * g.Kg + k) * pq + at;
+                if (epi.IsNone) VecCopy.Copy(dst, src, len);
+                else epi.Apply(dst, src, len, k);
             }
             off += len;
             j += len;

@@ -8,7 +8,6 @@
 // packed per tap; the price is Width - Q wasted columns per output row, small once Q is a few
 // dozen (hence the Q >= MinWidth rule), and one pass over the output to drop them.
 using System.Numerics;
-using System.Numerics.Tensors;
 
 namespace ResidualEngine.Backends.Cpu;
 
@@ -147,7 +146,8 @@ internal readonly unsafe struct ShiftPlanes<T> where T : unmanaged
 internal static unsafe partial class CpuConv
 {
     /// <summary>Forward convolution through shift planes; see the file comment. Same contract as Forward.</summary>
-    private static void ForwardShift<T>(T* y, T* x, T* w, T* bias, ConvGeom g, int threads, bool flippedWeights) where T : unmanaged, INumber<T>
+    private static void ForwardShift<T>(T* y, T* x, T* w, ConvGeom g, int threads, ConvEpilogue<T> epi, bool flippedWeights, T* prepacked)
+        where T : unmanaged, INumber<T>
     {
         var isa = CpuGemm.Isa;
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
@@ -157,8 +157,8 @@ internal static unsafe partial class CpuConv
         var planes = ShiftPlanes<T>.Fill(x, g, own, threads);
         int mPad = CpuGemm.PrepackSize<T>(isa, kg);
         long packedPerGroup = (long)mPad * taps;
-        T* wp = own.Get<T>(packedPerGroup * g.Groups);
-        PackWeights(isa, w, g, flippedWeights, wp, threads);
+        T* wp = prepacked != null ? prepacked : own.Get<T>(packedPerGroup * g.Groups);
+        if (prepacked == null) PackWeights(isa, w, g, flippedWeights, wp, threads);
         // Offsets of every tap of a group from its first channel's plane base.
         int* tapOff = (int*)own.Get<int>(taps);
         for (int t = 0; t < taps; t++) tapOff[t] = checked((int)(t / rs * planes.ChannelStride)) + planes.TapOffset[t % rs];
@@ -171,7 +171,7 @@ internal static unsafe partial class CpuConv
         int threadsPerImage = (threads + g.N * g.Groups - 1) / (g.N * g.Groups);
         var (chunks, rowBlocks) = CpuGemm.Plan<T>(isa, kg, cols, work, threadsPerImage);
         int perImage = chunks * rowBlocks;
-        nint yp = (nint)y, bp = (nint)bias, wpp = (nint)wp, top = (nint)tapOff;
+        nint yp = (nint)y, wpp = (nint)wp, top = (nint)tapOff;
         CpuGemm.RunTasks(g.Groups * g.N * perImage, threads, (t, s) =>
         {
             int gi = t / (g.N * perImage), n = t / perImage % g.N, ci = t % perImage / rowBlocks, mi = t % rowBlocks;
@@ -198,12 +198,12 @@ internal static unsafe partial class CpuConv
                             T.One, first ? T.Zero : T.One, first, tile);
                     }
             }
-            DropGarbageColumns((T*)yp, cb, nc, g, planes.Width, n, gi, m0, m1, j0, (T*)bp);
+            DropGarbageColumns((T*)yp, cb, nc, g, planes.Width, n, gi, m0, m1, j0, epi.ForGroup(gi, kg));
         });
     }
 
-    /// <summary>Copies the valid columns (q &lt; Q) of a shift-GEMM block into the NCHW output, adding the bias.</summary>
-    private static void DropGarbageColumns<T>(T* y, T* cb, int ld, in ConvGeom g, int width, int n, int gi, int m0, int m1, int j0, T* bias)
+    /// <summary>Copies the valid columns (q &lt; Q) of a shift-GEMM block into the NCHW output through the epilogue.</summary>
+    private static void DropGarbageColumns<T>(T* y, T* cb, int ld, in ConvGeom g, int width, int n, int gi, int m0, int m1, int j0, in ConvEpilogue<T> epi)
         where T : unmanaged, INumber<T>
     {
         int j1 = j0 + ld;
@@ -213,11 +213,10 @@ internal static unsafe partial class CpuConv
             if (q1 <= q0) continue;
             for (int k = m0; k < m1; k++)
             {
-                int kk = gi * g.Kg + k;
-                var src = new ReadOnlySpan<T>(cb + (long)(k - m0) * ld + (p * width + q0 - j0), q1 - q0);
-                var dst = new Span<T>(y + (((long)n * g.K + kk) * g.P + p) * g.Q + q0, q1 - q0);
-                if (bias != null) TensorPrimitives.Add(src, bias[kk], dst);
-                else src.CopyTo(dst);
+                T* src = cb + (long)(k - m0) * ld + (p * width + q0 - j0);
+                T* dst = y + (((long)n * g.K + gi * g.Kg + k) * g.P + p) * g.Q + q0;
+                if (epi.IsNone) VecCopy.Copy(dst, src, q1 - q0);
+                else epi.Apply(dst, src, q1 - q0, k);
             }
         }
     }

@@ -108,6 +108,28 @@ internal static unsafe class VecCopy
         }
     }
 
+    /// <summary>dst[j] = src[2j] for j &lt; count, reading no further than src[n - 1] (2 * count - 1 &lt;= n).</summary>
+    public static void Deinterleave2Even<T>(T* dst, T* src, int count, int n) where T : unmanaged
+    {
+        int j = 0;
+        if (Avx512F.IsSupported)
+        {
+            if (typeof(T) == typeof(float))
+            {
+                var ie = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                for (; j + 16 <= count && 2 * j + 32 <= n; j += 16)
+                    Avx512F.PermuteVar16x32x2(Vector512.Load((float*)src + 2 * j), ie, Vector512.Load((float*)src + 2 * j + 16)).Store((float*)dst + j);
+            }
+            else if (typeof(T) == typeof(double))
+            {
+                var ie = Vector512.Create(0L, 2, 4, 6, 8, 10, 12, 14);
+                for (; j + 8 <= count && 2 * j + 16 <= n; j += 8)
+                    Avx512F.PermuteVar8x64x2(Vector512.Load((double*)src + 2 * j), ie, Vector512.Load((double*)src + 2 * j + 8)).Store((double*)dst + j);
+            }
+        }
+        for (; j < count; j++) dst[j] = src[2 * j];
+    }
+
     /// <summary>dst[2j] = even[j] for j &lt; ceil(n/2), dst[2j + 1] = odd[j] for j &lt; floor(n/2): the inverse of Deinterleave2.</summary>
     public static void Interleave2<T>(T* dst, T* even, T* odd, int n) where T : unmanaged
     {

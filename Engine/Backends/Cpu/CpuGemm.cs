@@ -59,7 +59,13 @@ internal static unsafe class CpuGemm
     /// </summary>
     public static void Block<T, TA, TB>(GemmIsa isa, in TA pa, in TB pb, int m0, int m1, int n0, int nc, int K,
         T* c, int ldc, T alpha, T beta, T* bufA, T* bufB)
-        where T : unmanaged, INumber<T> where TA : struct, IPackA<T> where TB : struct, IPackB<T>
+        where T : unmanaged, INumber<T> where TA : struct, IPackA<T> where TB : struct, IPackB<T> =>
+        Block(isa, pa, pb, m0, m1, n0, nc, K, c, ldc, alpha, beta, bufA, bufB, default(NoEpilogue<T>));
+
+    /// <summary>Block with an epilogue applied to every tile of C after its last k block, while it is in cache.</summary>
+    public static void Block<T, TA, TB, TE>(GemmIsa isa, in TA pa, in TB pb, int m0, int m1, int n0, int nc, int K,
+        T* c, int ldc, T alpha, T beta, T* bufA, T* bufB, TE epilogue)
+        where T : unmanaged, INumber<T> where TA : struct, IPackA<T> where TB : struct, IPackB<T> where TE : struct, ITileEpilogue<T>
     {
         var (MR, NR) = GemmKernels.TileShape<T>(isa);
         int KCb = KC<T>();
@@ -70,7 +76,7 @@ internal static unsafe class CpuGemm
         {
             int kc = Math.Min(KCb, K - pc);
             pb.Pack(pc, kc, n0, nc, NR, bufB);
-            bool first = pc == 0;
+            bool first = pc == 0, last = pc + kc >= K;
             bool overwrite = first && beta == T.Zero;
             T b = first ? beta : T.One;
             for (int i0 = m0; i0 < m1; i0 += MR)
@@ -79,7 +85,11 @@ internal static unsafe class CpuGemm
                 T* ap = pa.Panel(pc, kc, i0, mr, MR, bufA);
                 T* ci = c + (long)i0 * ldc;
                 for (int j0 = 0; j0 < nc; j0 += NR)
-                    GemmKernels.Run(isa, kc, ap, bufB + (long)j0 * kc, boff, ci + j0, ldc, mr, Math.Min(NR, nc - j0), alpha, b, overwrite, tile);
+                {
+                    int nr = Math.Min(NR, nc - j0);
+                    GemmKernels.Run(isa, kc, ap, bufB + (long)j0 * kc, boff, ci + j0, ldc, mr, nr, alpha, b, overwrite, tile);
+                    if (last) epilogue.Tile(ci + j0, ldc, i0, mr, nr);
+                }
             }
         }
     }

@@ -3,7 +3,10 @@
 // classes per power of two, so at most 12.5% is wasted) and freed blocks go to a free list per
 // class instead of back to the C runtime. A training or inference step repeats the same shapes,
 // so from the second step on every request is served from the cache and no fresh page is faulted
-// in (page faults were 25-30% system time of a CPU training step). The cache is bounded
+// in (page faults were 25-30% system time of a CPU training step). A request of 64 KiB or more whose
+// class has no free block takes the smallest free block of up to twice its size (FitRatio) before
+// asking the system: blocks then serve several classes, which cut the reserved peak of a ResNet-50
+// inference step from 377 to 309 MB and of a ResNet-18 training step from 750 to 711 MB. The cache is bounded
 // (MaxCachedBytes; beyond it the largest free blocks are released) and Trim() empties it. When the
 // C runtime refuses memory, the cache is emptied and the request retried once; a second refusal
 // raises OutOfMemoryException with the requested, live and cached bytes.
@@ -16,6 +19,11 @@ public static unsafe class HostAllocator
     private static readonly object s_lock = new();
     private static readonly Dictionary<long, Stack<nint>> s_free = new();
     private static long s_cachedBytes, s_liveBytes, s_peakReserved, s_systemAllocs, s_reused;
+
+    /// <summary>A request of at least MinFitBytes whose class has no free block may take a cached block up to this many times its size.</summary>
+    public static double FitRatio { get; set; } = 2;
+
+    private const long MinFitBytes = 64 * 1024;
 
     /// <summary>Bytes of freed blocks kept for reuse (default 4 GiB); beyond it the largest go back to the system.</summary>
     public static long MaxCachedBytes { get; set; } = 4L << 30;
@@ -61,6 +69,21 @@ public static unsafe class HostAllocator
                 s_liveBytes += size;
                 s_reused++;
                 return (stack.Pop(), size);
+            }
+            // No block of this class: the smallest cached block of a larger class, up to FitRatio
+            // times the size, serves it whole (and goes back to its own class), rather than a new one.
+            if (size >= MinFitBytes)
+            {
+                long best = 0;
+                foreach (var (k, st) in s_free)
+                    if (k > size && k <= size * FitRatio && st.Count > 0 && (best == 0 || k < best)) best = k;
+                if (best != 0)
+                {
+                    s_cachedBytes -= best;
+                    s_liveBytes += best;
+                    s_reused++;
+                    return (s_free[best].Pop(), best);
+                }
             }
         }
         void* p = NativeMemory.AlignedAlloc((nuint)size, 64);

@@ -55,11 +55,21 @@ public sealed class BatchNorm2d : Module
         return n;
     }
 
-    public override Tensor Forward(Tensor x)
+    public override Tensor Forward(Tensor x) => Forward(x, null, false);
+
+    /// <summary>act(bn(x) + residual) in one op (act = ReLU when <paramref name="relu"/>): the "bn -> relu" and
+    /// "bn -> + shortcut -> relu" of a residual block in one pass over the activation. With a SyncGroup in
+    /// training, the synchronised BN and then the sum and ReLU as separate ops.</summary>
+    public Tensor Forward(Tensor x, Tensor? residual, bool relu)
     {
-        var y = Training && SyncGroup is { } g
-            ? Ops.SyncBatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, g, Momentum, Eps)
-            : Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
+        Tensor y;
+        if (Training && SyncGroup is { } g)
+        {
+            y = Ops.SyncBatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, g, Momentum, Eps);
+            if (residual is not null) y = y.Then(t => relu ? Ops.AddRelu(t, residual) : Ops.Add(t, residual));
+            else if (relu) y = y.Then(Ops.Relu);
+        }
+        else y = Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps, residual, relu);
         if (Training) CountBatch();
         return y;
     }
