@@ -3,9 +3,9 @@
 // a step, rank 0 write one checkpoint, and every rank exit with 130; that checkpoint resumes in a
 // single process with the doubled batch, at the same place in the epoch's sample order.
 using System.Runtime.InteropServices;
-using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using NUnit.Framework;
+using ResidualEngine.Training;
 
 namespace ResidualEngine.Tests.Distributed;
 
@@ -61,17 +61,16 @@ public partial class FaultTests
         Assert.That(stops, Has.Count.EqualTo(1), $"one rank (0) checkpoints and says so\n{r}");
         int step = int.Parse(stops[0].Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.That(r.Output, Does.Not.Contain("exited on signal"), "no rank was killed: each ended by itself");
-        var info = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "last.json")))!;
-        Assert.That(((string?)info["reason"], (int?)info["world_size"], (int?)info["batch_size"], (int?)info["step_in_epoch"]),
-            Is.EqualTo(("interrupt", 2, 4, step)));
+        var info = CheckpointStore.LoadInfo(Path.Combine(run, "last.safetensors"))!;
+        Assert.That((info.Reason, info.WorldSize, info.BatchSize, info.StepInEpoch), Is.EqualTo(("interrupt", 2, 4, step)));
 
         // One process, twice the batch: the same global batches; it continues where the two stopped.
         var resumed = MpiJob.Run([.. MpiJob.Program("residual"), "train", "--resume", run, "--batch-size", "8", "--epochs", "1"], _dir);
         Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.ToString());
         Assert.That(resumed.Output, Does.Contain($"at epoch 1 step {step} (global step {step})"), resumed.ToString());
         Assert.That(resumed.Output, Does.Not.Contain("resume: the checkpoint was written by"), "the same global batch needs no re-counting");
-        var after = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "last.json")))!;
-        Assert.That(((int?)after["epoch"], (int?)after["world_size"], (string?)after["reason"]), Is.EqualTo((2, 1, "epoch")));
+        var after = CheckpointStore.LoadInfo(Path.Combine(run, "last.safetensors"))!;
+        Assert.That((after.Epoch, after.WorldSize, after.Reason), Is.EqualTo((2, 1, "epoch")));
     }
 
     [GeneratedRegex(@"stopped \((SIGUSR1|SIGTERM)\) at epoch 1 step (\d+)/24")]
