@@ -63,7 +63,8 @@ ensure_nvrtc() {
 # as openmpi-bin (mpirun) and libopenmpi-dev; install them when we are root with apt, and say loudly
 # when we cannot (those tests are then SKIPPED, each saying why).
 ensure_mpi() {
-  if command -v mpirun >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'libmpi\.so'; then return 0; fi
+  # (grep reads all of ldconfig's output: with pipefail, grep -q's early exit would fail the pipe)
+  if command -v mpirun >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep 'libmpi\.so' >/dev/null; then return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "build.sh: installing Debian's openmpi-bin and libopenmpi-dev so multi-process training can be tested"
     if apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null 2>&1; then

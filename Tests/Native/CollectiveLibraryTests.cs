@@ -112,6 +112,20 @@ public partial class LibraryResolverTests
     }
 
     [Test]
+    public void InfoReportsMpiAndNccl()
+    {
+        var j = ResidualEngine.Tools.Commands.InfoCommand.Json();
+        var nccl = j["libraries"]!.AsArray().Single(l => (string?)l!["name"] == "NCCL")!;
+        Assert.That((bool)nccl["found"]!, Is.EqualTo(LibraryResolver.Find(CudaLibrary.Nccl).Found));
+        Assert.That(nccl["tried"]!.AsArray(), Is.Not.Empty, "where NCCL was looked for");
+        var mpi = j["mpi"]!;
+        Assert.That((bool)mpi["found"]!, Is.EqualTo(MpiLibrary.Find().Found));
+        if (MpiLibrary.Find().Found)
+            Assert.That(((string?)mpi["version"], (string?)mpi["path"]), Is.EqualTo((Mpi.LibraryVersion(), MpiLibrary.Find().LoadedPath)));
+        else Assert.That(mpi["tried"]!.AsArray(), Is.Not.Empty);
+    }
+
+    [Test]
     public void NcclNeedsACudaDevice()
     {
         Assert.That(() => new NcclProcessGroup(SingleProcessGroup.Instance, Device.Cpu), Throws.ArgumentException.With.Message.Contains("CUDA devices"));

@@ -21,10 +21,12 @@ public static partial class TrainLauncher
     /// <summary>Linux's SIGUSR1 (what Open MPI's mpirun forwards to every rank).</summary>
     internal const int SigUsr1 = 10;
 
-    /// <summary>The command line each rank runs: this program (through dotnet when it is a .dll) with the train words minus --nproc.</summary>
-    public static IReadOnlyList<string> RankCommand(IReadOnlyList<string> trainArgs)
+    /// <summary>The command line each rank runs: this program (through dotnet when it is a .dll), the verb
+    /// (<c>train</c>, or <c>bench parallel</c>) and its words minus --nproc.</summary>
+    public static IReadOnlyList<string> RankCommand(IReadOnlyList<string> trainArgs, params string[] verb)
     {
         ArgumentNullException.ThrowIfNull(trainArgs);
+        if (verb.Length == 0) verb = ["train"];
         var self = new List<string>();
         var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program is running (no process path)");
         var entry = System.Reflection.Assembly.GetEntryAssembly()?.Location;
@@ -34,7 +36,7 @@ public static partial class TrainLauncher
             self.Add(entry);
         }
         else self.Add(process);
-        self.Add("train");
+        self.AddRange(verb);
         self.AddRange(WithoutNproc(trainArgs));
         return self;
     }
@@ -78,7 +80,7 @@ public static partial class TrainLauncher
     }
 
     /// <summary>Runs the ranks and returns mpirun's exit code (130 when stopped by a signal).</summary>
-    public static int Run(int nproc, IReadOnlyList<string> trainArgs, TextWriter error)
+    public static int Run(int nproc, IReadOnlyList<string> trainArgs, TextWriter error, params string[] verb)
     {
         ArgumentNullException.ThrowIfNull(error);
         if (Distributed.LaunchEnvironment.Detect() is { } l)
@@ -88,10 +90,11 @@ public static partial class TrainLauncher
             "or set RESIDUAL_MPIRUN); ./build.sh test installs it when it runs as root");
         bool openMpi = IsOpenMpi(mpirun);
         var psi = new ProcessStartInfo(mpirun) { UseShellExecute = false };
-        foreach (var w in MpirunArguments(nproc, RankCommand(trainArgs), openMpi, geteuid() == 0)) psi.ArgumentList.Add(w);
+        foreach (var w in MpirunArguments(nproc, RankCommand(trainArgs, verb), openMpi, geteuid() == 0)) psi.ArgumentList.Add(w);
         // The ranks' stdout is mpirun's terminal or pipe: a plain terminal keeps .NET from sending mode switches to it.
         psi.Environment["TERM"] = "dumb";
-        error.WriteLine($"residual train: starting {nproc} processes: {mpirun} {string.Join(" ", psi.ArgumentList)}");
+        var who = "residual " + string.Join(" ", verb.Length == 0 ? ["train"] : verb);
+        error.WriteLine($"{who}: starting {nproc} processes: {mpirun} {string.Join(" ", psi.ArgumentList)}");
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {mpirun}");
         int signals = 0;
         void OnSignal(PosixSignalContext ctx)
@@ -99,7 +102,7 @@ public static partial class TrainLauncher
             ctx.Cancel = true;
             if (Interlocked.Increment(ref signals) == 1)
             {
-                error.WriteLine($"\nresidual train: {ctx.Signal}: asking the {nproc} processes to stop after this step and save a checkpoint ({ctx.Signal} again to end them at once)");
+                error.WriteLine($"\n{who}: {ctx.Signal}: asking the {nproc} processes to stop after this step and save a checkpoint ({ctx.Signal} again to end them at once)");
                 kill(p.Id, SigUsr1);
             }
             else kill(p.Id, 15); // SIGTERM: Open MPI ends the job

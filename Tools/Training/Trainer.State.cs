@@ -36,6 +36,8 @@ public sealed partial class Trainer
         public TensorBoard.EventFileWriter? Board { get; set; }
         /// <summary>Gradient averaging across ranks (null in a single process).</summary>
         public Distributed.DistributedDataParallel? DataParallel { get; set; }
+        /// <summary>The epoch's gradient communication so far (data-parallel runs).</summary>
+        public CommunicationTally Communication { get; } = new();
         public CheckpointInfo? Resumed { get; init; }
         public int StartEpoch { get; init; } = 1;
         public int StartStep { get; init; }

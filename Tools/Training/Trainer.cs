@@ -86,6 +86,7 @@ public sealed partial class Trainer
     private TrainOutcome RunAll()
     {
         _o.Validate();
+        RequireSameOptions();
         // CPU threads: as asked, or the cores shared out between the processes of this machine.
         int threads = _o.Threads > 0 ? _o.Threads : Distributed ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, ProcessGroup!.LocalSize)) : 0;
         int previousThreads = Backends.Cpu.CpuBackend.Threads;
@@ -186,8 +187,9 @@ public sealed partial class Trainer
                     step++;
                     stepsRun++;
                     s.GlobalStep++;
-                    windowImages += batch.Count;
+                    windowImages += batch.Count * WorldSize; // every rank's batch: the rate shown is the job's
                     windowWaitMs += batch.WaitTime.TotalMilliseconds;
+                    if (s.DataParallel is { } dp) s.Communication.Add(dp.LastStep);
                 }
                 AfterStep?.Invoke(epoch, step);
                 bool end = step >= s.StepsPerEpoch;
@@ -262,6 +264,8 @@ public sealed partial class Trainer
             s.Files.WritePlots(History, s.Files.ReadSteps(), s.StepsPerEpoch);
         }
         _progress.EpochRow(row, best);
+        if (s.DataParallel is not null) _progress.Line(s.Communication.Summary());
+        s.Communication.Reset();
         return null;
     }
 
