@@ -24,3 +24,12 @@ BINARY(sigmoid_backward, a * b * (C(1) - b))
 BINARY(silu_backward, a * (C(1) / (C(1) + exp_(-b))) * (C(1) + b * (C(1) - C(1) / (C(1) + exp_(-b)))))
 
 TERNARY(mul_add, a * b + c)
+
+// ---- optimizer rules and gradient clipping (Engine/Nn/Optim/OptimizerOps.cs) ----
+template <typename C> __device__ __forceinline__ C abs_(C v) { return v < C(0) ? -v : v; }
+template <typename C> __device__ __forceinline__ C min1_nan_(C v) { return (is_nan(v) || v < C(1)) ? v : C(1); }
+UNARY(clip_coef, min1_nan_(alpha / (sqrt_(abs_(x)) + abs_(beta))))
+BINARY(axpby_square, alpha * a + beta * b * b)
+BINARY(maximum, (is_nan(a) || a > b) ? a : b)
+TERNARY(adam_step, a - alpha * b / (sqrt_(abs_(c)) + abs_(beta)))
+TERNARY(lars_trust, (a == C(0) || b == C(0)) ? C(1) : alpha * sqrt_(abs_(a)) / (sqrt_(abs_(b)) + abs_(beta) * sqrt_(abs_(a)) + abs_(c)))

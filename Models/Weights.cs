@@ -12,6 +12,8 @@ public static class Weights
 {
     /// <summary>Where a training checkpoint keeps its optimizer state (momentum buffers).</summary>
     public const string OptimizerPrefix = "optimizer.";
+    /// <summary>Where a training checkpoint keeps the moving average of the weights (--model-ema).</summary>
+    public const string EmaPrefix = "model_ema.";
 
     /// <summary>Writes every parameter and buffer (state-dict order and names) to a safetensors file. A ResNet's
     /// file records its model name and class count (<see cref="ModelMetadata"/>); <paramref name="metadata"/> adds to or overrides that.</summary>
@@ -57,10 +59,12 @@ public static class Weights
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var file = ReadFile(path);
         // Our training checkpoints (they name their model) also hold the optimizer's state under
-        // "optimizer.": not weights, so a strict load of a checkpoint does not trip over them.
+        // "optimizer." and the moving average under "model_ema.": not the weights, so a strict load
+        // of a checkpoint does not trip over them.
         IReadOnlyDictionary<string, Tensor> state = file.Tensors;
-        if (file.Metadata.ContainsKey(ModelMetadata.ModelKey) && file.Tensors.Keys.Any(k => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)))
-            state = file.Tensors.Where(kv => !kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        static bool Extra(string k) => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal) || k.StartsWith(EmaPrefix, StringComparison.Ordinal);
+        if (file.Metadata.ContainsKey(ModelMetadata.ModelKey) && file.Tensors.Keys.Any(Extra))
+            state = file.Tensors.Where(kv => !Extra(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         module.LoadStateDict(state, strict);
     }
 }

@@ -1,10 +1,11 @@
 // Batches from a dataset, decoded by a pool of worker threads ahead of the consumer.
 //
 // Determinism: the sample order of an epoch is a pure function of (Seed, epoch), and the random
-// generator of the sample at position p is seeded from (Seed, epoch, p, attempt), so batches are
-// identical whatever the number of workers or their timing. Workers take batches in order;
-// the consumer receives them in order. With a sampler (Options.Sampler, e.g. a process's share
-// of a distributed epoch) the order is the sampler's and p is the sample's global position.
+// generator of the sample at position p is seeded from (Seed, epoch, p, attempt) (a batch
+// augmentation's from (Seed, epoch, batch index)), so batches are identical whatever the number
+// of workers or their timing. Workers take batches in order; the consumer receives them in order.
+// With a sampler (Options.Sampler, e.g. a process's share of a distributed epoch) the order is the
+// sampler's and p is the sample's global position.
 //
 // Memory: a semaphore of Prefetch slots; a worker takes a slot before it claims the next batch,
 // and the slot is freed when the consumer disposes that batch or asks for the next one. So at
@@ -228,9 +229,15 @@ public sealed class DataLoader : IDisposable
                 }
                 images = TensorScope.Detach(Stack(samples, indices));
             }
+            MixResult? mix = null;
+            if (Options.BatchAugmentation is { } aug)
+            {
+                var shape = images.Shape;
+                mix = aug.Apply(images.Span<float>(), n, shape[1], shape[2], shape[3], labels, new Random(SampleSeed(Options.Seed, epoch, BatchStream, b)));
+            }
             labelT = TensorScope.Detach(Tensor.FromArray(labels, new Shape(n)));
             Stats.AddWork(sw.Elapsed);
-            return new HostBatch(images, labelT, indices);
+            return new HostBatch(images, labelT, indices, mix);
         }
         catch
         {
@@ -258,7 +265,10 @@ public sealed class DataLoader : IDisposable
         return t;
     }
 
-    private sealed record HostBatch(Tensor Images, Tensor Labels, int[] Indices)
+    // The "position" of the batch-level generators (the shuffle uses -1, samples 0..count-1); the batch index is the "attempt".
+    private const int BatchStream = -2;
+
+    private sealed record HostBatch(Tensor Images, Tensor Labels, int[] Indices, MixResult? Mix)
     {
         public void Dispose()
         {
@@ -382,7 +392,13 @@ public sealed class DataLoader : IDisposable
                     catch { images.Dispose(); throw; }
                     hb.Dispose();
                 }
-                return new Batch(b, images, labels, hb.Indices, wait, () => Release(b));
+                BatchMix? mix = null;
+                if (hb.Mix is { } m)
+                {
+                    try { mix = new BatchMix(m.Kind, m.Lambda, TensorScope.Detach(Tensor.FromArray(m.PartnerLabels, new Shape(m.PartnerLabels.Length), _l._device))); }
+                    catch { images.Dispose(); labels.Dispose(); throw; }
+                }
+                return new Batch(b, images, labels, hb.Indices, wait, () => Release(b), mix);
             }
             catch
             {

@@ -17,7 +17,13 @@ public sealed record DataLoaderOptions(int BatchSize, bool Shuffle, int Seed, in
 
     /// <summary>Which samples an epoch visits, in what order (e.g. this process's share: DistributedSampler); null: the whole dataset, shuffled when Shuffle is set.</summary>
     public ISampler? Sampler { get; init; }
+
+    /// <summary>Applied to every whole batch on the host (mixup, cutmix), with a generator seeded from (Seed, epoch, batch index).</summary>
+    public IBatchAugmentation? BatchAugmentation { get; init; }
 }
+
+/// <summary>How a batch's samples were mixed: sample i with sample i - 1, whose labels are <see cref="PartnerLabels"/> (on the batch's device).</summary>
+public sealed record BatchMix(MixKind Kind, double Lambda, Tensor PartnerLabels);
 
 /// <summary>
 /// One batch: images (N, 3, S, S) F32 and labels (N) I64 on the loader's device. The batch owns
@@ -27,8 +33,9 @@ public sealed class Batch : IDisposable
 {
     private Action? _onRelease;
 
-    internal Batch(int index, Tensor images, Tensor labels, int[] indices, TimeSpan waitTime, Action? onRelease)
+    internal Batch(int index, Tensor images, Tensor labels, int[] indices, TimeSpan waitTime, Action? onRelease, BatchMix? mix = null)
     {
+        Mix = mix;
         Index = index;
         Images = images;
         Labels = labels;
@@ -41,8 +48,12 @@ public sealed class Batch : IDisposable
     /// <summary>Position of the batch in its epoch.</summary>
     public int Index { get; }
     public Tensor Images { get; }
+    /// <summary>The samples' own labels (as read, before any mixing).</summary>
     public Tensor Labels { get; }
     public int Count { get; }
+
+    /// <summary>How the images were mixed (mixup, cutmix), or null; the batch owns its partner labels.</summary>
+    public BatchMix? Mix { get; }
 
     /// <summary>Dataset indices of the samples (after replacing unreadable ones).</summary>
     public IReadOnlyList<int> Indices { get; }
@@ -61,6 +72,7 @@ public sealed class Batch : IDisposable
         IsDisposed = true;
         Images.Dispose();
         Labels.Dispose();
+        Mix?.PartnerLabels.Dispose();
         Release();
     }
 }

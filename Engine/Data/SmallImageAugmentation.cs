@@ -46,6 +46,8 @@ public sealed class CifarTransform : ITransform
     public SmallImageFit Fit { get; }
     public Normalization Normalization { get; }
     public double FlipProbability { get; init; } = 0.5;
+    /// <summary>Auto-augment and random erasing after the crop and flip, in training (none when null).</summary>
+    public SampleAugment? Augment { get; init; }
 
     /// <summary>The random choices of one training sample: crop top and left in the padded image (0..2 x Padding), and the flip.</summary>
     public (int Top, int Left, bool Flip) Draw(Random rng)
@@ -62,7 +64,7 @@ public sealed class CifarTransform : ITransform
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(rng);
         var (top, left, flip) = Train ? Draw(rng) : (Padding, Padding, false);
-        Render(image, top, left, flip, destination);
+        Render(image, top, left, flip, destination, Train ? Augment : null, rng);
     }
 
     /// <summary>
@@ -70,7 +72,10 @@ public sealed class CifarTransform : ITransform
     /// (<paramref name="top"/>, <paramref name="left"/>), mirrored when <paramref name="flip"/>.
     /// (Padding, Padding, false) is the evaluation view.
     /// </summary>
-    public void Render(IImageSource image, int top, int left, bool flip, Span<float> destination)
+    public void Render(IImageSource image, int top, int left, bool flip, Span<float> destination) =>
+        Render(image, top, left, flip, destination, null, null);
+
+    private void Render(IImageSource image, int top, int left, bool flip, Span<float> destination, SampleAugment? augment, Random? rng)
     {
         ArgumentNullException.ThrowIfNull(image);
         if ((uint)top > (uint)(2 * Padding) || (uint)left > (uint)(2 * Padding))
@@ -79,7 +84,8 @@ public sealed class CifarTransform : ITransform
         bool pad = Fit == SmallImageFit.Pad || (Fit == SmallImageFit.Auto && image.Width <= s && image.Height <= s);
         var img = pad ? CentreCrop(image.Decode(), s) : image.Decode(s, s);
         var g = new ResampleGeometry(0, 0, img.Width, img.Height, s, s, left - Padding, top - Padding, s, s, flip);
-        TrainTransform.Render(img, g, Normalization, destination);
+        if (augment is null) TrainTransform.Render(img, g, Normalization, destination);
+        else augment.Render(img, g, Normalization, rng!, destination);
     }
 
     /// <summary>torchvision's center_crop to size x size: a short side is zero-padded around the centre, a long one cropped.</summary>

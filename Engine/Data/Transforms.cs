@@ -2,8 +2,9 @@
 //   TrainTransform  RandomResizedCrop(size, scale 0.08-1, ratio 3/4-4/3) + horizontal flip p=0.5
 //   EvalTransform   Resize(short side round(size*256/224)) + CenterCrop(size)
 //   CifarTransform  the small-image augmentation of He et al. (see SmallImageAugmentation.cs)
-// each followed by Normalize(mean, std). Random draws are made in torchvision's order from the
-// System.Random passed in, so one seed gives one result. Resampling: see Resampler.cs (PIL's
+// each followed by Normalize(mean, std); the training ones optionally with an auto-augment policy
+// before it and random erasing after it (SampleAugment). Random draws are made in torchvision's
+// order from the System.Random passed in, so one seed gives one result. Resampling: see Resampler.cs (PIL's
 // antialiased bilinear). JPEGs are decoded at a reduced DCT scale when that scale still has at
 // least as many pixels as the resize produces (never upsampling from a reduced decode); set
 // ScaledDecode = false for exactly torchvision's full-resolution path.
@@ -106,6 +107,8 @@ public sealed class TrainTransform : ITransform
     public double RatioMax { get; init; } = 4.0 / 3.0;
     public double FlipProbability { get; init; } = 0.5;
     public bool ScaledDecode { get; init; } = true;
+    /// <summary>Auto-augment and random erasing after the crop and flip (none when null).</summary>
+    public SampleAugment? Augment { get; init; }
 
     public void Apply(IImageSource image, Random rng, Span<float> destination)
     {
@@ -120,7 +123,8 @@ public sealed class TrainTransform : ITransform
         double fx = (double)img.Width / image.Width, fy = (double)img.Height / image.Height;
         var g = new ResampleGeometry(box.X * fx, box.Y * fy, (box.X + box.Width) * fx, (box.Y + box.Height) * fy,
             s, s, 0, 0, s, s, flip);
-        Render(img, g, Normalization, destination);
+        if (Augment is null) Render(img, g, Normalization, destination);
+        else Augment.Render(img, g, Normalization, rng, destination);
     }
 
     internal static int CeilDiv(long a, long b) => (int)Math.Min(int.MaxValue, (a + b - 1) / b);

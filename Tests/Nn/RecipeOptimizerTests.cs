@@ -56,6 +56,29 @@ public class RecipeOptimizerTests
         foreach (var p in ps) { p.Grad?.Dispose(); p.Dispose(); }
     }
 
+    // The rule runs in the parameters' dtype on their device (as torch's does): in float32 it follows
+    // the float64 reference to float32 precision.
+    [TestCase("adamw")]
+    [TestCase("adamw_amsgrad")]
+    public void AdamWInFloat32FollowsTorch(string name)
+    {
+        var f = Fixture();
+        var c = f.GetProperty("optimizers").EnumerateArray().Single(o => o.GetProperty("name").GetString() == name);
+        var ps = Params(f).Select(p => { var t = TensorScope.Detach(p.To(DType.F32)); t.RequiresGrad = true; p.Dispose(); return t; }).ToList();
+        using var opt = new AdamW([new ParamGroup(ps, c.GetProperty("weight_decay").GetDouble())], c.GetProperty("lr").GetDouble(),
+            c.GetProperty("beta1").GetDouble(), c.GetProperty("beta2").GetDouble(), c.GetProperty("eps").GetDouble(), c.GetProperty("amsgrad").GetBoolean());
+        foreach (var step in f.GetProperty("grads").EnumerateArray())
+        {
+            SetGrads(ps, step);
+            foreach (var p in ps) { using var g = p.Grad!; p.Grad = TensorScope.Detach(g.To(DType.F32)); }
+            opt.Step();
+        }
+        var after = c.GetProperty("after").EnumerateArray().Select(Doubles).ToList();
+        for (int i = 0; i < ps.Count; i++) Assert.That(ps[i].ToDoubles(), Is.EqualTo(after[i]).Within(2e-6), $"parameter {i}");
+        Assert.That(opt.StateTensors().First().Buffer.DType, Is.EqualTo(DType.F32), "state in the parameters' dtype");
+        foreach (var p in ps) { p.Grad?.Dispose(); p.Dispose(); }
+    }
+
     [Test]
     public void ClipGradNormMatchesTorch()
     {
@@ -73,6 +96,25 @@ public class RecipeOptimizerTests
             foreach (var p in ps) { p.Grad?.Dispose(); p.Dispose(); }
         }
         Assert.Throws<ArgumentException>(() => GradClip.ClipGradNorm([], 0));
+    }
+
+    [Test]
+    public void DeferredClippingKeepsTheNormOnTheDevice()
+    {
+        var f = Fixture();
+        var c = f.GetProperty("clip").EnumerateArray().First(x => x.GetProperty("norm_type").ValueKind != JsonValueKind.String && x.GetProperty("max_norm").GetDouble() == 1.0);
+        var ps = Params(f);
+        SetGrads(ps, f.GetProperty("grads")[0]);
+        foreach (var p in ps) { using var g = p.Grad!; p.Grad = TensorScope.Detach(Ops.Scale(g, 3)); }
+        using (var sumSq = GradClip.ClipGradNormDeferred(ps, 1.0)!)
+        {
+            Assert.That(sumSq.Numel, Is.EqualTo(1));
+            Assert.That(Math.Sqrt(sumSq.Item()), Is.EqualTo(c.GetProperty("total_norm").GetDouble()).Within(1e-12));
+        }
+        var expected = c.GetProperty("grads").EnumerateArray().Select(Doubles).ToList();
+        for (int i = 0; i < ps.Count; i++) Assert.That(ps[i].Grad!.ToDoubles(), Is.EqualTo(expected[i]).Within(1e-12));
+        Assert.That(GradClip.ClipGradNormDeferred(ps.Select(p => { p.Grad?.Dispose(); p.Grad = null; return p; }).ToList(), 1.0), Is.Null, "no gradients: nothing to clip");
+        foreach (var p in ps) p.Dispose();
     }
 
     [Test]
@@ -110,7 +152,7 @@ public class RecipeOptimizerTests
     {
         var f = Fixture();
         var steps = f.GetProperty("grads").EnumerateArray().ToList();
-        foreach (var make in new Func<List<Tensor>, HostOptimizer>[] { ps => new AdamW([new ParamGroup(ps, 0.01)], 0.01), ps => new Lars([new ParamGroup(ps, 1e-4)], 0.5) })
+        foreach (var make in new Func<List<Tensor>, StatefulOptimizer>[] { ps => new AdamW([new ParamGroup(ps, 0.01)], 0.01), ps => new Lars([new ParamGroup(ps, 1e-4)], 0.5) })
         {
             var a = Params(f);
             using var straight = make(a);

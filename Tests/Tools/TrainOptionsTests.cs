@@ -114,9 +114,44 @@ public class TrainOptionsTests
     [TestCase(new[] { "stray" }, "stray")]
     [TestCase(new[] { "--nesterov", "--momentum", "0" }, "--nesterov")]
     [TestCase(new[] { "--config", "/no/such/config.json" }, "--config")]
+    [TestCase(new[] { "--mixup-alpha", "-0.2" }, "--mixup-alpha")]
+    [TestCase(new[] { "--cutmix-alpha", "x" }, "--cutmix-alpha")]
+    [TestCase(new[] { "--cutmix-alpha", "1", "--batch-size", "1" }, "--batch-size 2")]
+    [TestCase(new[] { "--auto-augment", "augmix" }, "--auto-augment")]
+    [TestCase(new[] { "--ra-magnitude", "31" }, "--ra-magnitude")]
+    [TestCase(new[] { "--ra-magnitude", "12" }, "apply to --auto-augment ra")]
+    [TestCase(new[] { "--auto-augment", "ta_wide", "--ra-num-ops", "3" }, "apply to --auto-augment ra")]
+    [TestCase(new[] { "--random-erase", "1.5" }, "--random-erase")]
+    [TestCase(new[] { "--model-ema-decay", "1" }, "--model-ema-decay")]
+    [TestCase(new[] { "--model-ema-steps", "0" }, "--model-ema-steps")]
+    [TestCase(new[] { "--model-ema-decay", "0.999" }, "need --model-ema")]
+    [TestCase(new[] { "--model-ema-steps", "8" }, "need --model-ema")]
     public void BadOptionsGiveErrorsNamingTheOption(string[] args, string expected)
     {
         Assert.That(() => TrainCli.Parse(args), Throws.InstanceOf<ArgumentException>().With.Message.Contains(expected));
+    }
+
+    [Test]
+    public void RecipeOptionsAreReadWithTorchvisionsDefaults()
+    {
+        var d = TrainCli.Parse([]);
+        Assert.That((d.MixupAlpha, d.CutmixAlpha, d.AutoAugment, d.RandomErase, d.ModelEma), Is.EqualTo((0.0, 0.0, "none", 0.0, false)));
+        Assert.That((d.RaNumOps, d.RaMagnitude, d.ModelEmaSteps, d.ModelEmaDecay), Is.EqualTo((2, 9, 32, 0.99998)), "torchvision's defaults");
+        var o = TrainCli.Parse(["--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--auto-augment", "TA_WIDE", "--random-erase", "0.1",
+            "--model-ema", "--model-ema-steps", "16", "--model-ema-decay", "0.9999"]);
+        Assert.That((o.MixupAlpha, o.CutmixAlpha, o.AutoAugment, o.RandomErase), Is.EqualTo((0.2, 1.0, "ta_wide", 0.1)));
+        Assert.That((o.ModelEma, o.ModelEmaSteps, o.ModelEmaDecay), Is.EqualTo((true, 16, 0.9999)));
+        var ra = TrainCli.Parse(["--auto-augment", "ra", "--ra-magnitude", "15", "--ra-num-ops", "3"]);
+        Assert.That((ra.AutoAugment, ra.RaMagnitude, ra.RaNumOps), Is.EqualTo(("ra", 15, 3)));
+        Assert.That(TrainingSetup.SampleAugmentation(ra)!.Policy, Is.TypeOf<ResidualEngine.Data.RandAugment>().With.Property("Magnitude").EqualTo(15));
+        Assert.That(TrainingSetup.SampleAugmentation(o)!.Erasing!.Probability, Is.EqualTo(0.1));
+        Assert.That(TrainingSetup.BatchAugmentation(o), Is.TypeOf<ResidualEngine.Data.MixupCutmix>().With.Property("SwitchProbability").EqualTo(0.5));
+        Assert.That(TrainingSetup.BatchAugmentation(d), Is.Null);
+        Assert.That(TrainingSetup.SampleAugmentation(d), Is.Null);
+        // The written config reads back to the same recipe.
+        var back = TrainCli.Parse(["--config", Json("recipe.json", o.ToJsonText())]);
+        Assert.That((back.MixupAlpha, back.CutmixAlpha, back.AutoAugment, back.RandomErase, back.ModelEma, back.ModelEmaSteps, back.ModelEmaDecay),
+            Is.EqualTo((0.2, 1.0, "ta_wide", 0.1, true, 16, 0.9999)));
     }
 
     [Test]

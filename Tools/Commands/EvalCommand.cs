@@ -4,7 +4,7 @@
 // has one, else from the metadata every weights file we write carries (a bare copied
 // .safetensors still knows its input size); PyTorch .pth files are read too. --data defaults
 // to the data set the run was trained on. --ten-crop averages the softmax over ten crops as in
-// the paper.
+// the paper. --ema evaluates the run's moving average of the weights (--model-ema) instead.
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using ResidualEngine.Tools.Cli;
@@ -30,13 +30,14 @@ public static class EvalCommand
             DefaultValueFactory = _ => Data.EncodedImage.DefaultMaxPixels,
         };
         maxPixels.Validators.Add(r => { if (r.Tokens.Count > 0 && r.GetValueOrDefault<long>() < 1) r.AddError("option --max-image-pixels must be at least 1"); });
+        var ema = new Option<bool>("--ema") { Description = "evaluate the checkpoint's moving average of the weights (a run trained with --model-ema) instead of its weights" };
         var json = new Option<bool>("--json") { Description = "print the result as JSON on stdout (schema residual.eval/1, docs/cli-json.md); progress goes to stderr" };
         OptionRules.ZeroOrRange(imageSize, 8, 1024);
         OptionRules.Range(batch, 1, 65536);
         OptionRules.Range(workers, 0, 256);
         var cmd = new Command("eval", "Evaluate a checkpoint: loss, top-1 and top-5 on a validation set.")
         {
-            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, maxPixels, json,
+            checkpoint, data, model, tenCrop, imageSize, batch, workers, device, maxPixels, ema, json,
         };
         cmd.SetAction(parse =>
         {
@@ -44,6 +45,7 @@ public static class EvalCommand
                 parse.GetValue(batch), parse.GetValue(workers), parse.GetValue(device)!.Trim().ToLowerInvariant(), parse.GetValue(imageSize))
             {
                 MaxImagePixels = parse.GetValue(maxPixels),
+                Ema = parse.GetValue(ema),
             };
             bool asJson = parse.GetValue(json);
             var report = Run(request, asJson ? Console.Error : Console.Out);
@@ -57,11 +59,16 @@ public static class EvalCommand
     {
         /// <summary>Images whose header claims more pixels are skipped as unreadable.</summary>
         public long MaxImagePixels { get; init; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
+        /// <summary>Evaluate the checkpoint's moving average of the weights (--model-ema) instead of its weights.</summary>
+        public bool Ema { get; init; }
     }
 
     /// <summary>What was evaluated and the result.</summary>
     public sealed record EvalReport(EvalResult Result, string Checkpoint, string Model, int? Epoch, string Data, int ImageSize, bool TenCrop, string Device)
     {
+        /// <summary>The moving average of the weights was evaluated.</summary>
+        public bool Ema { get; init; }
+
         public System.Text.Json.Nodes.JsonObject ToJson()
         {
             var j = CliJson.Document("eval");
@@ -71,6 +78,7 @@ public static class EvalCommand
             j["data"] = Path.GetFullPath(Data);
             j["image_size"] = ImageSize;
             j["ten_crop"] = TenCrop;
+            j["ema"] = Ema;
             j["device"] = Device;
             foreach (var (k, v) in CliJson.Metrics(Result)) j[k] = v?.DeepClone();
             return j;
@@ -86,7 +94,7 @@ public static class EvalCommand
         // The same range as train's: a crop smaller than 8 px is no image the nets can take.
         if (q.ImageSize != 0 && (q.ImageSize < 8 || q.ImageSize > 1024))
             throw new ArgumentException($"option --image-size must be 0 (the checkpoint's size) or in [8, 1024], got {q.ImageSize}");
-        using var loaded = LoadedModel.Open(q.Checkpoint, q.Model, q.ImageSize);
+        using var loaded = LoadedModel.Open(q.Checkpoint, q.Model, q.ImageSize, q.Ema);
         var (path, meta, info) = (loaded.Path, loaded.Metadata, loaded.Info);
         foreach (var warning in loaded.Warnings) log.WriteLine(warning);
         var root = q.Data ?? info?.Config?["_run"]?["data_root"]?.GetValue<string>() ?? TrainedOn(path)
@@ -104,7 +112,7 @@ public static class EvalCommand
         var device = TrainingSetup.ResolveDevice(q.Device);
         var model = loaded.Model;
         model.To(device);
-        log.WriteLine($"evaluating {meta.Model} from {path}{(info is null ? "" : $" (epoch {info.Epoch - 1})")} on {val.Count} images of {val.Root}, " +
+        log.WriteLine($"evaluating {(q.Ema ? "the moving average of " : "")}{meta.Model} from {path}{(info is null ? "" : $" (epoch {info.Epoch - 1})")} on {val.Count} images of {val.Root}, " +
             $"{size} px {(q.TenCrop ? "ten-crop" : "centre crop")}, on {device}");
         EvalResult r;
         if (q.TenCrop)
@@ -122,7 +130,7 @@ public static class EvalCommand
             r = Evaluator.Evaluate(model, loader);
         }
         Trainer.PrintEval(log, r);
-        return new EvalReport(r, path, meta.Model, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString());
+        return new EvalReport(r, path, meta.Model, info is null ? null : info.Epoch - 1, val.Root, size, q.TenCrop, device.ToString()) { Ema = q.Ema };
     }
 
     /// <summary>A top-level option recorded in the run's config.json next to a checkpoint (e.g. "augment"), if any.</summary>

@@ -19,11 +19,12 @@ public static class ExportCommand
         var imageSize = new Option<int>("--image-size") { Description = "ONNX input height and width; 0 = the size the model was trained at", HelpName = "N", DefaultValueFactory = _ => 0 };
         var opset = new Option<int>("--opset") { Description = $"ONNX operator set ({OnnxExporter.MinOpset}-{OnnxExporter.MaxOpset})", HelpName = "N", DefaultValueFactory = _ => 13 };
         var force = new Option<bool>("--force") { Description = "replace --out if it exists" };
+        var ema = new Option<bool>("--ema") { Description = "export the checkpoint's moving average of the weights (a run trained with --model-ema) instead of its weights" };
         OptionRules.ZeroOrRange(imageSize, 8, 1024);
         OptionRules.Range(opset, OnnxExporter.MinOpset, OnnxExporter.MaxOpset);
         var cmd = new Command("export", "Export a checkpoint to ONNX or to bare safetensors weights (torchvision names).")
         {
-            checkpoint, format, output, model, imageSize, opset, force,
+            checkpoint, format, output, model, imageSize, opset, force, ema,
         };
         cmd.SetAction(parse =>
         {
@@ -33,6 +34,7 @@ public static class ExportCommand
                 ImageSize = parse.GetValue(imageSize),
                 Opset = parse.GetValue(opset),
                 Force = parse.GetValue(force),
+                Ema = parse.GetValue(ema),
             };
             parse.InvocationConfiguration.Output.WriteLine(ModelExport.Run(request));
             return CliApp.Success;

@@ -64,6 +64,7 @@ public static class TrainCommand
         j["best_val_top1"] = t.History.FirstOrDefault(r => r.Epoch == t.BestEpoch) is { } b ? CliJson.Number(b.ValTop1) : null;
         j["last_epoch"] = t.History.Count > 0 ? CliJson.Epoch(t.History[^1]) : null;
         j["eval"] = t.LastEval is { } e ? CliJson.Metrics(e) : null;
+        j["eval_ema"] = t.LastEmaEval is { } ee ? CliJson.Metrics(ee) : null;
         j["divergence"] = t.DivergenceMessage;
         string? Ckpt(string name) => t.RunDir.Length > 0 && File.Exists(Path.Combine(t.RunDir, name + ".safetensors")) ? Path.GetFullPath(Path.Combine(t.RunDir, name + ".safetensors")) : null;
         j["checkpoints"] = new System.Text.Json.Nodes.JsonObject { ["last"] = Ckpt(CheckpointStore.Last), ["best"] = Ckpt(CheckpointStore.Best) };

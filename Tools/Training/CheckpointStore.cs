@@ -9,7 +9,8 @@
 // a damaged file is a CheckpointException naming it, and resuming a run directory takes the
 // newest intact checkpoint (last, previous or best), saying which when it is not `last`.
 // Tensor names: the model's state dict under its own (torchvision) names, the optimizer's state
-// under "optimizer.<name>", so the file also loads as plain weights elsewhere. Checkpoints of
+// under "optimizer.<name>", the moving average of --model-ema under "model_ema.<name>" (plus
+// model_ema.n_averaged), so the file also loads as plain weights elsewhere. Checkpoints of
 // earlier versions (`<name>.safetensors` + `<name>.json`) still load, checked by the JSON's hash.
 using System.Security.Cryptography;
 using System.Text;
@@ -24,6 +25,24 @@ public delegate void TensorWriter(Stream stream, IEnumerable<KeyValuePair<string
 public sealed class CheckpointStore
 {
     public const string OptimizerPrefix = "optimizer.";
+    /// <summary>Prefix of the exponential moving average's tensors (--model-ema), as torchvision's checkpoint key "model_ema".</summary>
+    public const string EmaPrefix = "model_ema.";
+
+    /// <summary>True for the model's own tensors (not optimizer state, not the moving average).</summary>
+    public static bool IsModelKey(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return !key.StartsWith(OptimizerPrefix, StringComparison.Ordinal) && !key.StartsWith(EmaPrefix, StringComparison.Ordinal);
+    }
+
+    /// <summary>The entries under <paramref name="prefix"/>, with the prefix taken off.</summary>
+    public static Dictionary<string, Tensor> Section(IReadOnlyDictionary<string, Tensor> tensors, string prefix)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        return tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+    }
+
     public const string Last = "last";
     public const string Previous = "previous";
     public const string Best = "best";

@@ -2,7 +2,8 @@
 // last), a checkpoint .safetensors (training state in its header; older ones with a .json beside), bare weights we wrote, or a
 // PyTorch .pth/.pt — with its description: model name, classes, input size and normalisation,
 // taken from the checkpoint's .json, else from the file's metadata, else from the options the
-// caller passes (a PyTorch file names no model). Shared by `residual eval` and `residual export`.
+// caller passes (a PyTorch file names no model). Shared by `residual eval` and `residual export`;
+// either can take the run's moving average of the weights (--model-ema) instead of the weights.
 // Weights holding NaN or infinities load, with a warning naming each such tensor.
 using ResidualEngine.Models;
 
@@ -37,7 +38,8 @@ public sealed class LoadedModel : IDisposable
     /// <param name="target">A run directory or a weights file.</param>
     /// <param name="model">The zoo name, for files that do not record it; must agree with a recorded one.</param>
     /// <param name="imageSize">Overrides the recorded input size when above 0.</param>
-    public static LoadedModel Open(string target, string? model = null, int imageSize = 0)
+    /// <param name="ema">Load the checkpoint's moving average of the weights (--model-ema) instead of the weights.</param>
+    public static LoadedModel Open(string target, string? model = null, int imageSize = 0, bool ema = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(target);
         var path = CheckpointStore.Resolve(target, preferBest: true);
@@ -51,8 +53,10 @@ public sealed class LoadedModel : IDisposable
             name = TrainingSetup.CanonicalModel(name);
             if (recorded is not null && model is not null && !string.Equals(name, TrainingSetup.CanonicalModel(recorded), StringComparison.Ordinal))
                 throw new ArgumentException($"option --model {model}: the checkpoint holds {recorded}");
-            var state = file.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
-                .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+            var state = ema ? CheckpointStore.Section(file.Tensors, CheckpointStore.EmaPrefix)
+                : file.Tensors.Where(kv => CheckpointStore.IsModelKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+            if (ema && !state.Remove(ModelEma.CounterName))
+                throw new ArgumentException($"option --ema: '{path}' holds no moving average of the weights (train with --model-ema to keep one)");
             int classes = info?.NumClasses ?? meta?.NumClasses ?? (state.TryGetValue("fc.weight", out var fc) && fc.Rank == 2 ? fc.Shape[0]
                 : throw new ArgumentException($"'{path}' has no fc.weight, so the number of classes is unknown"));
             int recordedSize = info?.ImageSize is > 0 ? info.ImageSize : meta?.ImageSize ?? 0;

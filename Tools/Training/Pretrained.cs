@@ -37,11 +37,10 @@ public static class Pretrained
         using (file)
         {
             var state = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            bool prefixed = file.Tensors.Keys.Where(k => !k.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
-                .All(k => k.StartsWith("module.", StringComparison.Ordinal));
+            bool prefixed = file.Tensors.Keys.Where(CheckpointStore.IsModelKey).All(k => k.StartsWith("module.", StringComparison.Ordinal));
             foreach (var (k, t) in file.Tensors)
             {
-                if (k.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal)) continue;
+                if (!CheckpointStore.IsModelKey(k)) continue;
                 state[prefixed ? k["module.".Length..] : k] = t;
             }
             var own = model.StateDict();

@@ -1,5 +1,6 @@
 // The human-facing files of a run directory: config.json (resolved options), metrics.jsonl
 // (one JSON object per logged step, "kind": "train", and one per validation, "kind": "val",
+// plus "val_ema" for the moving average of the weights with --model-ema,
 // each with its wall-clock time as Unix seconds in "wall_time"), epochs.csv (one row per finished epoch) and the plots
 // loss.png and error.png, redrawn after every epoch. On resume, rows past the checkpoint are
 // dropped so the files read as if the run had never stopped. config.json is written only once a
@@ -61,13 +62,14 @@ public sealed class RunFiles
         File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");
     }
 
-    /// <summary>Appends a validation row (kind "val") to metrics.jsonl.</summary>
-    public void AppendValidation(ValRow r)
+    /// <summary>Appends a validation row to metrics.jsonl.</summary>
+    /// <param name="kind">"val", or "val_ema" for the moving average of the weights.</param>
+    public void AppendValidation(ValRow r, string kind = "val")
     {
         ArgumentNullException.ThrowIfNull(r);
         var o = new JsonObject
         {
-            ["kind"] = "val",
+            ["kind"] = kind,
             ["wall_time"] = WallTime(r.WallTime),
             ["epoch"] = r.Epoch,
             ["step"] = r.Step,
@@ -118,7 +120,7 @@ public sealed class RunFiles
             try
             {
                 var o = JsonNode.Parse(line)!.AsObject();
-                if ((string?)o["kind"] == "val") continue;
+                if ((string?)o["kind"] is "val" or "val_ema") continue;
                 rows.Add(new StepRow((int)o["epoch"]!, (long)o["step"]!, D(o["loss"]), D(o["top1"]), D(o["lr"]), D(o["img_per_s"]), D(o["data_wait_ms"]))
                 {
                     WallTime = D(o["wall_time"]),

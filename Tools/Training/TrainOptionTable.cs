@@ -69,6 +69,23 @@ public static class TrainOptionTable
             "FILE", o => o.Weights, (o, v) => o.Weights = v, v => v.Length == 0 ? "is empty (an unset shell variable?)" : null),
         Switch("freeze", "model", "with --weights: train the head only (the backbone and its BN statistics stay as loaded)", o => o.Freeze, (o, v) => o.Freeze = v),
 
+        // ---- recipe: the pieces of torchvision's reference script (and timm) ----
+        Double("mixup-alpha", "recipe", "mixup: each batch blended with itself rolled by one, weight ~ Beta(F, F), soft targets; 0 = off",
+            o => o.MixupAlpha, (o, v) => o.MixupAlpha = v, 0, 1e6, "must be >= 0"),
+        Double("cutmix-alpha", "recipe", "cutmix: a box of the previous image pasted in, area ~ Beta(F, F), soft targets; 0 = off (with --mixup-alpha: one of the two per batch)",
+            o => o.CutmixAlpha, (o, v) => o.CutmixAlpha = v, 0, 1e6, "must be >= 0"),
+        Choice("auto-augment", "recipe", "automatic augmentation of each training image (torchvision's TrivialAugmentWide, RandAugment, AutoAugment ImageNet policy)",
+            o => o.AutoAugment, (o, v) => o.AutoAugment = v, ["none", "ta_wide", "ra", "imagenet"]),
+        Int("ra-magnitude", "recipe", "ra: magnitude bin of every operation (of 31)", o => o.RaMagnitude, (o, v) => o.RaMagnitude = v, 0, 30),
+        Int("ra-num-ops", "recipe", "ra: operations per image", o => o.RaNumOps, (o, v) => o.RaNumOps = v, 0, 16),
+        Double("random-erase", "recipe", "probability of erasing a random box of each normalised training image (torchvision's RandomErasing); 0 = off",
+            o => o.RandomErase, (o, v) => o.RandomErase = v, 0, 1),
+        Switch("model-ema", "recipe", "keep an exponential moving average of the weights and buffers, evaluate it each epoch and save it in checkpoints (torchvision's)",
+            o => o.ModelEma, (o, v) => o.ModelEma = v),
+        Int("model-ema-steps", "recipe", "update the average every N steps of an epoch", o => o.ModelEmaSteps, (o, v) => o.ModelEmaSteps = v, 1),
+        Double("model-ema-decay", "recipe", "the average's decay per update, before torchvision's adjustment (decay' = 1 - min(1, (1 - decay) x batch x steps / epochs))",
+            o => o.ModelEmaDecay, (o, v) => o.ModelEmaDecay = v, check: v => !(v >= 0 && v < 1) ? $"must be in [0, 1), got {F(v)}" : null),
+
         // ---- running ----
         Int("seed", "running", "seed of the weights, data order and augmentation", o => o.Seed, (o, v) => o.Seed = v),
         Text("device", "running", "auto | cpu | cuda | cuda:N (auto: CUDA when present)", "D", o => o.Device, (o, v) => o.Device = v.Trim().ToLowerInvariant(), CheckDevice),

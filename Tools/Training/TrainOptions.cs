@@ -83,6 +83,26 @@ public sealed class TrainOptions
     /// <summary>Images whose header claims more pixels are skipped as bad files (PIL's limit by default).</summary>
     public long MaxImagePixels { get; set; } = ResidualEngine.Data.EncodedImage.DefaultMaxPixels;
 
+    // ---- recipe (torchvision's reference script and timm) ----
+    /// <summary>Mixup's Beta(alpha, alpha); 0 = off.</summary>
+    public double MixupAlpha { get; set; }
+    /// <summary>CutMix's Beta(alpha, alpha); 0 = off. With both on, each batch uses one of them (probability 0.5 each).</summary>
+    public double CutmixAlpha { get; set; }
+    /// <summary>none, ta_wide (TrivialAugmentWide), ra (RandAugment) or imagenet (AutoAugment's ImageNet policy).</summary>
+    public string AutoAugment { get; set; } = "none";
+    /// <summary>RandAugment's magnitude bin (of 31).</summary>
+    public int RaMagnitude { get; set; } = 9;
+    /// <summary>RandAugment's operations per image.</summary>
+    public int RaNumOps { get; set; } = 2;
+    /// <summary>RandomErasing's probability per image; 0 = off.</summary>
+    public double RandomErase { get; set; }
+    /// <summary>Keep an exponential moving average of the weights and buffers (torchvision's ExponentialMovingAverage).</summary>
+    public bool ModelEma { get; set; }
+    /// <summary>Update the average every N steps of an epoch.</summary>
+    public int ModelEmaSteps { get; set; } = 32;
+    /// <summary>torchvision's --model-ema-decay, before its adjustment for batch size, update interval and epochs.</summary>
+    public double ModelEmaDecay { get; set; } = 0.99998;
+
     // ---- running ----
     public int Workers { get; set; } = 2;
     public int Seed { get; set; } = 1;
@@ -126,6 +146,7 @@ public sealed class TrainOptions
         if (LrSteps.Length > 0 && Schedule != "multisteplr") throw new ArgumentException($"option --lr-steps only applies to --lr-scheduler multisteplr (the scheduler is {Schedule})");
         if (Freeze && Weights is null) throw new ArgumentException("option --freeze needs --weights FILE (freezing a randomly initialised backbone trains only a linear head on random features)");
         if (WarmupEpochs >= Epochs && WarmupEpochs > 0) throw new ArgumentException($"option --lr-warmup-epochs ({WarmupEpochs}) must be less than --epochs ({Epochs})");
+        ValidateRecipe();
         if (Data is not null)
         {
             if (!Directory.Exists(Data)) throw new ArgumentException($"option --data: directory '{Data}' does not exist");
@@ -134,6 +155,18 @@ public sealed class TrainOptions
             if (!EvalOnly && !Directory.Exists(Path.Combine(Data, "train")))
                 throw new ArgumentException($"option --data: '{Data}' has no train/ folder (expected DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg)");
         }
+    }
+
+    private void ValidateRecipe()
+    {
+        var defaults = new TrainOptions();
+        if ((MixupAlpha > 0 || CutmixAlpha > 0) && BatchSize < 2)
+            throw new ArgumentException($"option --{(MixupAlpha > 0 ? "mixup" : "cutmix")}-alpha needs --batch-size 2 or more (each image is mixed with the previous one in its batch)");
+        if (AutoAugment != "ra" && (RaMagnitude != defaults.RaMagnitude || RaNumOps != defaults.RaNumOps))
+            throw new ArgumentException($"options --ra-magnitude and --ra-num-ops apply to --auto-augment ra (it is {AutoAugment})");
+        if (!ModelEma && (ModelEmaSteps != defaults.ModelEmaSteps || ModelEmaDecay != defaults.ModelEmaDecay))
+            throw new ArgumentException("options --model-ema-steps and --model-ema-decay need --model-ema");
+        if (Freeze && ModelEma) throw new ArgumentException("option --model-ema: with --freeze only the head trains; average it by training without --freeze, or drop --model-ema");
     }
 
     /// <summary>The options as JSON with option names as keys (what config.json holds); the data folder as a full path.</summary>

@@ -68,12 +68,12 @@ public sealed partial class Trainer
         return ddp;
     }
 
-    /// <summary>Validation over every rank's share, summed: the same numbers on every rank.</summary>
-    private EvalResult EvaluateAll(RunState s)
+    /// <summary>Validation of <paramref name="model"/> (the weights, or their moving average) over every rank's share, summed: the same numbers on every rank.</summary>
+    private EvalResult EvaluateAll(RunState s, Nn.Module model)
     {
-        if (!Distributed) return Evaluator.Evaluate(s.Model, s.ValLoader);
-        if (!_o.SyncBn) DistributedDataParallel.BroadcastFromRoot(s.Model, ProcessGroup!, buffersOnly: true);
-        var r = Evaluator.Evaluate(s.Model, s.ValLoader);
+        if (!Distributed) return Evaluator.Evaluate(model, s.ValLoader);
+        if (!_o.SyncBn) DistributedDataParallel.BroadcastFromRoot(model, ProcessGroup!, buffersOnly: true);
+        var r = Evaluator.Evaluate(model, s.ValLoader);
         var v = new[] { r.Loss * r.Samples, r.Top1 * r.Samples, r.Top5 * r.Samples, r.Samples, r.Seconds };
         ProcessGroup!.AllReduce(v.AsSpan(0, 4), ReduceOp.Sum);
         ProcessGroup.AllReduce(v.AsSpan(4, 1), ReduceOp.Max);

@@ -1,9 +1,9 @@
 // What one training run holds while it runs, and how it is built: device, data and loaders,
-// model, optimizer, schedule, run directory files and checkpoint store; for a resumed run, the
-// checkpoint is verified, checked against the options (same model, classes) and restored.
-// The run directory is locked (RunLock) before anything in it is read for resuming or written,
-// and a stop request (Ctrl-C, SIGTERM) ends the setup at once (data generation and listing watch
-// it), with nothing written.
+// model, optimizer, schedule, moving average (--model-ema), run directory files and checkpoint
+// store; for a resumed run, the checkpoint is verified, checked against the options (same model,
+// classes) and restored. The run directory is locked (RunLock) before anything in it is read for
+// resuming or written, and a stop request (Ctrl-C, SIGTERM) ends the setup at once (data
+// generation and listing watch it), with nothing written.
 // In a data-parallel job (Trainer.Distributed.cs) every rank builds the same state on its share of
 // the data; only rank 0 touches the run directory.
 using ResidualEngine.Data;
@@ -30,6 +30,8 @@ public sealed partial class Trainer
         public required int ImageSize { get; init; }
         public required int StepsPerEpoch { get; init; }
         public required RunFiles Files { get; init; }
+        /// <summary>The moving average of the weights (--model-ema), or null.</summary>
+        public ModelEma? Ema { get; init; }
         public required CheckpointStore Store { get; init; }
         public StepMeter Meter { get; } = new();
         /// <summary>TensorBoard event file of this process (null when turned off or before training starts).</summary>
@@ -125,6 +127,7 @@ public sealed partial class Trainer
 
             var model = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed, o.DropPath);
             IOptimizer? opt = null;
+            ModelEma? ema = null;
             DataLoader? trainLoader = null, valLoader = null;
             try
             {
@@ -142,24 +145,34 @@ public sealed partial class Trainer
                 if (schedule is StepLr step && o.Schedule == "multisteplr") o.LrSteps = step.Milestones.ToArray();
                 if (info is not null && ckpt is not null)
                 {
-                    var modelState = ckpt.Tensors.Where(kv => !kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
-                        .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-                    var optState = ckpt.Tensors.Where(kv => kv.Key.StartsWith(CheckpointStore.OptimizerPrefix, StringComparison.Ordinal))
-                        .ToDictionary(kv => kv.Key[CheckpointStore.OptimizerPrefix.Length..], kv => kv.Value, StringComparer.Ordinal);
+                    var modelState = ckpt.Tensors.Where(kv => CheckpointStore.IsModelKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
                     model.LoadStateDict(modelState);
-                    opt.LoadState(optState, info.OptimizerSteps);
+                    opt.LoadState(CheckpointStore.Section(ckpt.Tensors, CheckpointStore.OptimizerPrefix), info.OptimizerSteps);
                     if (info.Schedule is { Count: > 0 } st && info.ScheduleKind == schedule.Kind) schedule.LoadState(st);
+                }
+                if (o.ModelEma)
+                {
+                    var shadow = TrainingSetup.CreateModel(modelName, classes.Count, o.Seed, o.DropPath);
+                    shadow.To(device);
+                    ema = new ModelEma(model, shadow, ModelEma.AdjustedDecay(o.ModelEmaDecay, o.BatchSize, o.ModelEmaSteps, o.Epochs), o.ModelEmaSteps, o.WarmupEpochs);
+                    if (ckpt is not null)
+                    {
+                        var saved = CheckpointStore.Section(ckpt.Tensors, CheckpointStore.EmaPrefix);
+                        if (saved.Count > 0) ema.LoadState(saved);
+                        else log.WriteLine("note: the checkpoint holds no moving average of the weights; --model-ema starts one from its weights");
+                    }
                 }
 
                 if (t.Distributed && val.Count < t.WorldSize)
                     throw new ArgumentException($"the val set has {val.Count} images, fewer than the {t.WorldSize} processes that share it");
                 var valData = TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment);
-                valLoader = TrainingSetup.Loader(valData, o.BatchSize, train: false, o.Seed, o.Workers, device, t.SamplerFor(valData, train: false));
+                valLoader = TrainingSetup.Loader(valData, o.BatchSize, train: false, o.Seed, o.Workers, device, sampler: t.SamplerFor(valData, train: false));
                 // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
                 if (train is not null)
                 {
-                    var trainData = TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment);
-                    trainLoader = TrainingSetup.Loader(trainData, o.BatchSize, train: true, o.Seed, o.Workers, device, t.SamplerFor(trainData, train: true));
+                    var trainData = TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment, TrainingSetup.SampleAugmentation(o));
+                    trainLoader = TrainingSetup.Loader(trainData, o.BatchSize, train: true, o.Seed, o.Workers, device, TrainingSetup.BatchAugmentation(o),
+                        t.SamplerFor(trainData, train: true));
                 }
                 else trainLoader = valLoader;
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
@@ -178,12 +191,13 @@ public sealed partial class Trainer
                 if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
                 string? rederived = null;
                 int startStep = info is null ? 0 : RederiveStep(info, o.BatchSize, t.WorldSize, steps, out rederived);
+                if (ema is not null) trainingStep.Hooks.Add(ema);
                 var state = new RunState
                 {
                     Device = device, ModelName = modelName, Model = model, Optimizer = opt, Schedule = schedule,
                     Step = trainingStep,
                     TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
-                    ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info,
+                    ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info, Ema = ema,
                     StartEpoch = info?.Epoch ?? 1, StartStep = startStep, GlobalStep = info?.GlobalStep ?? 0,
                     BestValTop1 = info?.BestValTop1 ?? double.NegativeInfinity,
                 };
@@ -214,6 +228,7 @@ public sealed partial class Trainer
             {
                 if (!ReferenceEquals(trainLoader, valLoader)) trainLoader?.Dispose();
                 valLoader?.Dispose();
+                ema?.Dispose();
                 opt?.Dispose();
                 model.Dispose();
                 throw;
@@ -291,6 +306,8 @@ public sealed partial class Trainer
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();
+            foreach (var h in Step.Hooks.OfType<ClipGradNormHook>()) h.Dispose();
+            Ema?.Dispose();
             Optimizer.Dispose();
             Model.Dispose();
             OwnLock?.Dispose();

@@ -3,7 +3,8 @@
 // every --log-every steps, not every step). Per epoch: validation, LR-schedule feedback, the
 // table row, the files of the run directory, and a checkpoint (`last`, copied to `best` when
 // val top-1 improves). Resuming restores weights, BN statistics, momentum buffers, step count,
-// schedule state, epoch sums and position; the data order is a pure function of (seed, epoch),
+// schedule state, epoch sums, position and the moving average of the weights (--model-ema, also
+// evaluated after every epoch); the data order is a pure function of (seed, epoch),
 // so on the CPU a resumed run is bitwise identical to an uninterrupted one. A stop request
 // (Ctrl-C, SIGTERM) during setup ends the run with nothing written; during training it finishes
 // the step and checkpoints. A non-finite loss stops without saving, so the last good checkpoint
@@ -64,6 +65,8 @@ public sealed partial class Trainer
     public List<EpochRow> History { get; } = new();
     public int BestEpoch { get; private set; }
     public EvalResult? LastEval { get; private set; }
+    /// <summary>The last evaluation of the moving average of the weights (--model-ema), or null.</summary>
+    public EvalResult? LastEmaEval { get; private set; }
     public string? DivergenceMessage { get; private set; }
 
     /// <summary>Asks the run to stop after the current step and save a checkpoint (thread-safe).</summary>
@@ -113,8 +116,14 @@ public sealed partial class Trainer
         if (_o.EvalOnly)
         {
             _log.WriteLine($"evaluating {s.ModelName} on {s.ValLoader.Dataset.Count} val images...");
-            LastEval = Evaluator.Evaluate(s.Model, s.ValLoader);
+            LastEval = EvaluateAll(s, s.Model);
             PrintEval(_log, LastEval);
+            if (s.Ema is { } ema)
+            {
+                LastEmaEval = EvaluateAll(s, ema.Shadow);
+                _log.Write("EMA ");
+                PrintEval(_log, LastEmaEval);
+            }
             return TrainOutcome.Completed;
         }
         if (s.StartEpoch > _o.Epochs)
@@ -165,6 +174,7 @@ public sealed partial class Trainer
             meter.ResetWindow();
         }
         s.Model.Train();
+        if (s.Ema is { } average) average.Epoch = epoch - 1;
         int step = 0, stepsRun = 0, windowImages = 0;
         double windowWaitMs = 0, lr = s.Schedule.LearningRate(epoch - 1, Math.Min(skip, s.StepsPerEpoch - 1), s.StepsPerEpoch);
         var window = Stopwatch.StartNew();
@@ -239,7 +249,7 @@ public sealed partial class Trainer
             if (r.NonFiniteStep is { } bad) return Diverge(s, $"loss became {FormatValue(r.NonFiniteValue)} at epoch {epoch} step {bad - (s.GlobalStep - step)}");
         }
 
-        var val = EvaluateAll(s);
+        var val = EvaluateAll(s, s.Model);
         LastEval = val;
         if (!double.IsFinite(val.Loss)) return Diverge(s, $"validation loss became {FormatValue(val.Loss)} after epoch {epoch}");
         s.Schedule.OnValidation(val.Top1Error);
@@ -249,6 +259,12 @@ public sealed partial class Trainer
         if (IsLeader) s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, val.Loss, val.Top1, val.Top5, val.Seconds, RunFiles.Now()));
         s.Board?.Scalars(s.GlobalStep, [("val/loss", val.Loss), ("val/top1", val.Top1), ("val/top5", val.Top5),
             ("epoch/train_loss", row.TrainLoss), ("epoch/train_top1", row.TrainTop1), ("epoch/seconds", row.Seconds)]);
+        if (s.Ema is { } ema)
+        {
+            var e = LastEmaEval = EvaluateAll(s, ema.Shadow);
+            if (IsLeader) s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, e.Loss, e.Top1, e.Top5, e.Seconds, RunFiles.Now()), "val_ema");
+            s.Board?.Scalars(s.GlobalStep, [("val_ema/loss", e.Loss), ("val_ema/top1", e.Top1), ("val_ema/top5", e.Top5)]);
+        }
         History.Add(row);
         bool best = BestEpoch == 0 || val.Top1 > s.BestValTop1;
         if (best)
@@ -264,6 +280,9 @@ public sealed partial class Trainer
             s.Files.WritePlots(History, s.Files.ReadSteps(), s.StepsPerEpoch);
         }
         _progress.EpochRow(row, best);
+        if (s.Ema is not null && LastEmaEval is { } ev)
+            _progress.Line(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"      EMA of the weights: val loss {ev.Loss:F4}  top-1 {100 * ev.Top1:F2}%  top-5 {100 * ev.Top5:F2}%"));
         if (s.DataParallel is not null) _progress.Line(s.Communication.Summary());
         s.Communication.Reset();
         return null;
@@ -310,7 +329,8 @@ public sealed partial class Trainer
             Schedule = s.Schedule.State().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
             Rng = new Dictionary<string, string>(StringComparer.Ordinal)
             {
-                ["data"] = $"order and augmentation are a function of (seed {_o.Seed}, epoch, position)",
+                ["data"] = $"order and augmentation (auto-augment, random erasing included) are a function of (seed {_o.Seed}, epoch, position)",
+                ["mix"] = s.TrainLoader.Options.BatchAugmentation is null ? "not used" : $"mixup/cutmix draws a function of (seed {_o.Seed}, epoch, batch index)",
                 ["drop_path"] = s.Model.Config.DropPathRate > 0 ? $"masks a function of (seed {_o.Seed}, global step)" : "not used",
             },
             BestValTop1 = s.BestValTop1,
@@ -328,7 +348,7 @@ public sealed partial class Trainer
         // The weights describe themselves (model, classes, input size, normalisation) even without the .json.
         var meta = TrainingSetup.Metadata(s.ModelName, s.Classes, s.ImageSize).ToDictionary();
         meta["residual.epoch"] = (stepInEpoch > 0 ? epoch : epoch - 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer), info, meta);
+        s.Store.Save(CheckpointStore.Last, TrainingSetup.CheckpointTensors(s.Model, s.Optimizer, s.Ema), info, meta);
         // Only now are these options those of a saved checkpoint: config.json follows (once per session).
         if (!s.ConfigWritten)
         {

@@ -111,11 +111,27 @@ public static class TrainingSetup
         return ImageFolder.Open(Directory.Exists(val) ? val : root, null, cancel);
     }
 
-    /// <summary>Training samples: <paramref name="augment"/> "imagenet" (RandomResizedCrop + flip) or "cifar" (pad 4 + random crop + flip).</summary>
-    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale, long maxPixels = EncodedImage.DefaultMaxPixels, string augment = "imagenet") =>
+    /// <summary>Training samples: <paramref name="augment"/> "imagenet" (RandomResizedCrop + flip) or "cifar" (pad 4 + random crop + flip),
+    /// then <paramref name="sampleAugment"/> (auto-augment, random erasing) when given.</summary>
+    public static IDataset TrainDataset(ImageFolder folder, int size, double minScale, long maxPixels = EncodedImage.DefaultMaxPixels, string augment = "imagenet",
+        SampleAugment? sampleAugment = null) =>
         new ImageFolderDataset(folder, augment == "cifar"
-            ? new CifarTransform(size, train: true, Normalization.ImageNet)
-            : new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale }) { MaxPixels = maxPixels };
+            ? new CifarTransform(size, train: true, Normalization.ImageNet) { Augment = sampleAugment }
+            : new TrainTransform(size, Normalization.ImageNet) { ScaleMin = minScale, Augment = sampleAugment }) { MaxPixels = maxPixels };
+
+    /// <summary>The per-image augmentation the options ask for (--auto-augment, --random-erase), or null.</summary>
+    public static SampleAugment? SampleAugmentation(TrainOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        return SampleAugment.Create(o.AutoAugment, o.RandomErase, o.RaNumOps, o.RaMagnitude);
+    }
+
+    /// <summary>The per-batch augmentation the options ask for (--mixup-alpha, --cutmix-alpha), or null.</summary>
+    public static IBatchAugmentation? BatchAugmentation(TrainOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        return o.MixupAlpha > 0 || o.CutmixAlpha > 0 ? new MixupCutmix(o.MixupAlpha, o.CutmixAlpha) : null;
+    }
 
     /// <summary>Evaluation samples, the view that matches <paramref name="augment"/>: resize + centre crop, or the small-image centre view.</summary>
     public static IDataset EvalDataset(ImageFolder folder, int size, long maxPixels = EncodedImage.DefaultMaxPixels, string augment = "imagenet") =>
@@ -124,9 +140,10 @@ public static class TrainingSetup
             : new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
 
     /// <summary>A loader as runs use it: training shuffles and drops the last partial batch; <paramref name="sampler"/> picks this process's share.</summary>
-    public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device, ISampler? sampler = null) =>
+    public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device, IBatchAugmentation? batchAugmentation = null,
+        ISampler? sampler = null) =>
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
-            DropLast: train && (sampler?.Count ?? data.Count) >= batchSize, Device: device) { Sampler = sampler });
+            DropLast: train && (sampler?.Count ?? data.Count) >= batchSize, Device: device) { BatchAugmentation = batchAugmentation, Sampler = sampler });
 
     /// <summary>A shuffled training loader over an ImageFolder (one sub-folder per class): RandomResizedCrop
     /// to <paramref name="imageSize"/> (smallest area <paramref name="minCropScale"/>) and flips, ImageNet normalisation.</summary>
@@ -169,14 +186,17 @@ public static class TrainingSetup
             (extra.Count > 0 ? $"; unexpected: {string.Join(", ", extra)}" : "") + ")");
     }
 
-    /// <summary>Model tensors plus optimizer state under "optimizer.", in a stable order, for a checkpoint.</summary>
-    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.IOptimizer? optimizer)
+    /// <summary>Model tensors, optimizer state under "optimizer." and the moving average under "model_ema.", in a stable order, for a checkpoint.</summary>
+    public static List<KeyValuePair<string, Tensor>> CheckpointTensors(Module model, Nn.Optim.IOptimizer? optimizer, ModelEma? ema = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         var list = model.StateDict().Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value)).ToList();
         if (optimizer is not null)
             foreach (var (name, t) in optimizer.StateTensors())
                 list.Add(new(CheckpointStore.OptimizerPrefix + name, t));
+        if (ema is not null)
+            foreach (var (name, t) in ema.StateTensors())
+                list.Add(new(CheckpointStore.EmaPrefix + name, t));
         return list;
     }
 }

@@ -1,9 +1,15 @@
 // One training step, the only one in the code base: `residual train`, `residual bench`, both
 // experiments and users' own loops call it. Per step: set the learning rate, move the batch to
 // the model's device, zero the gradients, forward, loss, backward, optimizer step. Recipe pieces
-// attach as hooks at fixed points (mixup/cutmix replace images and targets before the forward,
+// attach as hooks at fixed points (a hook may replace images and targets before the forward,
 // gradient clipping runs before the optimizer step, EMA after it) and the loss is a delegate
-// (label smoothing, soft targets). Everything the step allocates is freed when it returns,
+// (label smoothing). Mixed batches (mixup, cutmix: the loader mixes sample i with sample i - 1,
+// see Data/Augment/MixupCutmix.cs) have the soft targets lambda onehot(y) + (1 - lambda)
+// onehot(y'); the step computes their loss as lambda L(y) + (1 - lambda) L(y'). That is exactly
+// the cross-entropy with the probability targets, label smoothing included, because both are
+// linear in the target distribution (checked against torch's cross_entropy with probability
+// targets); it needs no soft-target op and no (N, K) target tensor, and any loss delegate that is
+// linear in its target (the cross-entropy is) gets it for free. Everything the step allocates is freed when it returns,
 // except the loss and logits it hands back (detached from the graph); nothing is read back to
 // the host, so on a GPU a step never waits for the device.
 using ResidualEngine.Data;
@@ -37,8 +43,9 @@ public interface ITrainingHook
 /// <summary>What one step works on; hooks read it and may replace the inputs before the forward pass.</summary>
 public sealed class StepContext
 {
-    internal StepContext(TrainingStep owner, Tensor images, Tensor labels)
+    internal StepContext(TrainingStep owner, Tensor images, Tensor labels, int batchIndex)
     {
+        BatchIndex = batchIndex;
         Model = owner.Model;
         Optimizer = owner.Optimizer;
         StepIndex = owner.Optimizer.StepCount;
@@ -51,12 +58,18 @@ public sealed class StepContext
     public IOptimizer Optimizer { get; }
     /// <summary>Optimizer steps taken before this one.</summary>
     public long StepIndex { get; }
+    /// <summary>The batch's position in its epoch (a loader's <see cref="Batch.Index"/>), or -1 when the step was given bare tensors.</summary>
+    public int BatchIndex { get; }
     /// <summary>The batch's images on the model's device; a hook may replace them before the forward pass.</summary>
     public Tensor Images { get; set; }
     /// <summary>The batch's class indices on the model's device, as given (metrics use these).</summary>
     public Tensor Labels { get; }
-    /// <summary>What the loss compares the logits with: the labels, unless a hook replaced them (e.g. soft targets).</summary>
+    /// <summary>What the loss compares the logits with: the labels, unless a hook replaced them.</summary>
     public Tensor Targets { get; set; }
+    /// <summary>Mixed batches: the partner targets (sample i - 1's); the loss is MixLambda L(Targets) + (1 - MixLambda) L(MixTargets).</summary>
+    public Tensor? MixTargets { get; set; }
+    /// <summary>The weight of <see cref="Targets"/> when <see cref="MixTargets"/> is set.</summary>
+    public double MixLambda { get; set; } = 1;
     /// <summary>The forward pass's output (set after the forward pass).</summary>
     public Tensor? Logits { get; internal set; }
     /// <summary>The scalar loss (set after the forward pass).</summary>
@@ -107,18 +120,32 @@ public sealed class TrainingStep
         return (logits, targets) => Ops.SoftmaxCrossEntropy(logits, targets, labelSmoothing);
     }
 
-    /// <summary>One step on a loader's batch (see <see cref="Run(Tensor, Tensor, double?)"/>).</summary>
+    /// <summary>
+    /// The loss on the soft targets lambda onehot(<paramref name="targets"/>) + (1 - lambda) onehot(<paramref name="partner"/>):
+    /// lambda L(targets) + (1 - lambda) L(partner), exact for a loss linear in its target (cross-entropy, with label smoothing too).
+    /// </summary>
+    public static Tensor MixedLoss(LossFunction loss, Tensor logits, Tensor targets, Tensor partner, double lambda)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        if (!(lambda >= 0 && lambda <= 1)) throw new ArgumentException($"TrainingStep: the mix weight must be in [0, 1], got {lambda}", nameof(lambda));
+        return Ops.Map<Pointwise.Axpby>(loss(logits, targets), loss(logits, partner), lambda, 1.0 - lambda);
+    }
+
+    /// <summary>One step on a loader's batch, mixed targets included (see <see cref="Run(Tensor, Tensor, double?, BatchMix?)"/>).</summary>
     public StepResult Run(Batch batch, double? learningRate = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return Run(batch.Images, batch.Labels, learningRate);
+        return Run(batch.Images, batch.Labels, learningRate, batch.Mix, batch.Index);
     }
 
     /// <summary>
     /// One optimizer step on images (N, C, H, W) and labels (N): sets the learning rate when one is
     /// given, puts the model in training mode, and moves the batch to the model's device if needed.
+    /// With <paramref name="mix"/>, the images were mixed and the targets are its soft targets.
     /// </summary>
-    public StepResult Run(Tensor images, Tensor labels, double? learningRate = null)
+    public StepResult Run(Tensor images, Tensor labels, double? learningRate = null, BatchMix? mix = null) => Run(images, labels, learningRate, mix, -1);
+
+    private StepResult Run(Tensor images, Tensor labels, double? learningRate, BatchMix? mix, int batchIndex)
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(labels);
@@ -130,11 +157,18 @@ public sealed class TrainingStep
         using var scope = TensorScope.Begin();
         var x = images.Device == device ? images : images.To(device);
         var y = labels.Device == device ? labels : labels.To(device);
-        var ctx = new StepContext(this, x, y);
+        var ctx = new StepContext(this, x, y, batchIndex);
+        if (mix is not null)
+        {
+            if (mix.PartnerLabels.Numel != labels.Numel)
+                throw new ArgumentException($"TrainingStep: the mix's partner labels {mix.PartnerLabels.Describe()} do not match {labels.Describe()}");
+            ctx.MixTargets = mix.PartnerLabels.Device == device ? mix.PartnerLabels : mix.PartnerLabels.To(device);
+            ctx.MixLambda = mix.Lambda;
+        }
         foreach (var h in Hooks) h.BeforeForward(ctx);
         Optimizer.ZeroGrad();
         ctx.Logits = Model.Forward(ctx.Images);
-        ctx.Loss = Loss(ctx.Logits, ctx.Targets);
+        ctx.Loss = ctx.MixTargets is { } partner ? MixedLoss(Loss, ctx.Logits, ctx.Targets, partner, ctx.MixLambda) : Loss(ctx.Logits, ctx.Targets);
         if (ctx.Loss.Numel != 1) throw new InvalidOperationException($"TrainingStep: the loss function returned {ctx.Loss.Describe()}, not a scalar");
         foreach (var h in Hooks) h.AfterForward(ctx);
         ctx.Loss.Backward();

@@ -12,6 +12,12 @@ WHAT IT WRITES (Tests/Fixtures/recipe/)
                         step per epoch, where per-step and per-epoch stepping coincide.
     optimizers.json     parameters after a few steps of torch.optim.AdamW and SGD on fixed
                         gradients, in float64; and clip_grad_norm_ on fixed gradients.
+    ema.json            torchvision's --model-ema on a BatchNorm2d(3) whose parameters and
+                        buffers follow a fixed random walk: an AveragedModel with use_buffers=True
+                        and avg_fn decay * avg + (1 - decay) * value (references/classification's
+                        ExponentialMovingAverage), the decay adjusted and updated every `steps`
+                        batches of an epoch with the warm-up reset, as train.py drives it; the
+                        model's and the average's tensors after every batch, in float32.
 Deterministic: fixed inputs, float64 arithmetic.
 """
 import json
@@ -83,6 +89,33 @@ def optimizers():
                 grads=[[g.flatten().tolist() for g in step] for step in grads], optimizers=cases, clip=clips)
 
 
+def ema():
+    torch.manual_seed(11)
+    batch, steps, epochs, warmup, decay, per_epoch = 8, 2, 3, 1, 0.999, 5
+    # train.py's adjustment of the decay (one process).
+    alpha = min(1.0, (1.0 - decay) * (batch * steps / epochs))
+    adjusted = 1.0 - alpha
+    bn = torch.nn.BatchNorm2d(3)
+    average = torch.optim.swa_utils.AveragedModel(
+        bn, avg_fn=lambda avg, value, n: adjusted * avg + (1 - adjusted) * value, use_buffers=True)
+    floats = lambda m: [t.detach().reshape(-1).tolist() for t in list(m.parameters()) + list(m.buffers()) if t.is_floating_point()]
+    rows = []
+    with torch.no_grad():
+        for epoch in range(epochs):
+            for i in range(per_epoch):
+                for t in list(bn.parameters()) + [bn.running_mean, bn.running_var]:
+                    t.add_(0.1 * torch.randn(t.shape))
+                bn.running_var.abs_()
+                bn.num_batches_tracked += 1
+                if i % steps == 0:
+                    average.update_parameters(bn)
+                    if epoch < warmup:
+                        average.n_averaged.fill_(0)
+                rows.append(dict(epoch=epoch, batch=i, model=floats(bn), ema=floats(average.module),
+                                 n_averaged=int(average.n_averaged)))
+    return dict(batch_size=batch, steps=steps, epochs=epochs, warmup_epochs=warmup, decay=decay, adjusted_decay=adjusted, rows=rows)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     cases = [
@@ -97,6 +130,8 @@ def main():
         json.dump(dict(torch=torch.__version__, cases=cases), f, indent=1)
     with open(os.path.join(OUT, "optimizers.json"), "w") as f:
         json.dump(dict(torch=torch.__version__, **optimizers()), f, indent=1)
+    with open(os.path.join(OUT, "ema.json"), "w") as f:
+        json.dump(dict(torch=torch.__version__, **ema()), f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 // AdamW as torch.optim.AdamW (torch 1.13, the single-tensor path): decoupled weight decay
 // w *= 1 - lr * wd, then m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2 (with AMSGrad, vmax =
 // max(vmax, v) replaces v below), w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
-// with t the parameter's own step count. The rule runs on the host (see HostOptimizer).
+// with t the parameter's own step count. Four or five pointwise ops per parameter on its device,
+// in its dtype (as torch computes in the parameter's dtype); the last step is written as
+// w -= (lr sqrt(1 - b2^t) / (1 - b1^t)) m / (sqrt(v) + eps sqrt(1 - b2^t)), the same quantity.
+using ResidualEngine.Pointwise;
+
 namespace ResidualEngine.Nn.Optim;
 
-public sealed class AdamW : HostOptimizer
+public sealed class AdamW : StatefulOptimizer
 {
     public AdamW(IEnumerable<ParamGroup> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, bool amsgrad = false)
         : base(groups, lr, amsgrad ? ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] : ["exp_avg", "exp_avg_sq"])
@@ -30,19 +34,21 @@ public sealed class AdamW : HostOptimizer
         return new AdamW(Sgd.GroupsOf(m, weightDecay, noBnWeightDecay), lr, beta1, beta2, eps);
     }
 
-    protected override void Update(int index, double[] w, double[] g, double[][] state, long step, double lr, double weightDecay)
+    protected override void Update(int index, Tensor w, Tensor g, Tensor[] state, long step, double lr, double weightDecay)
     {
-        double[] m = state[0], v = state[1];
-        double bc1 = 1 - Math.Pow(Beta1, step), bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, step)), stepSize = lr / bc1;
-        double decay = 1 - lr * weightDecay;
-        for (int i = 0; i < w.Length; i++)
+        Tensor m = state[0], v = state[1];
+        var be = w.Backend;
+        var same = Broadcast.Same(w);
+        double bc1 = 1 - Math.Pow(Beta1, step), bc2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, step));
+        if (weightDecay != 0) be.Map<Scale>(w, w, 1 - lr * weightDecay, 0);
+        be.Map<Axpby>(m, m, g, same, Beta1, 1 - Beta1);
+        be.Map<AxpbySquare>(v, v, g, same, Beta2, 1 - Beta2);
+        var second = v;
+        if (AmsGrad)
         {
-            w[i] *= decay;
-            m[i] = Beta1 * m[i] + (1 - Beta1) * g[i];
-            v[i] = Beta2 * v[i] + (1 - Beta2) * g[i] * g[i];
-            double second = v[i];
-            if (AmsGrad) second = state[2][i] = Math.Max(state[2][i], v[i]);
-            w[i] -= stepSize * m[i] / (Math.Sqrt(second) / bc2Sqrt + Eps);
+            be.Map<Maximum>(state[2], state[2], v, same, 0, 0);
+            second = state[2];
         }
+        be.Map<AdamStep>(w, w, m, second, lr / bc1 * bc2Sqrt, Eps * bc2Sqrt);
     }
 }

@@ -4,10 +4,13 @@
 //   v = momentum * v + lr * trust * (g + wd * w);   w -= v   (Nesterov: w -= momentum * v + lr * trust * (g + wd * w))
 // with |.| the L2 norm of the whole tensor. Parameters of rank <= 1 (BN scales and shifts, biases)
 // are excluded, as in MLPerf: no trust ratio and no weight decay (plain momentum SGD, v = m v + lr g).
-// The rule runs on the host (see HostOptimizer).
+// Everything runs on the parameter's device: the two norms are device sums, the trust ratio a
+// one-element tensor (LarsTrust) that scales g + wd w, so no step waits for the device.
+using ResidualEngine.Pointwise;
+
 namespace ResidualEngine.Nn.Optim;
 
-public sealed class Lars : HostOptimizer
+public sealed class Lars : StatefulOptimizer
 {
     private readonly bool[] _excluded;
 
@@ -40,22 +43,33 @@ public sealed class Lars : HostOptimizer
     public static double TrustRatio(double wNorm, double gNorm, double weightDecay, double eta, double eps) =>
         wNorm > 0 && gNorm > 0 ? eta * wNorm / (gNorm + weightDecay * wNorm + eps) : 1.0;
 
-    protected override void Update(int index, double[] w, double[] g, double[][] state, long step, double lr, double weightDecay)
+    protected override void Update(int index, Tensor w, Tensor g, Tensor[] state, long step, double lr, double weightDecay)
     {
         var v = state[0];
-        double scaled = lr, wd = 0;
-        if (!_excluded[index])
+        var be = w.Backend;
+        var same = Broadcast.Same(w);
+        if (_excluded[index])
         {
-            double wn = 0, gn = 0;
-            for (int i = 0; i < w.Length; i++) { wn += w[i] * w[i]; gn += g[i] * g[i]; }
-            wd = weightDecay;
-            scaled = lr * TrustRatio(Math.Sqrt(wn), Math.Sqrt(gn), wd, Eta, Eps);
+            // v = m v + lr g; w -= v (Nesterov: w -= m v + lr g).
+            be.Map<Axpby>(v, v, g, same, Momentum, lr);
+            if (Nesterov)
+            {
+                be.Map<Axpby>(w, w, v, same, 1, -Momentum);
+                be.Map<Axpby>(w, w, g, same, 1, -lr);
+            }
+            else be.Map<Axpby>(w, w, v, same, 1, -1);
+            return;
         }
-        for (int i = 0; i < w.Length; i++)
+        // trust = eta |w| / (|g| + wd |w| + eps); t = trust (g + wd w); v = m v + lr t; w -= v (Nesterov: m v + lr t).
+        var trust = Ops.Map<LarsTrust>(Ops.Sum(Ops.Mul(w, w)), Ops.Sum(Ops.Mul(g, g)), Tensor.Full(Shape.Scalar, Eps, w.DType, w.Device), Eta, weightDecay);
+        var t = Ops.Map<Axpby>(g, w, 1, weightDecay);
+        be.Map<Mul>(t, t, trust, Broadcast.All(t), 0, 0);
+        be.Map<Axpby>(v, v, t, same, Momentum, lr);
+        if (Nesterov)
         {
-            double u = scaled * (g[i] + wd * w[i]);
-            v[i] = Momentum * v[i] + u;
-            w[i] -= Nesterov ? Momentum * v[i] + u : v[i];
+            be.Map<Axpby>(w, w, v, same, 1, -Momentum);
+            be.Map<Axpby>(w, w, t, same, 1, -lr);
         }
+        else be.Map<Axpby>(w, w, v, same, 1, -1);
     }
 }

@@ -22,6 +22,8 @@ public sealed record ExportRequest(string Checkpoint, ExportFormat Format, strin
     public int Opset { get; init; } = 13;
     /// <summary>Replace an existing output file.</summary>
     public bool Force { get; init; }
+    /// <summary>Export the checkpoint's moving average of the weights (--model-ema) instead of its weights.</summary>
+    public bool Ema { get; init; }
 }
 
 public static class ModelExport
@@ -33,7 +35,7 @@ public static class ModelExport
         ArgumentException.ThrowIfNullOrEmpty(r.Out);
         var outPath = Path.GetFullPath(r.Out);
         if (Directory.Exists(outPath)) throw new ArgumentException($"option --out: '{r.Out}' is a directory; give a file name");
-        using var loaded = LoadedModel.Open(r.Checkpoint, r.Model, r.ImageSize);
+        using var loaded = LoadedModel.Open(r.Checkpoint, r.Model, r.ImageSize, r.Ema);
         if (string.Equals(outPath, Path.GetFullPath(loaded.Path), StringComparison.Ordinal))
             throw new ArgumentException($"option --out: '{r.Out}' is the checkpoint being exported");
         if (File.Exists(outPath) && !r.Force) throw new ArgumentException($"option --out: '{r.Out}' exists; pass --force to replace it");

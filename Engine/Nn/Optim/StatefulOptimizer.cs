@@ -1,14 +1,15 @@
-// Shared machinery of optimizers whose update rule runs on the host in double precision (AdamW,
-// LARS): parameter groups and checks as Sgd's, per-parameter state buffers (named, owned, on the
-// parameter's device, created on its first step), per-parameter step counts (as torch keeps
-// them), checkpoint state and ZeroGrad. Each Step copies a parameter, its gradient and its state
-// to the host, applies the rule, and copies back: exact and device-independent, but on a GPU it
-// waits for the device once per parameter. A fused device kernel per rule would remove that.
+// Shared machinery of optimizers with per-parameter state (AdamW, LARS): parameter groups and
+// checks as Sgd's, per-parameter state buffers (named, owned, on the parameter's device, created
+// zero on its first step), per-parameter step counts (as torch keeps them), checkpoint state and
+// ZeroGrad. Each Step hands a parameter, its gradient and its state to the rule, which updates
+// them in place with device ops (the pointwise family, Sum): no host round trip, so on a GPU a
+// step never waits for the device. Temporaries a rule makes are freed after each parameter.
 using System.Runtime.InteropServices;
+using ResidualEngine.Autograd;
 
 namespace ResidualEngine.Nn.Optim;
 
-public abstract class HostOptimizer : IOptimizer
+public abstract class StatefulOptimizer : IOptimizer
 {
     private readonly Tensor[] _params;
     private readonly double[] _weightDecay;
@@ -17,7 +18,7 @@ public abstract class HostOptimizer : IOptimizer
     private Tensor? _stepsTensor;
     private double _lr;
 
-    protected HostOptimizer(IEnumerable<ParamGroup> groups, double lr, IReadOnlyList<string> stateNames)
+    protected StatefulOptimizer(IEnumerable<ParamGroup> groups, double lr, IReadOnlyList<string> stateNames)
     {
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentNullException.ThrowIfNull(stateNames);
@@ -69,39 +70,34 @@ public abstract class HostOptimizer : IOptimizer
         if (!(lr >= 0) || double.IsInfinity(lr)) throw new ArgumentException($"{GetType().Name}: invalid learning rate {lr} (must be >= 0 and finite)");
     }
 
-    /// <summary>The rule for one parameter: update <paramref name="w"/> and <paramref name="state"/> in place.
-    /// <paramref name="step"/> counts this parameter's updates, this one included (1 on the first).</summary>
-    protected abstract void Update(int index, double[] w, double[] g, double[][] state, long step, double lr, double weightDecay);
+    /// <summary>The rule for one parameter: update <paramref name="w"/> and <paramref name="state"/> (the buffers of
+    /// <see cref="StateNames"/>, on w's device) in place, with device ops. <paramref name="step"/> counts this parameter's
+    /// updates, this one included (1 on the first). Runs without gradient recording, in a scope that frees its temporaries.</summary>
+    protected abstract void Update(int index, Tensor w, Tensor g, Tensor[] state, long step, double lr, double weightDecay);
 
     public void Step()
     {
+        using var noGrad = GradMode.NoGrad();
         for (int i = 0; i < _params.Length; i++)
         {
             var p = _params[i];
             var grad = p.Grad;
             if (grad is null) continue;
             if (p.IsDisposed) throw new ObjectDisposedException(p.Name, $"{GetType().Name}: parameter {i} ({p.Name}) was disposed");
-            if (grad.Shape != p.Shape || grad.Device != p.Device)
+            if (grad.Shape != p.Shape || grad.Device != p.Device || grad.DType != p.DType)
                 throw new InvalidOperationException($"{GetType().Name}: gradient {grad.Describe()} does not match parameter {p.Describe()}");
-            var state = new double[StateNames.Count][];
-            for (int k = 0; k < state.Length; k++)
-                state[k] = _state[k][i] is { } t ? Read(t, p.Device) : new double[p.Numel];
-            var w = p.ToDoubles();
-            Update(i, w, grad.ToDoubles(), state, ++_steps[i], _lr, _weightDecay[i]);
-            Write(p, w);
+            if (p.DType is not (DType.F32 or DType.F64))
+                throw new NotSupportedException($"{GetType().Name}: parameter {p.Describe()}: the update rule runs in F32 or F64 only");
+            var state = new Tensor[StateNames.Count];
             for (int k = 0; k < state.Length; k++)
             {
                 var buf = _state[k][i] ??= NewBuffer(p, StateNames[k]);
-                Write(buf, state[k]);
+                if (buf.Device != p.Device) buf.MoveTo(p.Device); // the module moved since the last step
+                state[k] = buf;
             }
+            using (TensorScope.Begin()) Update(i, p, grad, state, ++_steps[i], _lr, _weightDecay[i]);
         }
         StepCount++;
-    }
-
-    private static double[] Read(Tensor t, Device device)
-    {
-        if (t.Device != device) t.MoveTo(device); // the module moved since the last step
-        return t.ToDoubles();
     }
 
     private static void Write(Tensor t, double[] v)
