@@ -59,6 +59,22 @@ ensure_nvrtc() {
   echo "build.sh: WARNING: NVRTC not found and could not be installed; kernel-compile tests will be SKIPPED" >&2
 }
 
+# Open MPI runs the multi-process (data-parallel) tests and `residual train --nproc`. Debian ships it
+# as openmpi-bin (mpirun) and libopenmpi-dev; install them when we are root with apt, and say loudly
+# when we cannot (those tests are then SKIPPED, each saying why).
+ensure_mpi() {
+  # (grep reads all of ldconfig's output: with pipefail, grep -q's early exit would fail the pipe)
+  if command -v mpirun >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep 'libmpi\.so' >/dev/null; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "build.sh: installing Debian's openmpi-bin and libopenmpi-dev so multi-process training can be tested"
+    if apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null 2>&1; then
+      echo "build.sh: Open MPI installed"
+      return 0
+    fi
+  fi
+  echo "build.sh: WARNING: Open MPI (mpirun, libmpi) not found and could not be installed; the multi-process tests will be SKIPPED" >&2
+}
+
 # Fashion-MNIST is the real data of the experiments (docs/experiments); Debian ships it as
 # dataset-fashion-mnist (IDX files, ~30 MB). Install it when we are root with apt; say loudly when not.
 ensure_fashion_mnist() {
@@ -89,6 +105,7 @@ case "$verb" in
   test)
     need_dotnet
     ensure_nvrtc || true
+    ensure_mpi || true
     dotnet build ResidualEngine.sln -c "$CONFIG" -v q -nologo || { echo "build.sh: the build failed (errors above)" >&2; echo "Tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
     sum_passed=0 sum_failed=0 sum_skipped=0 any_rc=0
     # Runs the test executable once and adds its counts to the sums.

@@ -6,7 +6,10 @@
 // Gradients that meet at a node are summed in place only into a buffer the engine owns
 // exclusively (its handle holds the last reference to the storage); otherwise the sum is made out
 // of place. Backward functions may return views of dY or the same buffer for several inputs
-// (Add's backward does), and a user's seed gradient is never written into.
+// (Add's backward does), and a user's seed gradient is never written into. Once a leaf's
+// gradient is complete it lands in .Grad at once (not when the depth-first walk would come back
+// to it) and its gradient-ready hooks run (GradHooks.cs), before the pass goes on: so a network's
+// last layers' gradients are final while its first layers' are still being computed.
 namespace ResidualEngine.Autograd;
 
 public static class GradEngine
@@ -93,7 +96,16 @@ public static class GradEngine
                         g = converted;
                     }
                     grads[p] = grads.TryGetValue(p, out var sum) ? AddOwned(sum, g) : g;
-                    if (--pending[p] == 0) ready.Push(p);
+                    if (--pending[p] != 0) continue;
+                    if (p is AccumulateGrad leafSink)
+                    {
+                        // A leaf's gradient is complete: land it now, not when the depth-first walk
+                        // comes back to it, so its hooks run while the rest of the pass computes.
+                        var complete = grads[p];
+                        grads.Remove(p);
+                        AccumulateIntoLeaf(leafSink, complete);
+                    }
+                    else ready.Push(p);
                 }
             }
         }
@@ -124,8 +136,8 @@ public static class GradEngine
         {
             if (g.Storage.IsExclusive) leaf.Grad = g;
             else { leaf.Grad = TensorScope.Detach(g.Clone()); g.Dispose(); }
-            return;
         }
-        leaf.Grad = AddOwned(leaf.Grad, g);
+        else leaf.Grad = AddOwned(leaf.Grad, g);
+        node.RunHooks(leaf); // every path to the leaf was summed: its gradient of this pass is final
     }
 }

@@ -134,6 +134,36 @@ internal sealed class AccumulateGrad : Node
 
     protected internal override Tensor?[] Backward(Tensor dY) => throw new InvalidOperationException("AccumulateGrad is applied by the engine");
 
+    private Action<Tensor>[] _hooks = [];
+
+    /// <summary>Adds a gradient-ready hook (see Tensor.RegisterGradReadyHook); copy-on-write, so a running backward is not disturbed.</summary>
+    internal IDisposable AddHook(Action<Tensor> hook)
+    {
+        lock (this) _hooks = [.. _hooks, hook];
+        return new HookRegistration(this, hook);
+    }
+
+    /// <summary>Runs the hooks after the leaf's gradient of a pass was accumulated.</summary>
+    internal void RunHooks(Tensor leaf)
+    {
+        foreach (var h in Volatile.Read(ref _hooks)) h(leaf);
+    }
+
+    private sealed class HookRegistration(AccumulateGrad owner, Action<Tensor> hook) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0) return;
+            lock (owner)
+            {
+                int i = Array.IndexOf(owner._hooks, hook);
+                if (i >= 0) owner._hooks = [.. owner._hooks[..i], .. owner._hooks[(i + 1)..]];
+            }
+        }
+    }
+
     internal override void AddRef() { }
     internal override void Release() { }
     private protected override bool DropRef() => false;

@@ -3,8 +3,9 @@
 // Determinism: the sample order of an epoch is a pure function of (Seed, epoch), and the random
 // generator of the sample at position p is seeded from (Seed, epoch, p, attempt) (a batch
 // augmentation's from (Seed, epoch, batch index)), so batches are identical whatever the number
-// of workers or their timing. Workers take batches in order;
-// the consumer receives them in order.
+// of workers or their timing. Workers take batches in order; the consumer receives them in order.
+// With a sampler (Options.Sampler, e.g. a process's share of a distributed epoch) the order is the
+// sampler's and p is the sample's global position.
 //
 // Memory: a semaphore of Prefetch slots; a worker takes a slot before it claims the next batch,
 // and the slot is freed when the consumer disposes that batch or asks for the next one. So at
@@ -43,37 +44,48 @@ public sealed class DataLoader : IDisposable
         if (options.Prefetch <= 0) throw new ArgumentException($"DataLoader: prefetch must be >= 1, got {options.Prefetch}", nameof(options));
         if (options.MaxConsecutiveFailures < 0) throw new ArgumentException($"DataLoader: MaxConsecutiveFailures must be >= 0, got {options.MaxConsecutiveFailures}", nameof(options));
         if (dataset.Count <= 0) throw new ArgumentException("DataLoader: the dataset is empty", nameof(dataset));
-        if (options.DropLast && dataset.Count < options.BatchSize)
-            throw new ArgumentException($"DataLoader: {dataset.Count} samples make no full batch of {options.BatchSize} (DropLast is set)", nameof(options));
+        if (options.Sampler is { } sampler && sampler.DatasetCount != dataset.Count)
+            throw new ArgumentException($"DataLoader: the sampler was made for {sampler.DatasetCount} samples, the dataset has {dataset.Count}", nameof(options));
+        SamplesPerEpoch = options.Sampler?.Count ?? dataset.Count;
+        if (SamplesPerEpoch <= 0) throw new ArgumentException("DataLoader: the sampler gives this process no samples", nameof(options));
+        if (options.DropLast && SamplesPerEpoch < options.BatchSize)
+            throw new ArgumentException($"DataLoader: {SamplesPerEpoch} samples make no full batch of {options.BatchSize} (DropLast is set)", nameof(options));
         _dataset = dataset;
         Options = options;
         _device = options.Device ?? Device.Cpu;
         BatchesPerEpoch = options.DropLast
-            ? dataset.Count / options.BatchSize
-            : (dataset.Count + options.BatchSize - 1) / options.BatchSize;
+            ? SamplesPerEpoch / options.BatchSize
+            : (SamplesPerEpoch + options.BatchSize - 1) / options.BatchSize;
     }
 
     public DataLoaderOptions Options { get; }
     public IDataset Dataset => _dataset;
     public int BatchesPerEpoch { get; }
+    /// <summary>Samples an epoch visits: the dataset's, or the sampler's share.</summary>
+    public int SamplesPerEpoch { get; }
     public DataLoaderStats Stats { get; } = new();
 
     /// <summary>The batches of one epoch, in order. Dispose each batch when done with it.</summary>
-    public IEnumerable<Batch> Epoch(int epoch)
+    public IEnumerable<Batch> Epoch(int epoch) => Epoch(epoch, 0);
+
+    /// <summary>The batches of one epoch from batch <paramref name="firstBatch"/> on (the earlier ones are not built):
+    /// the same batches the whole epoch would give from there, since order and augmentation depend on positions only.</summary>
+    public IEnumerable<Batch> Epoch(int epoch, int firstBatch)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (epoch < 0) throw new ArgumentOutOfRangeException(nameof(epoch), epoch, "epoch must be >= 0");
-        return Iterate(epoch);
+        if (firstBatch < 0 || firstBatch > BatchesPerEpoch) throw new ArgumentOutOfRangeException(nameof(firstBatch), firstBatch, $"first batch must be in 0..{BatchesPerEpoch}");
+        return Iterate(epoch, firstBatch);
     }
 
-    private IEnumerable<Batch> Iterate(int epoch)
+    private IEnumerable<Batch> Iterate(int epoch, int first)
     {
-        using var run = new EpochRun(this, epoch);
+        using var run = new EpochRun(this, epoch, first);
         lock (_runs) _runs.Add(run);
         try
         {
             Batch? previous = null;
-            for (int b = 0; b < BatchesPerEpoch; b++)
+            for (int b = first; b < BatchesPerEpoch; b++)
             {
                 // Asking for the next batch frees the previous one's slot, disposed or not.
                 previous?.Release();
@@ -89,12 +101,15 @@ public sealed class DataLoader : IDisposable
     }
 
     /// <summary>Dataset indices in the order epoch <paramref name="epoch"/> visits them.</summary>
-    public int[] SampleOrder(int epoch)
+    public int[] SampleOrder(int epoch) => Options.Sampler?.Indices(epoch) ?? Permutation(_dataset.Count, Options.Shuffle, Options.Seed, epoch);
+
+    /// <summary>The order of an epoch over <paramref name="count"/> samples: 0..count-1, shuffled by (seed, epoch) when asked.</summary>
+    public static int[] Permutation(int count, bool shuffle, int seed, int epoch)
     {
-        var order = new int[_dataset.Count];
+        var order = new int[count];
         for (int i = 0; i < order.Length; i++) order[i] = i;
-        if (!Options.Shuffle) return order;
-        var rng = new Random(SampleSeed(Options.Seed, epoch, -1, 0));
+        if (!shuffle) return order;
+        var rng = new Random(SampleSeed(seed, epoch, -1, 0));
         for (int i = order.Length - 1; i > 0; i--)
         {
             int j = rng.Next(i + 1);
@@ -150,7 +165,8 @@ public sealed class DataLoader : IDisposable
             }
             try
             {
-                label = fetch(index, new Random(SampleSeed(Options.Seed, epoch, position, attempt)));
+                int global = Options.Sampler?.GlobalPosition(position) ?? position;
+                label = fetch(index, new Random(SampleSeed(Options.Seed, epoch, global, attempt)));
             }
             catch (SampleLoadException e)
             {
@@ -176,7 +192,7 @@ public sealed class DataLoader : IDisposable
     private HostBatch Build(int epoch, int[] order, int b, CancellationToken token)
     {
         var sw = Stopwatch.StartNew();
-        int start = b * Options.BatchSize, n = Math.Min(Options.BatchSize, _dataset.Count - start);
+        int start = b * Options.BatchSize, n = Math.Min(Options.BatchSize, SamplesPerEpoch - start);
         var indices = new int[n];
         var labels = new long[n];
         Tensor? images = null, labelT = null;
@@ -285,10 +301,11 @@ public sealed class DataLoader : IDisposable
         private int _disposing;
         private bool _disposed;
 
-        public EpochRun(DataLoader loader, int epoch)
+        public EpochRun(DataLoader loader, int epoch, int first)
         {
             _l = loader;
             _epoch = epoch;
+            _next = first;
             _batches = loader.BatchesPerEpoch;
             _order = loader.SampleOrder(epoch);
             _ready = new HostBatch?[_batches];

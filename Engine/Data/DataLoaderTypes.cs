@@ -15,6 +15,9 @@ public sealed record DataLoaderOptions(int BatchSize, bool Shuffle, int Seed, in
     /// <summary>Unreadable files tolerated in a row while looking for a replacement; one more is an error.</summary>
     public int MaxConsecutiveFailures { get; init; } = 50;
 
+    /// <summary>Which samples an epoch visits, in what order (e.g. this process's share: DistributedSampler); null: the whole dataset, shuffled when Shuffle is set.</summary>
+    public ISampler? Sampler { get; init; }
+
     /// <summary>Applied to every whole batch on the host (mixup, cutmix), with a generator seeded from (Seed, epoch, batch index).</summary>
     public IBatchAugmentation? BatchAugmentation { get; init; }
 

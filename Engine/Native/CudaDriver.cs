@@ -86,6 +86,7 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Lib)] internal static partial CUresult cuEventDestroy_v2(nint hEvent);
     [LibraryImport(Lib)] internal static partial CUresult cuEventRecord(nint hEvent, nint hStream);
     [LibraryImport(Lib)] internal static partial CUresult cuEventSynchronize(nint hEvent);
+    [LibraryImport(Lib)] internal static partial CUresult cuStreamWaitEvent(nint hStream, nint hEvent, uint flags);
 
     [LibraryImport(Lib)] internal static partial CUresult cuMemAlloc_v2(out ulong dptr, nuint bytesize);
     [LibraryImport(Lib)] internal static partial CUresult cuMemFree_v2(ulong dptr);

@@ -1,6 +1,7 @@
 // The one place that finds the CUDA libraries at run time (nothing about CUDA is needed to build
 // or to run on the CPU). Registered as the Engine assembly's DllImport resolver, it maps the
-// logical names used by the bindings ("cuda", "nvrtc", "cublas", "cudnn") to a loaded library.
+// logical names used by the bindings ("cuda", "nvrtc", "cublas", "cudnn", "nccl") to a loaded
+// library; "mpi" is handed to MpiLibrary, which has its own search (MpiLibrary.cs).
 // Search order per library (first hit wins; any path containing /stubs/ is never used):
 //   1. RESIDUAL_LIB_<NAME> (a file or a folder), then RESIDUAL_CUDA_LIB_DIR (folders, ':'-separated)
 //   2. CUDA_PATH, CUDA_HOME (lib64, lib; bin, bin/x64 on Windows)
@@ -25,6 +26,8 @@ public enum CudaLibrary
     Nvrtc,
     Cublas,
     Cudnn,
+    /// <summary>NVIDIA's collective communication library (multi-GPU all-reduce); Linux only.</summary>
+    Nccl,
 }
 
 /// <summary>What the file system and environment look like to the resolver (replaced in tests).</summary>
@@ -79,7 +82,7 @@ public static class LibraryResolver
     private static bool s_registered;
 
     /// <summary>The logical library names used in [LibraryImport] by the bindings.</summary>
-    internal const string DriverName = "cuda", NvrtcName = "nvrtc", CublasName = "cublas", CudnnName = "cudnn";
+    internal const string DriverName = "cuda", NvrtcName = "nvrtc", CublasName = "cublas", CudnnName = "cudnn", NcclName = "nccl", MpiName = "mpi";
 
     /// <summary>Installs the resolver for the Engine assembly (idempotent).</summary>
     public static void EnsureRegistered()
@@ -100,8 +103,10 @@ public static class LibraryResolver
             NvrtcName => CudaLibrary.Nvrtc,
             CublasName => CudaLibrary.Cublas,
             CudnnName => CudaLibrary.Cudnn,
+            NcclName => CudaLibrary.Nccl,
             _ => null,
         };
+        if (name == MpiName) return MpiLibrary.Require().Handle;
         if (lib is null) return 0; // not ours: the runtime's default probing applies
         return Require(lib.Value).Handle;
     }
@@ -141,6 +146,7 @@ public static class LibraryResolver
         CudaLibrary.Nvrtc => "NVRTC",
         CudaLibrary.Cublas => "cuBLAS",
         CudaLibrary.Cudnn => "cuDNN",
+        CudaLibrary.Nccl => "NCCL",
         _ => lib.ToString(),
     };
 
@@ -151,6 +157,7 @@ public static class LibraryResolver
         CudaLibrary.Nvrtc => "NVRTC",
         CudaLibrary.Cublas => "CUBLAS",
         CudaLibrary.Cudnn => "CUDNN",
+        CudaLibrary.Nccl => "NCCL",
         _ => lib.ToString().ToUpperInvariant(),
     };
 
@@ -163,6 +170,7 @@ public static class LibraryResolver
             (CudaLibrary.Nvrtc, false) => ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"],
             (CudaLibrary.Cublas, false) => ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"],
             (CudaLibrary.Cudnn, false) => ["libcudnn.so.9", "libcudnn.so.8", "libcudnn.so"],
+            (CudaLibrary.Nccl, false) => ["libnccl.so.2", "libnccl.so"],
             (CudaLibrary.Driver, true) => ["nvcuda.dll"],
             (CudaLibrary.Nvrtc, true) => ["nvrtc64_130_0.dll", "nvrtc64_120_0.dll", "nvrtc64_112_0.dll"],
             (CudaLibrary.Cublas, true) => ["cublas64_13.dll", "cublas64_12.dll", "cublas64_11.dll"],

@@ -6,7 +6,7 @@ using ResidualEngine.Native;
 
 namespace ResidualEngine.Tests.Native;
 
-public class LibraryResolverTests
+public partial class LibraryResolverTests
 {
     /// <summary>An in-memory file system: files and folders are full paths.</summary>
     private sealed class FakeEnv : ISearchEnvironment

@@ -1,6 +1,7 @@
 // `residual bench`: whole-model step timing (train or infer), the input pipeline alone
 // (`bench data`), ours vs PyTorch side by side (`bench compare`, what `./build.sh bench` runs),
-// and end to end on an image folder against the plain PyTorch loop (`bench epoch`).
+// end to end on an image folder against the plain PyTorch loop (`bench epoch`), and the cost of
+// data-parallel training (`bench parallel`).
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -67,6 +68,21 @@ public static class BenchCommand
         };
         epoch.SetAction(parse => EpochBench.Run(CliApp.ToArgs(parse)));
         bench.Subcommands.Add(epoch);
+
+        var parallel = new Command("parallel", "Data-parallel training cost on this machine: step time, all-reduce time per step, how much of it the " +
+            "backward pass hides, CPU time per image; --nproc N runs N ranks through mpirun (docs/benchmarks.md).")
+        {
+            Value("--model", "zoo model (default resnet20)", "NAME"),
+            Value("--batch-size", "images per step and process (default 32)", "N"),
+            Value("--image-size", "input height and width (default: the model's native size)", "S"),
+            Value("--warmup", "untimed steps first (default 3)", "W"),
+            Value("--steps", "timed steps (default 20)", "K"),
+            Value("--threads", "CPU threads per process (0 = cores / processes on this machine)", "T"),
+            Value("--bucket-mb", "gradient bucket size in MiB (default 25)", "MB"),
+            Value("--nproc", "processes to start through mpirun (default 1: this one)", "N"),
+        };
+        parallel.SetAction(parse => ParallelBench.Run(CliApp.ToArgs(parse), parse.Tokens.Skip(2).Select(t => t.Value).ToList()));
+        bench.Subcommands.Add(parallel);
         return bench;
     }
 

@@ -1,6 +1,7 @@
 // `residual info`: the machine as the engine sees it — OS and .NET, each GPU (name, compute
 // capability, SMs, memory), the driver's CUDA version, and for NVRTC, cuBLAS and cuDNN their
-// versions and the file each was loaded from, or why not (every path the resolver tried), and the
+// versions and the file each was loaded from, or why not (every path the resolver tried); NCCL
+// likewise, and MPI (the library, its version, mpirun) for multi-process training; and the
 // precision policy (TF32 switches; 16-bit types stored in 16 bits and computed in F32).
 // Informational: exits 0 whether or not a GPU is present.
 using System.Runtime.InteropServices;
@@ -78,6 +79,15 @@ public static class InfoCommand
             });
         }
         j["libraries"] = libs;
+        var mpi = MpiLibrary.Find();
+        j["mpi"] = new JsonObject
+        {
+            ["found"] = mpi.Found,
+            ["version"] = mpi.Found ? MpiVersion() : null,
+            ["path"] = mpi.LoadedPath,
+            ["mpirun"] = TrainLauncher.FindMpirun(),
+            ["tried"] = new JsonArray(mpi.Attempts.Select(t => (JsonNode?)new JsonObject { ["path"] = t.Path, ["outcome"] = t.Outcome }).ToArray()),
+        };
         j["kernel_cache"] = KernelLibrary.DefaultCacheDirectory;
         var (conv, mm) = Tf32Switches();
         j["precision"] = new JsonObject
@@ -121,6 +131,19 @@ public static class InfoCommand
             if (verbose)
                 foreach (var t in report.Attempts) Console.WriteLine($"      {t.Path}: {t.Outcome}");
         }
+        Console.WriteLine("Multi-process");
+        var mpi = MpiLibrary.Find();
+        if (mpi.Found)
+        {
+            Console.WriteLine($"  {"MPI",-12}{MpiVersion()} at {mpi.LoadedPath}");
+            if (verbose) foreach (var t in mpi.Attempts) Console.WriteLine($"      {t.Path}: {t.Outcome}");
+        }
+        else
+        {
+            Console.WriteLine($"  {"MPI",-12}not found (needed for --nproc and mpirun; apt-get install openmpi-bin libopenmpi-dev); paths tried:");
+            foreach (var t in mpi.Attempts) Console.WriteLine($"      {t.Path}: {t.Outcome}");
+        }
+        Console.WriteLine($"  {"mpirun",-12}{TrainLauncher.FindMpirun() ?? "not found (residual train --nproc needs it)"}");
         Console.WriteLine($"Kernel cache  {KernelLibrary.DefaultCacheDirectory}");
         var (conv, mm) = Tf32Switches();
         Console.WriteLine("Precision");
@@ -174,13 +197,21 @@ public static class InfoCommand
                 CudaLibrary.Nvrtc => $"{KernelLibrary.CompilerVersion} (targets {Archs()})",
                 CudaLibrary.Cublas => Cublas.Version() is var (ma, mi, pa) ? $"{ma}.{mi}.{pa}" : "",
                 CudaLibrary.Cudnn => Cudnn.Version() is var (ma, mi, pa) ? $"{ma}.{mi}.{pa}" : "",
+                CudaLibrary.Nccl => Nccl.Version() is var (ma, mi, pa) ? $"{ma}.{mi}.{pa}" : "",
                 _ => "",
             };
         }
-        catch (Exception e) when (e is CudaException or EntryPointNotFoundException or DllNotFoundException)
+        catch (Exception e) when (e is CudaException or EntryPointNotFoundException or DllNotFoundException or NcclException)
         {
             return $"(version unknown: {e.Message})";
         }
+    }
+
+    /// <summary>MPI_Get_library_version's first line (callable before MPI is initialised).</summary>
+    private static string MpiVersion()
+    {
+        try { return Mpi.LibraryVersion(); }
+        catch (Exception e) when (e is MpiException or EntryPointNotFoundException or DllNotFoundException) { return $"(version unknown: {e.Message})"; }
     }
 
     private static string Archs()

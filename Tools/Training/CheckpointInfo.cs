@@ -67,6 +67,10 @@ public sealed class CheckpointInfo
     public ScalerState? Scaler { get; set; }
     /// <summary>"epoch" (end of an epoch), "interrupt" (Ctrl-C / SIGTERM) or "eval".</summary>
     public string Reason { get; set; } = "epoch";
+    /// <summary>Processes that trained it (data parallel; the global batch was BatchSize x WorldSize). 1 in older checkpoints.</summary>
+    public int WorldSize { get; set; } = 1;
+    /// <summary>Images per step and process when it was saved; 0 in older checkpoints (the resuming run's batch size is assumed).</summary>
+    public int BatchSize { get; set; }
     public DateTimeOffset SavedAt { get; set; }
     /// <summary>The run's options and details when the checkpoint was made (what config.json holds); null in older checkpoints.</summary>
     public JsonObject? Config { get; set; }

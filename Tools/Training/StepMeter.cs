@@ -3,7 +3,10 @@
 // LogEvery steps, or when the epoch ends, a checkpoint is due or a stop is asked for. On a GPU
 // that is one synchronisation per window instead of one per step. The meter keeps two sets of
 // sums: the epoch's (for the end-of-epoch row) and the current window's (for the logged row);
-// both go into checkpoints so a resumed run continues them exactly.
+// both go into checkpoints so a resumed run continues them exactly. In data-parallel training the
+// pending steps' sums (loss x samples, correct, samples) are added over ranks by Reduce before they
+// are used, so every rank holds the same numbers (those of the global batches) and reaches the same
+// verdict on a non-finite loss at the same step.
 namespace ResidualEngine.Training;
 
 /// <summary>The result of reading pending steps: the first non-finite loss, if any.</summary>
@@ -29,6 +32,9 @@ public sealed class StepMeter : IDisposable
     public int WindowSteps { get; set; }
     public int PendingCount => _pending.Count;
 
+    /// <summary>Sums an array over every rank (in place); null in a single process.</summary>
+    public Action<double[]>? Reduce { get; set; }
+
     /// <summary>Hands over one step's outputs; views of them are kept (owned by the meter) until the next flush.</summary>
     public void Add(long globalStep, Tensor loss, Tensor logits, Tensor labels, int count)
     {
@@ -44,17 +50,28 @@ public sealed class StepMeter : IDisposable
     {
         try
         {
-            int n = 0;
-            foreach (var p in _pending)
+            // Per pending step: loss x samples, correct, samples (added over ranks when reducing).
+            var v = new double[3 * _pending.Count];
+            for (int i = 0; i < _pending.Count; i++)
             {
+                var p = _pending[i];
                 double loss = p.Loss.Item();
-                if (!double.IsFinite(loss)) return new FlushResult(n, p.GlobalStep, loss);
-                long correct = TopKCorrect(p.Logits, p.Labels, 1);
+                v[3 * i] = loss * p.Count;
+                v[3 * i + 1] = double.IsFinite(loss) ? TopKCorrect(p.Logits, p.Labels, 1) : 0;
+                v[3 * i + 2] = p.Count;
+            }
+            Reduce?.Invoke(v);
+            int n = 0;
+            for (int i = 0; i < _pending.Count; i++)
+            {
+                double lossSum = v[3 * i], samples = v[3 * i + 2];
+                if (!double.IsFinite(lossSum)) return new FlushResult(n, _pending[i].GlobalStep, lossSum / samples);
+                long correct = (long)v[3 * i + 1];
                 foreach (var s in new[] { Epoch, Window })
                 {
-                    s.LossSum += loss * p.Count;
+                    s.LossSum += lossSum;
                     s.Correct += correct;
-                    s.Samples += p.Count;
+                    s.Samples += (long)samples;
                 }
                 WindowSteps++;
                 n++;

@@ -104,6 +104,15 @@ public static class TrainOptionTable
         Int("log-every", "running", "read loss/accuracy and write metrics every N steps", o => o.LogEvery, (o, v) => o.LogEvery = v, 1),
         Switch("tensorboard", "running", "write TensorBoard event files into the run directory (on by default; --tensorboard false turns them off)",
             o => o.TensorBoard, (o, v) => o.TensorBoard = v),
+        Int("threads", "running", "CPU threads for convolution and GEMM; 0 = the cores divided by the processes on this machine", o => o.Threads, (o, v) => o.Threads = v, 0, 1024),
+
+        // ---- several processes (data parallel) ----
+        Int("nproc", "parallel", "start N processes on this machine through mpirun, each on its share of every epoch (global batch = batch-size x N); " +
+            "with several machines, launch with mpirun yourself", o => o.Nproc, (o, v) => o.Nproc = v, 1, 1024, commandOnly: true),
+        Switch("sync-bn", "parallel", "batch-norm statistics over all processes' batches (torch's SyncBatchNorm); without it each process normalises by its own batch",
+            o => o.SyncBn, (o, v) => o.SyncBn = v),
+        Double("bucket-mb", "parallel", "gradient bucket size in MiB: each bucket is averaged across processes as soon as its gradients are ready (the first is 1 MiB)",
+            o => o.BucketMb, (o, v) => o.BucketMb = v, check: v => !(v >= 0.001 && v <= 4096) ? $"must be in [0.001, 4096], got {F(v)}" : null),
     ];
 
     /// <summary>The option answering to <paramref name="name"/> (or one of its aliases), or null.</summary>
@@ -112,8 +121,8 @@ public static class TrainOptionTable
     private static string F(double v) => v.ToString("R", Inv);
 
     private static TrainOption<int> Int(string name, string group, string help, Func<TrainOptions, int> get, Action<TrainOptions, int> set,
-        int min = int.MinValue, int max = int.MaxValue, Func<int, string?>? check = null, string[]? aliases = null) =>
-        new(name, group, help, "N", get, set, s => int.Parse(s, NumberStyles.Integer, Inv), aliases: aliases, check:
+        int min = int.MinValue, int max = int.MaxValue, Func<int, string?>? check = null, string[]? aliases = null, bool commandOnly = false) =>
+        new(name, group, help, "N", get, set, s => int.Parse(s, NumberStyles.Integer, Inv), aliases: aliases, commandOnly: commandOnly, check:
             check ?? (v => v < min ? (max == int.MaxValue ? $"must be at least {min}, got {v}" : $"must be in [{min}, {max}], got {v}")
                 : v > max ? $"must be in [{min}, {max}], got {v}" : null));
 

@@ -123,6 +123,16 @@ public sealed class TrainOptions
     public bool EvalOnly { get; set; }
     public string? Resume { get; set; }
 
+    // ---- several processes ----
+    /// <summary>Local processes to start through mpirun (residual train --nproc N); 1 = this process only.</summary>
+    public int Nproc { get; set; } = 1;
+    /// <summary>BN statistics over every rank's batch (torch's SyncBatchNorm) in data-parallel training.</summary>
+    public bool SyncBn { get; set; }
+    /// <summary>Size of a gradient bucket in MiB (the first bucket is 1 MiB, as torch's).</summary>
+    public double BucketMb { get; set; } = 25;
+    /// <summary>CPU threads for GEMM and convolution; 0 = the cores divided by the processes on this machine.</summary>
+    public int Threads { get; set; }
+
     public bool Synthetic => Data is null;
 
     /// <summary>The crop scale actually used (resolving 0 = auto).</summary>

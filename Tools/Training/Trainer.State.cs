@@ -4,7 +4,10 @@
 // classes) and restored. The run directory is locked (RunLock) before anything in it is read for
 // resuming or written, and a stop request (Ctrl-C, SIGTERM) ends the setup at once (data
 // generation and listing watch it), with nothing written.
+// In a data-parallel job (Trainer.Distributed.cs) every rank builds the same state on its share of
+// the data; only rank 0 touches the run directory.
 using ResidualEngine.Data;
+using ResidualEngine.Distributed;
 using ResidualEngine.Models;
 using ResidualEngine.Nn.Optim;
 
@@ -35,6 +38,10 @@ public sealed partial class Trainer
         public StepMeter Meter { get; } = new();
         /// <summary>TensorBoard event file of this process (null when turned off or before training starts).</summary>
         public TensorBoard.EventFileWriter? Board { get; set; }
+        /// <summary>Gradient averaging across ranks (null in a single process).</summary>
+        public Distributed.DistributedDataParallel? DataParallel { get; set; }
+        /// <summary>The epoch's gradient communication so far (data-parallel runs).</summary>
+        public CommunicationTally Communication { get; } = new();
         public CheckpointInfo? Resumed { get; init; }
         public int StartEpoch { get; init; } = 1;
         public int StartStep { get; init; }
@@ -54,9 +61,11 @@ public sealed partial class Trainer
             string modelName = TrainingSetup.CanonicalModel(o.Model);
             var device = TrainingSetup.ResolveDevice(o.Device);
             t.RunDir = o.Out ?? Path.Combine("runs", $"{modelName}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            if (t.Distributed) t.RunDir = t.ProcessGroup!.BroadcastString(t.RunDir, 0)!; // rank 0's clock names it
             // A resumed run's directory is locked before its checkpoint is read; a fresh one before it is first written.
+            // In a data-parallel job rank 0 holds the lock for every rank (only it writes there).
             RunLock? ownLock = null;
-            if (t.ResumeFrom is not null && !o.EvalOnly) ownLock = TakeLock(t);
+            if (t.ResumeFrom is not null && !o.EvalOnly && t.IsLeader) ownLock = TakeLock(t);
             try
             {
                 var state = Open(t, modelName, device, cancel, ref ownLock);
@@ -78,7 +87,7 @@ public sealed partial class Trainer
         {
             var o = t._o;
             var log = t._log;
-            var root = TrainingSetup.EnsureData(o, log, t.SyntheticRoot, cancel);
+            var root = t.InTurns(() => TrainingSetup.EnsureData(o, log, t.SyntheticRoot, cancel));
             var val = TrainingSetup.OpenVal(root, cancel);
             ImageFolder? train = null;
             if (!o.EvalOnly)
@@ -163,17 +172,24 @@ public sealed partial class Trainer
                     }
                 }
 
-                valLoader = TrainingSetup.Loader(TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment), o.BatchSize, train: false, o.Seed, o.Workers, device, format: format);
+                if (t.Distributed && val.Count < t.WorldSize)
+                    throw new ArgumentException($"the val set has {val.Count} images, fewer than the {t.WorldSize} processes that share it");
+                var valData = TrainingSetup.EvalDataset(val, imageSize, o.MaxImagePixels, o.Augment);
+                valLoader = TrainingSetup.Loader(valData, o.BatchSize, train: false, o.Seed, o.Workers, device, sampler: t.SamplerFor(valData, train: false), format: format);
                 // Eval-only runs have no train split to read; the val loader stands in so the state is complete.
-                trainLoader = train is null ? valLoader
-                    : TrainingSetup.Loader(TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment, TrainingSetup.SampleAugmentation(o)),
-                        o.BatchSize, train: true, o.Seed, o.Workers, device, TrainingSetup.BatchAugmentation(o), format);
+                if (train is not null)
+                {
+                    var trainData = TrainingSetup.TrainDataset(train, imageSize, o.ResolvedMinCropScale, o.MaxImagePixels, o.Augment, TrainingSetup.SampleAugmentation(o));
+                    trainLoader = TrainingSetup.Loader(trainData, o.BatchSize, train: true, o.Seed, o.Workers, device, TrainingSetup.BatchAugmentation(o),
+                        t.SamplerFor(trainData, train: true), format);
+                }
+                else trainLoader = valLoader;
                 int steps = o.MaxStepsPerEpoch > 0 ? Math.Min(o.MaxStepsPerEpoch, trainLoader.BatchesPerEpoch) : trainLoader.BatchesPerEpoch;
                 cancel.ThrowIfCancellationRequested();
 
                 var files = new RunFiles(t.RunDir);
                 var store = new CheckpointStore(t.RunDir, t.CheckpointWriter);
-                if (info is null && !o.EvalOnly)
+                if (info is null && !o.EvalOnly && t.IsLeader)
                 {
                     ownLock ??= TakeLock(t);
                     PrepareFresh(t.RunDir, store, files, log);
@@ -182,6 +198,8 @@ public sealed partial class Trainer
                 var trainingStep = new TrainingStep(model, opt, TrainingStep.CrossEntropy(o.LabelSmoothing)) { AutocastType = precision.Autocast, Scaler = scaler };
                 if (freeze is not null) trainingStep.Hooks.Add(freeze);
                 if (o.ClipGradNorm > 0) trainingStep.Hooks.Add(new ClipGradNormHook(o.ClipGradNorm));
+                string? rederived = null;
+                int startStep = info is null ? 0 : RederiveStep(info, o.BatchSize, t.WorldSize, steps, out rederived);
                 if (ema is not null) trainingStep.Hooks.Add(ema);
                 var state = new RunState
                 {
@@ -189,7 +207,7 @@ public sealed partial class Trainer
                     Step = trainingStep, Precision = precision, Scaler = scaler,
                     TrainLoader = trainLoader, ValLoader = valLoader, Classes = classes, NumClasses = classes.Count,
                     ImageSize = imageSize, StepsPerEpoch = steps, Files = files, Store = store, Resumed = info, Ema = ema,
-                    StartEpoch = info?.Epoch ?? 1, StartStep = info?.StepInEpoch ?? 0, GlobalStep = info?.GlobalStep ?? 0,
+                    StartEpoch = info?.Epoch ?? 1, StartStep = startStep, GlobalStep = info?.GlobalStep ?? 0,
                     BestValTop1 = info?.BestValTop1 ?? double.NegativeInfinity,
                 };
                 if (info is not null)
@@ -197,7 +215,8 @@ public sealed partial class Trainer
                     t.History.AddRange(info.History.Where(r => r.Epoch < state.StartEpoch));
                     t.BestEpoch = info.BestEpoch;
                     state.LastEvalSeconds = 0;
-                    if (!o.EvalOnly)
+                    if (rederived is not null) log.WriteLine($"resume: {rederived}");
+                    if (!o.EvalOnly && t.IsLeader)
                     {
                         int dropped = files.TruncateSteps(info.GlobalStep);
                         if (dropped > 0)
@@ -209,6 +228,9 @@ public sealed partial class Trainer
                         (state.StartStep > 0 ? $" step {state.StartStep}" : "") + $" (global step {state.GlobalStep})");
                 }
                 state.DataRoot = root;
+                state.DataParallel = t.AttachDataParallel(model, trainingStep);
+                if (state.DataParallel is not null)
+                    state.Meter.Reduce = v => t.ProcessGroup!.AllReduce(v.AsSpan(), ReduceOp.Sum);
                 return state;
             }
             catch
@@ -291,6 +313,7 @@ public sealed partial class Trainer
         public void Dispose()
         {
             Board?.Dispose();
+            DataParallel?.Dispose();
             Meter.Dispose();
             if (!ReferenceEquals(TrainLoader, ValLoader)) TrainLoader.Dispose();
             ValLoader.Dispose();

@@ -10,6 +10,7 @@
 // the step and checkpoints. A non-finite loss stops without saving, so the last good checkpoint
 // stays as it was. config.json is written only after a checkpoint made with these options is
 // saved (the checkpoint carries them too), so a failed attempt never changes a later --resume.
+// The same loop runs on every rank of a data-parallel job (Trainer.Distributed.cs).
 using System.Diagnostics;
 using ResidualEngine.Data;
 using ResidualEngine.Models;
@@ -27,8 +28,8 @@ public enum TrainOutcome
 public sealed partial class Trainer
 {
     private readonly TrainOptions _o;
-    private readonly TextWriter _log;
-    private readonly ProgressDisplay _progress;
+    private TextWriter _log;
+    private ProgressDisplay _progress;
     private readonly StopSignal _stop;
     // The last values read from the device, shown on the live line until the next read.
     private double _lastLoss = double.NaN, _lastTop1 = double.NaN;
@@ -71,17 +72,41 @@ public sealed partial class Trainer
     /// <summary>Asks the run to stop after the current step and save a checkpoint (thread-safe).</summary>
     public void RequestStop(string reason = "requested") => _stop.Request(reason);
 
-    /// <summary>Trains (or evaluates, with EvalOnly) as the options say; returns how the run ended.</summary>
+    /// <summary>Trains (or evaluates, with EvalOnly) as the options say; returns how the run ended.
+    /// In a data-parallel job every rank calls it and gets the same outcome; only rank 0 prints.</summary>
     public TrainOutcome Run()
     {
+        if (!IsLeader)
+        {
+            _log = TextWriter.Null;
+            _progress = new ProgressDisplay(TextWriter.Null, interactive: false);
+        }
+        var outcome = RunAll();
+        if (Distributed) ProcessGroup!.Barrier(); // rank 0 has written everything before any rank leaves
+        return outcome;
+    }
+
+    private TrainOutcome RunAll()
+    {
         _o.Validate();
+        RequireSameOptions();
+        // CPU threads: as asked, or the cores shared out between the processes of this machine.
+        int threads = _o.Threads > 0 ? _o.Threads : Distributed ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, ProcessGroup!.LocalSize)) : 0;
+        int previousThreads = Backends.Cpu.CpuBackend.Threads;
+        if (threads > 0) Backends.Cpu.CpuBackend.Threads = threads;
+        try { return RunCore(); }
+        finally { Backends.Cpu.CpuBackend.Threads = previousThreads; }
+    }
+
+    private TrainOutcome RunCore()
+    {
         var total = Stopwatch.StartNew();
         RunState run;
         try
         {
             run = RunState.Open(this);
         }
-        catch (OperationCanceledException) when (_stop.IsRequested)
+        catch (OperationCanceledException) when (_stop.IsRequested && !Distributed) // a job's ranks stop together: the launcher's handler ends them
         {
             _progress.Line($"stopped ({_stop.Reason}) during setup, before training started; nothing was saved");
             return TrainOutcome.Interrupted;
@@ -91,11 +116,11 @@ public sealed partial class Trainer
         if (_o.EvalOnly)
         {
             _log.WriteLine($"evaluating {s.ModelName} on {s.ValLoader.Dataset.Count} val images...");
-            LastEval = Evaluator.Evaluate(s.Model, s.ValLoader, autocast: s.Precision.Autocast);
+            LastEval = EvaluateAll(s, s.Model, s.Precision.Autocast);
             PrintEval(_log, LastEval);
             if (s.Ema is { } ema)
             {
-                LastEmaEval = Evaluator.Evaluate(ema.Shadow, s.ValLoader);
+                LastEmaEval = EvaluateAll(s, ema.Shadow);
                 _log.Write("EMA ");
                 PrintEval(_log, LastEmaEval);
             }
@@ -106,18 +131,20 @@ public sealed partial class Trainer
             _log.WriteLine($"the run in {RunDir} has already finished {s.StartEpoch - 1} epochs; pass --epochs N (N > {s.StartEpoch - 1}) to train further");
             return TrainOutcome.Completed;
         }
-        if (_o.TensorBoard) s.Board = new TensorBoard.EventFileWriter(RunDir);
+        if (_o.TensorBoard && IsLeader) s.Board = new TensorBoard.EventFileWriter(RunDir);
         _log.WriteLine($"training {s.ModelName} ({s.Model.ParameterCount():N0} parameters) on {s.Device}, {s.ImageSize} px crops, " +
             $"{s.TrainLoader.Dataset.Count} train / {s.ValLoader.Dataset.Count} val images, {s.NumClasses} classes, " +
-            $"{s.StepsPerEpoch} steps of {_o.BatchSize} per epoch, {_o.Epochs} epochs, {s.Schedule}");
+            $"{s.StepsPerEpoch} steps of {_o.BatchSize}{(Distributed ? $" x {WorldSize} processes" : "")} per epoch, {_o.Epochs} epochs, {s.Schedule}");
         _log.WriteLine($"precision: {s.Precision.Describe(s.Device)}{(_o.ChannelsLast ? "; channels-last (NHWC)" : "")}");
+        if (Distributed) _log.WriteLine($"data parallel: {WorldSize} processes over {ProcessGroup!.Description}, {s.DataParallel!.Buckets.Count} gradient bucket(s)" +
+            (_o.SyncBn ? ", synchronised batch norm" : ", batch norm per process"));
         _log.WriteLine($"run directory: {RunDir}");
 
         for (int epoch = s.StartEpoch; epoch <= _o.Epochs; epoch++)
         {
             var outcome = TrainEpoch(s, epoch, epoch == s.StartEpoch ? s.StartStep : 0);
             if (outcome is not null) return outcome.Value;
-            if (_stop.IsRequested)
+            if (StopAgreed(s))
             {
                 _progress.Line($"stopped ({_stop.Reason}) after epoch {epoch}; checkpoint: {s.Store.TensorsPath(CheckpointStore.Last)}; " +
                     $"resume with: residual train --resume {RunDir}");
@@ -153,19 +180,15 @@ public sealed partial class Trainer
         int step = 0, stepsRun = 0, windowImages = 0;
         double windowWaitMs = 0, lr = s.Schedule.LearningRate(epoch - 1, Math.Min(skip, s.StepsPerEpoch - 1), s.StepsPerEpoch);
         var window = Stopwatch.StartNew();
-        // A resumed epoch walks the same order from its start, with blank images for the batches already done.
-        using var skipLoader = skip > 0 && skip < s.StepsPerEpoch && s.TrainLoader.Dataset is IDirectDataset
-            ? TrainingSetup.Loader(new SkipAheadDataset(s.TrainLoader.Dataset, SkipAheadDataset.FirstBatches(s.TrainLoader, epoch - 1, skip)),
-                _o.BatchSize, train: true, _o.Seed, _o.Workers, s.Device, s.TrainLoader.Options.BatchAugmentation)
-            : null;
-        if (skip >= s.StepsPerEpoch) step = skip; // resumed exactly at the end of the epoch's steps
-        else
+        // A resumed epoch continues the same order where it stopped; the batches already done are not built.
+        step = Math.Min(skip, s.StepsPerEpoch);
+        if (step < s.StepsPerEpoch)
         {
-            foreach (var batch in (skipLoader ?? s.TrainLoader).Epoch(epoch - 1))
+            foreach (var batch in s.TrainLoader.Epoch(epoch - 1, step))
             {
                 using (batch)
                 {
-                    if (step < skip) { step++; continue; }
+                    if (s.DataParallel is { } ddp) ddp.StopRequested = _stop.IsRequested; // this rank's vote, counted at the step's synchronisation
                     lr = s.Schedule.LearningRate(epoch - 1, step, s.StepsPerEpoch);
                     s.Model.SeekDropPath(s.GlobalStep); // drop-path masks: a function of (seed, step), so resume is exact
                     using (TensorScope.Begin())
@@ -176,13 +199,14 @@ public sealed partial class Trainer
                     step++;
                     stepsRun++;
                     s.GlobalStep++;
-                    windowImages += batch.Count;
+                    windowImages += batch.Count * WorldSize; // every rank's batch: the rate shown is the job's
                     windowWaitMs += batch.WaitTime.TotalMilliseconds;
+                    if (s.DataParallel is { } dp) s.Communication.Add(dp.LastStep);
                 }
                 AfterStep?.Invoke(epoch, step);
                 bool end = step >= s.StepsPerEpoch;
                 bool log = s.GlobalStep % _o.LogEvery == 0 || end;
-                bool stop = _stop.IsRequested && !end;
+                bool stop = StopAgreed(s) && !end;
                 if (log || stop)
                 {
                     var r = meter.Flush();
@@ -195,7 +219,7 @@ public sealed partial class Trainer
                         double secs = Math.Max(window.Elapsed.TotalSeconds, 1e-9);
                         var logged = new StepRow(epoch, s.GlobalStep, _lastLoss, _lastTop1, lr, windowImages / secs,
                             windowWaitMs / Math.Max(1, meter.WindowSteps)) { WallTime = RunFiles.Now() };
-                        s.Files.AppendStep(logged);
+                        if (IsLeader) s.Files.AppendStep(logged);
                         s.Board?.Scalars(s.GlobalStep, [("train/loss", logged.Loss), ("train/top1", logged.Top1), ("train/lr", lr),
                             ("train/img_per_s", logged.ImagesPerSecond), ("train/data_wait_ms", logged.DataWaitMs)]);
                         meter.ResetWindow();
@@ -227,20 +251,20 @@ public sealed partial class Trainer
             if (r.NonFiniteStep is { } bad) return Diverge(s, $"loss became {FormatValue(r.NonFiniteValue)} at epoch {epoch} step {bad - (s.GlobalStep - step)}");
         }
 
-        var val = Evaluator.Evaluate(s.Model, s.ValLoader, autocast: s.Precision.Autocast);
+        var val = EvaluateAll(s, s.Model, s.Precision.Autocast);
         LastEval = val;
         if (!double.IsFinite(val.Loss)) return Diverge(s, $"validation loss became {FormatValue(val.Loss)} after epoch {epoch}");
         s.Schedule.OnValidation(val.Top1Error);
         s.LastEvalSeconds = val.Seconds;
         var row = new EpochRow(epoch, meter.Epoch.MeanLoss, meter.Epoch.Top1, val.Loss, val.Top1, val.Top5, lr,
             secondsBefore + clock.Elapsed.TotalSeconds);
-        s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, val.Loss, val.Top1, val.Top5, val.Seconds, RunFiles.Now()));
+        if (IsLeader) s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, val.Loss, val.Top1, val.Top5, val.Seconds, RunFiles.Now()));
         s.Board?.Scalars(s.GlobalStep, [("val/loss", val.Loss), ("val/top1", val.Top1), ("val/top5", val.Top5),
             ("epoch/train_loss", row.TrainLoss), ("epoch/train_top1", row.TrainTop1), ("epoch/seconds", row.Seconds)]);
         if (s.Ema is { } ema)
         {
-            var e = LastEmaEval = Evaluator.Evaluate(ema.Shadow, s.ValLoader);
-            s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, e.Loss, e.Top1, e.Top5, e.Seconds, RunFiles.Now()), "val_ema");
+            var e = LastEmaEval = EvaluateAll(s, ema.Shadow);
+            if (IsLeader) s.Files.AppendValidation(new ValRow(epoch, s.GlobalStep, e.Loss, e.Top1, e.Top5, e.Seconds, RunFiles.Now()), "val_ema");
             s.Board?.Scalars(s.GlobalStep, [("val_ema/loss", e.Loss), ("val_ema/top1", e.Top1), ("val_ema/top5", e.Top5)]);
         }
         History.Add(row);
@@ -251,13 +275,18 @@ public sealed partial class Trainer
             s.BestValTop1 = val.Top1;
         }
         SaveCheckpoint(s, epoch + 1, 0, "epoch", 0);
-        if (best) s.Store.Copy(CheckpointStore.Last, CheckpointStore.Best);
-        s.Files.WriteEpochs(History);
-        s.Files.WritePlots(History, s.Files.ReadSteps(), s.StepsPerEpoch);
+        if (IsLeader)
+        {
+            if (best) s.Store.Copy(CheckpointStore.Last, CheckpointStore.Best);
+            s.Files.WriteEpochs(History);
+            s.Files.WritePlots(History, s.Files.ReadSteps(), s.StepsPerEpoch);
+        }
         _progress.EpochRow(row, best);
         if (s.Ema is not null && LastEmaEval is { } ev)
             _progress.Line(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"      EMA of the weights: val loss {ev.Loss:F4}  top-1 {100 * ev.Top1:F2}%  top-5 {100 * ev.Top5:F2}%"));
+        if (s.DataParallel is not null) _progress.Line(s.Communication.Summary());
+        s.Communication.Reset();
         return null;
     }
 
@@ -276,6 +305,7 @@ public sealed partial class Trainer
             : $"none yet (to start again, run with --out {RunDir}: a run directory without a checkpoint is reused)";
         DivergenceMessage = $"{what}; last good checkpoint: {last}";
         _progress.Break();
+        if (!IsLeader) return TrainOutcome.Diverged; // every rank saw the same loss; rank 0 says so
         Console.Error.WriteLine($"residual train: {DivergenceMessage}");
         Console.Error.WriteLine("  the run was stopped without saving; try a lower --lr, warmup (--warmup-epochs) or --label-smoothing");
         return TrainOutcome.Diverged;
@@ -285,6 +315,7 @@ public sealed partial class Trainer
 
     private void SaveCheckpoint(RunState s, int epoch, int stepInEpoch, string reason, double partialSeconds)
     {
+        if (!IsLeader) return; // every rank holds the same weights and optimizer state; one writes them
         var info = new CheckpointInfo
         {
             Model = s.ModelName,
@@ -315,6 +346,8 @@ public sealed partial class Trainer
             Precision = s.Precision.Name,
             ChannelsLast = _o.ChannelsLast,
             Scaler = s.Scaler.Enabled ? new ScalerState(s.Scaler.Scale, s.Scaler.GrowthTracker, s.Scaler.SkippedSteps) : null,
+            WorldSize = WorldSize,
+            BatchSize = _o.BatchSize,
             Config = s.Config(_o),
         };
         // The weights describe themselves (model, classes, input size, normalisation) even without the .json.

@@ -139,11 +139,12 @@ public static class TrainingSetup
             ? new CifarTransform(size, train: false, Normalization.ImageNet)
             : new EvalTransform(size, Normalization.ImageNet)) { MaxPixels = maxPixels };
 
-    /// <summary>A loader; <paramref name="format"/> channels-last lays each batch out as NHWC on its worker, once.</summary>
+    /// <summary>A loader as runs use it: training shuffles and drops the last partial batch; <paramref name="sampler"/> picks this process's share;
+    /// <paramref name="format"/> channels-last lays each batch out as NHWC on its worker, once.</summary>
     public static DataLoader Loader(IDataset data, int batchSize, bool train, int seed, int workers, Device device, IBatchAugmentation? batchAugmentation = null,
-        MemoryFormat format = MemoryFormat.Contiguous) =>
+        ISampler? sampler = null, MemoryFormat format = MemoryFormat.Contiguous) =>
         new(data, new DataLoaderOptions(batchSize, Shuffle: train, Seed: seed, Workers: workers, Prefetch: Math.Max(2, 2 * workers),
-            DropLast: train && data.Count >= batchSize, Device: device) { BatchAugmentation = batchAugmentation, Format = format });
+            DropLast: train && (sampler?.Count ?? data.Count) >= batchSize, Device: device) { BatchAugmentation = batchAugmentation, Sampler = sampler, Format = format });
 
     /// <summary>A shuffled training loader over an ImageFolder (one sub-folder per class): RandomResizedCrop
     /// to <paramref name="imageSize"/> (smallest area <paramref name="minCropScale"/>) and flips, ImageNet normalisation.</summary>

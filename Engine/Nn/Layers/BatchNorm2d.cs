@@ -3,7 +3,10 @@
 // counted up by one per training forward), named as torch.nn.BatchNorm2d so torchvision
 // checkpoints load unchanged. The counter is only bookkeeping (momentum is fixed), so on the
 // CPU it is bumped in place and on a device it is refilled from a host mirror: no device read
-// in the training step.
+// in the training step. With SyncGroup set (data-parallel training with --sync-bn), training-mode
+// statistics are those of every rank's batch together (Ops.SyncBatchNorm2d, torch's SyncBatchNorm).
+using ResidualEngine.Distributed;
+
 namespace ResidualEngine.Nn;
 
 public sealed class BatchNorm2d : Module
@@ -36,13 +39,37 @@ public sealed class BatchNorm2d : Module
     public Tensor RunningVar => GetBuffer("running_var");
     public Tensor NumBatchesTracked => GetBuffer("num_batches_tracked");
 
+    /// <summary>
+    /// The ranks whose batches share statistics in training mode (torch.nn.SyncBatchNorm), or null for
+    /// this process's batch alone. Code that fuses BN into other ops must not fuse a layer that has one.
+    /// </summary>
+    public ProcessGroup? SyncGroup { get; set; }
+
+    /// <summary>Sets <see cref="SyncGroup"/> on every BatchNorm2d in <paramref name="root"/> (torch's convert_sync_batchnorm); returns how many.</summary>
+    public static int SynchronizeAll(Module root, ProcessGroup? group)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        int n = 0;
+        foreach (var (_, m) in root.NamedModules())
+            if (m is BatchNorm2d bn) { bn.SyncGroup = group; n++; }
+        return n;
+    }
+
     public override Tensor Forward(Tensor x) => Forward(x, null, false);
 
     /// <summary>act(bn(x) + residual) in one op (act = ReLU when <paramref name="relu"/>): the "bn -> relu" and
-    /// "bn -> + shortcut -> relu" of a residual block in one pass over the activation.</summary>
+    /// "bn -> + shortcut -> relu" of a residual block in one pass over the activation. With a SyncGroup in
+    /// training, the synchronised BN and then the sum and ReLU as separate ops.</summary>
     public Tensor Forward(Tensor x, Tensor? residual, bool relu)
     {
-        var y = Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps, residual, relu);
+        Tensor y;
+        if (Training && SyncGroup is { } g)
+        {
+            y = Ops.SyncBatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, g, Momentum, Eps);
+            if (residual is not null) y = y.Then(t => relu ? Ops.AddRelu(t, residual) : Ops.Add(t, residual));
+            else if (relu) y = y.Then(Ops.Relu);
+        }
+        else y = Ops.BatchNorm2d(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps, residual, relu);
         if (Training) CountBatch();
         return y;
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the GPU emulator: fake libcuda.so.1 (running Kernels/*.cu as C++ on fibers), libcublas.so.12
-# and libcudnn.so.9 into $1 (default /tmp/residual-emu). Needs g++ >= 12 (C++20, _Float16). See README.md.
+# Builds the GPU emulator: fake libcuda.so.1 (running Kernels/*.cu as C++ on fibers), libcublas.so.12,
+# libcudnn.so.9 and a one-rank libnccl.so.2 into $1 (default /tmp/residual-emu). Needs g++ >= 12 (C++20, _Float16). See README.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
@@ -40,4 +40,6 @@ flags=(-std=c++20 -O2 -fPIC -shared -Wall -Wno-unused-function -Wno-unused-varia
 "$CXX" "${flags[@]}" -I"$out/src" -I"$here" -include "$here/cuda_shim.h" "$here/fake_cuda.cpp" -o "$out/lib/libcuda.so.1"
 "$CXX" "${flags[@]}" "$here/fake_cublas.cpp" -o "$out/lib/libcublas.so.12"
 "$CXX" "${flags[@]}" "$here/fake_cudnn.cpp" -o "$out/lib/libcudnn.so.9"
+# NCCL calls back into the fake driver (to check device buffers); $ORIGIN finds the same file .NET loaded.
+"$CXX" "${flags[@]}" "$here/fake_nccl.cpp" -L"$out/lib" -l:libcuda.so.1 -Wl,-rpath,'$ORIGIN' -o "$out/lib/libnccl.so.2"
 echo "emu: built $(wc -l < "$out/src/kernel_names.gen.inc") kernels into $out/lib"

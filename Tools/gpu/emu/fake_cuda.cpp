@@ -225,6 +225,14 @@ CUresult cuEventCreate(void** e, unsigned) { static uintptr_t n = 0x7000; *e = (
 CUresult cuEventDestroy_v2(void*) { return CUDA_SUCCESS; }
 CUresult cuEventRecord(void*, void*) { return CUDA_SUCCESS; }
 CUresult cuEventSynchronize(void*) { return CUDA_SUCCESS; }
+CUresult cuStreamWaitEvent(void* stream, void* event, unsigned flags) { return stream && event && flags == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE; }
+
+// For the fake NCCL (linked against this library): is [p, p + n) inside one live allocation?
+int emu_inside(const void* p, size_t n)
+{
+    std::lock_guard<std::mutex> g(g_lock);
+    return inside((uintptr_t)p, n) ? 1 : 0;
+}
 
 CUresult cuMemAlloc_v2(unsigned long long* dptr, size_t bytes)
 {
