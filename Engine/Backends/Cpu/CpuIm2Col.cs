@@ -275,12 +275,16 @@ internal static unsafe class Im2Col
     /// Rows [row0, row1) of group <paramref name="group"/>'s column matrix, columns [j0, j0 + count),
     /// written densely with leading dimension ld (the padding columns up to ld are zeroed).
     /// </summary>
-    public static void Rows<T>(T* dst, int ld, in ConvPlanes<T> src, in ConvGeom g, int group, int row0, int row1, long j0, int count)
+    public static unsafe void Rows<T>(T* dst, int ld, in ConvPlanes<T> src, in ConvGeom g, int group, int row0, int row1, long j0, int count)
         where T : unmanaged
     {
         Span<(int N, int P, int Q, int Len)> runs = stackalloc (int, int, int, int)[MaxRuns(g, count)];
         int nRuns = Runs(g, j0, count, runs);
         int rs = g.R * g.S;
+        // Masked whole-vector copies (no scalar edges) for the runs whose whole vectors end inside the row:
+        // the zeros they store past a run's end land on the following runs, which are written after it.
+        bool masked = Avx512F.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double));
+        int vec = 64 / sizeof(T);
         for (int row = row0; row < row1; row++)
         {
             int c = row / rs, t = row % rs, r = t / g.S, s = t % g.S;
@@ -290,7 +294,9 @@ internal static unsafe class Im2Col
             for (int i = 0; i < nRuns; i++)
             {
                 var (n, p, q, len) = runs[i];
-                Segment(d + off, src.Plane(n, group * g.Cg + c, r, s), src.Hp, src.Wp, p + dr, q + dc, len);
+                T* plane = src.Plane(n, group * g.Cg + c, r, s);
+                if (masked && off + (len + vec - 1) / vec * vec <= count) SegmentMasked(d + off, plane, src.Hp, src.Wp, p + dr, q + dc, len);
+                else Segment(d + off, plane, src.Hp, src.Wp, p + dr, q + dc, len);
                 off += len;
             }
             if (ld > count) VecCopy.Zero(d + count, ld - count);
