@@ -72,6 +72,7 @@ public class ConvTests
         new("tall narrow images (dW chunks inside each image, dY read in place)", 2, 3, 120, 10, 4, 3, 3, P(pad: 1), true),
         new("more images than shift dW blocks (uneven blocks of images, partial sums)", 11, 3, 6, 18, 4, 3, 3, P(pad: 1), false),
         new("narrow padded images, dilation 2 groups 2 (padded planes)", 3, 4, 9, 9, 6, 3, 3, P(pad: 2, dil: 2, groups: 2), true),
+        new("8x8 images (padded planes, 8-pixel runs copied whole)", 5, 4, 8, 8, 6, 3, 3, P(pad: 1), false),
     ];
 
     // ---------------- naive references ----------------
