@@ -172,6 +172,53 @@ public class BatchNormTests
     }
 
     [Test]
+    public void ManyImageBlocksMatchIndependentStatisticsAndDoNotDependOnThreads()
+    {
+        // (64, 3, 20, 20): the CPU kernel merges the statistics of several blocks of images (27, 27, 10),
+        // with a channel offset far from zero; F64 must match the textbook two-pass statistics within
+        // rounding, and F32 results must be bit-identical on one and on two threads.
+        using var scope = TensorScope.Begin();
+        var rng = new Random(11);
+        var shape = new Shape(64, 3, 20, 20);
+        var host = Tensor.Randn(shape, rng, DType.F64).ToDoubles();
+        for (int i = 0; i < host.Length; i++) host[i] = 50 + 3 * host[i];
+        var xd = Tensor.FromDoubles(host, shape, DType.F64);
+        var (g, b, _, _) = Params(rng, 3);
+        var rm = Tensor.Zeros(new Shape(3), DType.F64);
+        var rv = Tensor.Ones(new Shape(3), DType.F64);
+        var y = ResidualEngine.Ops.BatchNorm2d(xd, g, b, rm, rv, training: true, momentum: 1.0);
+        var (mean, var, unb) = Stats(host, 64, 3, 400);
+        Close.Assert(rm.ToDoubles(), mean, 1e-12, 1e-12, "running mean");
+        Close.Assert(rv.ToDoubles(), unb, 1e-12, 1e-12, "running var");
+        var gv = g.ToDoubles(); var bv = b.ToDoubles();
+        var expected = new double[host.Length];
+        for (int i = 0; i < host.Length; i++)
+        {
+            int ch = i / 400 % 3;
+            expected[i] = (host[i] - mean[ch]) / Math.Sqrt(var[ch] + 1e-5) * gv[ch] + bv[ch];
+        }
+        Close.Assert(y.ToDoubles(), expected, 1e-10, 1e-10, "y");
+
+        var dy = Tensor.Randn(shape, rng, DType.F32);
+        var runs = new List<double[]>();
+        int saved = ResidualEngine.Backends.Cpu.CpuBackend.Threads;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                ResidualEngine.Backends.Cpu.CpuBackend.Threads = threads;
+                var x = xd.To(DType.F32); var g32 = g.To(DType.F32); var b32 = b.To(DType.F32);
+                x.RequiresGrad = g32.RequiresGrad = b32.RequiresGrad = true;
+                var y32 = ResidualEngine.Ops.BatchNorm2d(x, g32, b32, Tensor.Zeros(new Shape(3)), Tensor.Ones(new Shape(3)), training: true);
+                y32.Backward(dy);
+                runs.Add([.. y32.ToDoubles(), .. x.Grad!.ToDoubles(), .. g32.Grad!.ToDoubles(), .. b32.Grad!.ToDoubles()]);
+            }
+        }
+        finally { ResidualEngine.Backends.Cpu.CpuBackend.Threads = saved; }
+        Assert.That(runs[1], Is.EqualTo(runs[0]), "F32 results differ between 1 and 2 threads");
+    }
+
+    [Test]
     public void F32StatisticsStayAccurateForLargeOffsets()
     {
         // Activations around 1000 with unit spread: a one-pass float variance would lose most digits.

@@ -1,9 +1,15 @@
-// Batch normalisation on the CPU, NCHW, F32 and F64, one thread per channel (statistics are
-// per channel). Statistics are computed in double with two passes (mean, then the sum of
-// squared deviations), so large or offset activations do not lose precision; the normalise
-// step is a per-plane SIMD affine map y = x * scale + shift, with the block's activation fused
-// in (y = act(x * scale + shift + residual), BatchNormActForwardTraining). The backward pass
-// reads dY, x (and y for a fused ReLU's mask) once for both sums and once for dX (BnKernels).
+// Batch normalisation on the CPU, NCHW, F32 and F64. Every pass walks blocks of whole images
+// (contiguous memory, split over the threads by images, so any channel count keeps both cores
+// busy); a per-channel walk across the batch would stride by C*H*W and miss the caches at every
+// small image size. Statistics are computed in double: each plane's mean and sum of squared
+// deviations (two passes over the plane while it is in L1), merged pairwise (Chan et al.) per
+// block and then over the blocks in a fixed order, so large or offset activations keep their
+// precision and the result does not depend on the thread count; the normalise step is a
+// per-plane SIMD affine map y = x * scale + shift, with the block's activation fused in
+// (y = act(x * scale + shift + residual), BatchNormActForwardTraining). The backward pass reads
+// dY, x (and y for a fused ReLU's mask) once for both sums and once for dX (BnKernels).
+using System.Buffers;
+
 namespace ResidualEngine.Backends.Cpu;
 
 public sealed unsafe partial class CpuBackend
@@ -86,38 +92,91 @@ public sealed unsafe partial class CpuBackend
 
     private static long PlaneOffset(int i, int ch, int c, int hw) => ((long)i * c + ch) * hw;
 
+    /// <summary>Images per block of the image-parallel passes: blocks of about BlockElements elements, fixed by the
+    /// shape alone (not the thread count), so that sums combine in the same order on any number of threads.</summary>
+    private static int ImagesPerBlock(int c, int hw) => (int)Math.Clamp(BlockElements / Math.Max(1L, (long)c * hw), 1, int.MaxValue);
+
+    private const long BlockElements = 1 << 15;
+
     private static void BnTrain<T>(nint y, nint x, nint gamma, nint beta, nint rm, nint rv, nint sm, nint si,
         int n, int c, int hw, double momentum, double eps, nint residual, bool relu) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         long m = (long)n * hw;
-        CpuVec.For(c, 3 * m, ch =>
+        int per = ImagesPerBlock(c, hw), blocks = (n + per - 1) / per;
+        // Pass 1, over blocks of whole images (contiguous memory): each plane's mean and sum of squared
+        // deviations (two passes over the plane while it is in L1), merged per block and channel (Chan et al.).
+        var part = ArrayPool<double>.Shared.Rent(2 * blocks * c);
+        var scale = ArrayPool<double>.Shared.Rent(2 * c);
+        try
         {
-            double sum = 0;
-            for (int i = 0; i < n; i++) sum += CpuVec.Sum<T>(Plane<T>(x, i, ch, c, hw));
-            double mean = sum / m;
-            double sq = 0;
-            for (int i = 0; i < n; i++) sq += CpuVec.SumSqDiff<T>(Plane<T>(x, i, ch, c, hw), mean);
-            double var = sq / m;
-            double invStd = 1.0 / Math.Sqrt(var + eps);
-            double g = double.CreateTruncating(((T*)gamma)[ch]);
-            double b = double.CreateTruncating(((T*)beta)[ch]);
-            double scale = g * invStd, shift = b - mean * scale;
-            T ts = T.CreateTruncating(scale), tb = T.CreateTruncating(shift);
-            for (int i = 0; i < n; i++)
+            CpuVec.For(blocks, (long)per * c * hw * 2, b =>
             {
-                long o = PlaneOffset(i, ch, c, hw);
-                BnKernels.AffineAct((T*)x + o, ts, tb, residual == 0 ? null : (T*)residual + o, relu, (T*)y + o, hw);
+                int i0 = b * per, i1 = Math.Min(n, i0 + per);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double mean = 0, m2 = 0;
+                    long count = 0;
+                    for (int i = i0; i < i1; i++)
+                    {
+                        var plane = Plane<T>(x, i, ch, c, hw);
+                        double pm = CpuVec.Sum<T>(plane) / hw;
+                        Merge(ref mean, ref m2, ref count, pm, CpuVec.SumSqDiff<T>(plane, pm), hw);
+                    }
+                    part[2 * (b * c + ch)] = mean;
+                    part[2 * (b * c + ch) + 1] = m2;
+                }
+            });
+            for (int ch = 0; ch < c; ch++)
+            {
+                double mean = 0, sq = 0;
+                long count = 0;
+                for (int b = 0; b < blocks; b++)
+                {
+                    int images = Math.Min(n, (b + 1) * per) - b * per;
+                    Merge(ref mean, ref sq, ref count, part[2 * (b * c + ch)], part[2 * (b * c + ch) + 1], (long)images * hw);
+                }
+                double invStd = 1.0 / Math.Sqrt(sq / m + eps);
+                double g = double.CreateTruncating(((T*)gamma)[ch]);
+                double bt = double.CreateTruncating(((T*)beta)[ch]);
+                scale[2 * ch] = g * invStd;
+                scale[2 * ch + 1] = bt - mean * g * invStd;
+                ((T*)sm)[ch] = T.CreateTruncating(mean);
+                ((T*)si)[ch] = T.CreateTruncating(invStd);
+                // Running statistics use the unbiased variance, as PyTorch (m > 1 is checked above).
+                double unbiased = sq / (m - 1);
+                ref T rmc = ref ((T*)rm)[ch];
+                ref T rvc = ref ((T*)rv)[ch];
+                rmc = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rmc) + momentum * mean);
+                rvc = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rvc) + momentum * unbiased);
             }
+            // Pass 2, over the same blocks: y = act(x * scale + shift + residual).
+            CpuVec.For(blocks, (long)per * c * hw, b =>
+            {
+                for (int i = b * per, i1 = Math.Min(n, i + per); i < i1; i++)
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        long o = PlaneOffset(i, ch, c, hw);
+                        BnKernels.AffineAct((T*)x + o, T.CreateTruncating(scale[2 * ch]), T.CreateTruncating(scale[2 * ch + 1]),
+                            residual == 0 ? null : (T*)residual + o, relu, (T*)y + o, hw);
+                    }
+            });
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(part);
+            ArrayPool<double>.Shared.Return(scale);
+        }
+    }
 
-            ((T*)sm)[ch] = T.CreateTruncating(mean);
-            ((T*)si)[ch] = T.CreateTruncating(invStd);
-            // Running statistics use the unbiased variance, as PyTorch (m > 1 is checked above).
-            double unbiased = sq / (m - 1);
-            ref T rmc = ref ((T*)rm)[ch];
-            ref T rvc = ref ((T*)rv)[ch];
-            rmc = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rmc) + momentum * mean);
-            rvc = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rvc) + momentum * unbiased);
-        });
+    /// <summary>Merges a group of <paramref name="nb"/> values with mean <paramref name="mb"/> and sum of squared deviations
+    /// <paramref name="m2b"/> into the running (mean, m2, count) (Chan, Golub and LeVeque's pairwise update).</summary>
+    private static void Merge(ref double mean, ref double m2, ref long count, double mb, double m2b, long nb)
+    {
+        long total = count + nb;
+        double delta = mb - mean;
+        mean += delta * nb / total;
+        m2 += m2b + delta * delta * ((double)count * nb / total);
+        count = total;
     }
 
     private static void BnInfer<T>(nint y, nint x, nint gamma, nint beta, nint rm, nint rv, int n, int c, int hw, double eps)
@@ -140,29 +199,61 @@ public sealed unsafe partial class CpuBackend
         int n, int c, int hw, nint y, nint dres) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         long m = (long)n * hw;
-        CpuVec.For(c, 3 * m, ch =>
+        int per = ImagesPerBlock(c, hw), blocks = (n + per - 1) / per;
+        var part = ArrayPool<double>.Shared.Rent(2 * blocks * c);
+        var coef = ArrayPool<double>.Shared.Rent(3 * c);
+        try
         {
-            double mean = double.CreateTruncating(((T*)sm)[ch]);
-            double invStd = double.CreateTruncating(((T*)si)[ch]);
-            double sumDy = 0, sumDyXmu = 0;
-            for (int i = 0; i < n; i++)
+            // Pass 1, over blocks of whole images: per block and channel, the sums of g and g * (x - mean).
+            CpuVec.For(blocks, (long)per * c * hw * 2, b =>
             {
-                long o = PlaneOffset(i, ch, c, hw);
-                var (sg, sgx) = BnKernels.Sums((T*)dy + o, y == 0 ? null : (T*)y + o, (T*)x + o, mean, hw);
-                sumDy += sg;
-                sumDyXmu += sgx;
-            }
-            ((T*)dbeta)[ch] = T.CreateTruncating(sumDy);
-            ((T*)dgamma)[ch] = T.CreateTruncating(sumDyXmu * invStd);
-            double a = double.CreateTruncating(((T*)gamma)[ch]) * invStd;
-            double b = -a * invStd * invStd * sumDyXmu / m;
-            double k = -a * sumDy / m;
-            T ta = T.CreateTruncating(a), tm = T.CreateTruncating(mean), tb = T.CreateTruncating(b), tk = T.CreateTruncating(k);
-            for (int i = 0; i < n; i++)
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double mean = double.CreateTruncating(((T*)sm)[ch]);
+                    double sg = 0, sgx = 0;
+                    for (int i = b * per, i1 = Math.Min(n, i + per); i < i1; i++)
+                    {
+                        long o = PlaneOffset(i, ch, c, hw);
+                        var (g, gx) = BnKernels.Sums((T*)dy + o, y == 0 ? null : (T*)y + o, (T*)x + o, mean, hw);
+                        sg += g;
+                        sgx += gx;
+                    }
+                    part[2 * (b * c + ch)] = sg;
+                    part[2 * (b * c + ch) + 1] = sgx;
+                }
+            });
+            for (int ch = 0; ch < c; ch++)
             {
-                long o = PlaneOffset(i, ch, c, hw);
-                BnKernels.Grad((T*)dy + o, y == 0 ? null : (T*)y + o, (T*)x + o, ta, tm, tb, tk, (T*)dx + o, dres == 0 ? null : (T*)dres + o, hw);
+                double sumDy = 0, sumDyXmu = 0;
+                for (int b = 0; b < blocks; b++)
+                {
+                    sumDy += part[2 * (b * c + ch)];
+                    sumDyXmu += part[2 * (b * c + ch) + 1];
+                }
+                double invStd = double.CreateTruncating(((T*)si)[ch]);
+                ((T*)dbeta)[ch] = T.CreateTruncating(sumDy);
+                ((T*)dgamma)[ch] = T.CreateTruncating(sumDyXmu * invStd);
+                double a = double.CreateTruncating(((T*)gamma)[ch]) * invStd;
+                coef[3 * ch] = a;
+                coef[3 * ch + 1] = -a * invStd * invStd * sumDyXmu / m;
+                coef[3 * ch + 2] = -a * sumDy / m;
             }
-        });
+            // Pass 2, over the same blocks: dX (and dResidual).
+            CpuVec.For(blocks, (long)per * c * hw * 2, b =>
+            {
+                for (int i = b * per, i1 = Math.Min(n, i + per); i < i1; i++)
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        long o = PlaneOffset(i, ch, c, hw);
+                        BnKernels.Grad((T*)dy + o, y == 0 ? null : (T*)y + o, (T*)x + o, T.CreateTruncating(coef[3 * ch]), ((T*)sm)[ch],
+                            T.CreateTruncating(coef[3 * ch + 1]), T.CreateTruncating(coef[3 * ch + 2]), (T*)dx + o, dres == 0 ? null : (T*)dres + o, hw);
+                    }
+            });
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(part);
+            ArrayPool<double>.Shared.Return(coef);
+        }
     }
 }

@@ -46,19 +46,7 @@ internal static unsafe class CpuGemm
     public const long SerialWork = 1 << 16;
 
     /// <summary>Runs body(task, scratch) for every task, in parallel when threads &gt; 1.</summary>
-    public static void RunTasks(int count, int threads, Action<int, CpuScratch> body)
-    {
-        if (count <= 0) return;
-        if (count == 1 || threads <= 1)
-        {
-            var s = CpuScratch.Rent();
-            try { for (int i = 0; i < count; i++) body(i, s); }
-            finally { CpuScratch.Return(s); }
-            return;
-        }
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads },
-            CpuScratch.Rent, (i, _, s) => { body(i, s); return s; }, CpuScratch.Return);
-    }
+    public static void RunTasks(int count, int threads, Action<int, CpuScratch> body) => CpuWorkers.Run(count, threads, body);
 
     /// <summary>Start of part <paramref name="i"/> of <paramref name="parts"/> when splitting <paramref name="units"/> units evenly.</summary>
     public static int Split(int units, int parts, int i) => (int)((long)units * i / parts);

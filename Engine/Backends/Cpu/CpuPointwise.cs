@@ -59,9 +59,9 @@ public sealed unsafe partial class CpuBackend
             for (long s = 0; s < n; s += Chunk) body(s, (int)Math.Min(Chunk, n - s));
             return;
         }
-        Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = Threads }, i =>
+        CpuWorkers.Run(checked((int)chunks), Threads, (i, _) =>
         {
-            long s = i * Chunk;
+            long s = (long)i * Chunk;
             body(s, (int)Math.Min(Chunk, n - s));
         });
     }

@@ -21,7 +21,7 @@ internal static class CpuVec
             for (int i = 0; i < count; i++) body(i);
             return;
         }
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = CpuBackend.Threads }, body);
+        CpuWorkers.Run(count, CpuBackend.Threads, (i, _) => body(i));
     }
 
     /// <summary>Splits [0, n) into chunks and runs body(start, length) on each, in parallel for large n.</summary>
