@@ -70,6 +70,8 @@ public class ConvTests
         new("narrow images, many of them (packed forward, dot-kernel dW)", 6, 5, 12, 12, 7, 3, 3, P(pad: 1), true),
         new("narrow images, stride 2 groups 2 (packed forward, dot-kernel dW)", 4, 4, 24, 22, 6, 3, 3, P(stride: 2, pad: 1, groups: 2), false),
         new("tall narrow images (dW chunks inside each image, dY read in place)", 2, 3, 120, 10, 4, 3, 3, P(pad: 1), true),
+        new("more images than shift dW blocks (uneven blocks of images, partial sums)", 11, 3, 6, 18, 4, 3, 3, P(pad: 1), false),
+        new("narrow padded images, dilation 2 groups 2 (padded planes)", 3, 4, 9, 9, 6, 3, 3, P(pad: 2, dil: 2, groups: 2), true),
     ];
 
     // ---------------- naive references ----------------

@@ -96,6 +96,7 @@ internal static unsafe partial class CpuConv
         T* wp = prepacked != null ? prepacked : own.Get<T>(packedPerGroup * g.Groups);
         var planes = g.Strided
             ? ConvPlanes<T>.Split(x, own.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads)
+            : ConvPlanes<T>.SuitsPadding(g) ? ConvPlanes<T>.Pad(x, own.Get<T>(ConvPlanes<T>.PadSize(g)), g, threads)
             : ConvPlanes<T>.Direct(x, g);
         if (prepacked == null) PackWeights(isa, w, g, flippedWeights, wp, threads);
         long work = (long)kg * cols * taps * g.Groups;

@@ -59,6 +59,7 @@ internal static unsafe partial class CpuConv
         using var own = CpuWorkspace.Begin();
         var planes = g.Strided
             ? ConvPlanes<T>.Split(x, own.Get<T>(ConvPlanes<T>.SplitSize(g)), g, threads)
+            : ConvPlanes<T>.SuitsPadding(g) ? ConvPlanes<T>.Pad(x, own.Get<T>(ConvPlanes<T>.PadSize(g)), g, threads)
             : ConvPlanes<T>.Direct(x, g);
         nint dwp = (nint)dw, dyp = (nint)dy;
         CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>

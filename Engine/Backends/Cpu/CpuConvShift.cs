@@ -261,10 +261,17 @@ internal static unsafe partial class CpuConv
 
 internal static unsafe partial class CpuConv
 {
+    /// <summary>Image blocks of the shift filter gradient: a fixed count (not the thread count), so that the
+    /// partial sums add up in the same order on any number of threads.</summary>
+    private const int FilterImageBlocks = 8;
+
     /// <summary>
     /// Filter gradient through shift planes: dW[k, tap] = sum over images and columns j of
     /// dY'[n, k, j] * plane[TapOffset(tap) + j], where dY' is dY spread to rows of Width with zeros
-    /// in the garbage columns (so they add nothing). dW must already be zero.
+    /// in the garbage columns (so they add nothing). Tasks are (group, block of images): each fills
+    /// its images' planes and spreads their dY once, for all taps, into a partial dW of its own;
+    /// the partials are then added in block order. (Splitting the taps instead made every task
+    /// spread the whole of dY again.) dW must already be zero.
     /// </summary>
     private static void BackwardFilterShift<T>(T* dw, T* dy, T* x, ConvGeom g, int threads) where T : unmanaged, INumber<T>
     {
@@ -279,33 +286,31 @@ internal static unsafe partial class CpuConv
         int chunks = (colsPad + ChunkBytes / sizeof(T) - 1) / (ChunkBytes / sizeof(T));
         int chunkLen = (colsPad / chunks + align - 1) / align * align;
         int kBlock = Math.Max(DMR, DyBlockBytes / (chunkLen * sizeof(T)) / DMR * DMR);
-        int tiles = (taps + DNR - 1) / DNR;
-        // Two tasks per thread (when the taps allow) so that a descheduled thread can be covered.
-        int parts = g.Groups >= 2 * threads ? 1 : Math.Min(tiles, (2 * threads + g.Groups - 1) / g.Groups);
-        nint dyp = (nint)dy, xp = (nint)x, dwp = (nint)dw;
-        // Each task walks the batch image by image with that image's planes (of the channels its taps
-        // read) and its dY rows spread to the planes' width in its own scratch: no batch-sized workspace.
-        CpuGemm.RunTasks(g.Groups * parts, threads, (t, s) =>
+        int blocks = Math.Min(g.N, FilterImageBlocks);
+        long dwSize = (long)g.K * taps;
+        using var own = CpuWorkspace.Begin();
+        T* partial = blocks == 1 ? dw : own.Get<T>(blocks * dwSize);
+        nint dyp = (nint)dy, xp = (nint)x, pp = (nint)partial;
+        CpuGemm.RunTasks(g.Groups * blocks, threads, (t, s) =>
         {
-            int gi = t / parts, part = t % parts;
-            int t0 = CpuGemm.Split(tiles, parts, part) * DNR, t1 = Math.Min(taps, CpuGemm.Split(tiles, parts, part + 1) * DNR);
-            if (t1 <= t0) return;
-            int cLo = t0 / rs, cHi = (t1 - 1) / rs;
-            // Offsets of this task's taps from its first channel's planes; the tail repeats the last tap so that
-            // a partial tile still reads valid memory.
-            int* off = (int*)s.Get<int>(CpuScratch.SlotB, t1 - t0 + DNR);
-            for (int u = t0; u < t1 + DNR; u++)
+            int gi = t / blocks, b = t % blocks;
+            int n0 = CpuGemm.Split(g.N, blocks, b), n1 = CpuGemm.Split(g.N, blocks, b + 1);
+            T* dwg = (T*)pp + b * dwSize + (long)gi * kg * taps;
+            new Span<T>(dwg, checked(kg * taps)).Clear();
+            // Offsets of every tap of the group from its first channel's planes; the tail repeats the last
+            // tap so that a partial tile still reads valid memory.
+            int* off = (int*)s.Get<int>(CpuScratch.SlotB, taps + DNR);
+            for (int u = 0; u < taps + DNR; u++)
             {
-                int tap = Math.Min(u, t1 - 1);
-                off[u - t0] = checked((int)((tap / rs - cLo) * layout.ChannelStride)) + layout.TapOffset[tap % rs];
+                int tap = Math.Min(u, taps - 1);
+                off[u] = checked((int)(tap / rs * layout.ChannelStride)) + layout.TapOffset[tap % rs];
             }
-            T* planes = s.Get<T>(CpuScratch.SlotD, layout.ImageAllocSize(cHi - cLo + 1));
+            T* planes = s.Get<T>(CpuScratch.SlotD, layout.ImageAllocSize(g.Cg));
             T* tmp = s.Get<T>(CpuScratch.SlotA, g.W + 64);
             T* dyn = s.Get<T>(CpuScratch.SlotC, (long)kg * colsPad);
-            T* dwg = (T*)dwp + (long)gi * kg * taps;
-            for (int n = 0; n < g.N; n++)
+            for (int n = n0; n < n1; n++)
             {
-                layout.FillImage((T*)xp, n, gi * g.Cg + cLo, cHi - cLo + 1, planes, tmp);
+                layout.FillImage((T*)xp, n, gi * g.Cg, g.Cg, planes, tmp);
                 // dY rows of this group, spread to rows of Width with zeros in the garbage columns (they add nothing).
                 for (int k = 0; k < kg; k++)
                 {
@@ -326,16 +331,33 @@ internal static unsafe partial class CpuConv
                     for (int k0 = 0; k0 < kg; k0 += kBlock)
                     {
                         int k1 = Math.Min(kg, k0 + kBlock);
-                        for (int j = t0; j < t1; j += DNR)
+                        for (int j = 0; j < taps; j += DNR)
                         {
-                            int nr = Math.Min(DNR, t1 - j);
+                            int nr = Math.Min(DNR, taps - j);
                             for (int i = k0; i < k1; i += DMR)
-                                DotKernels.Run(isa, len, a + (long)i * colsPad, colsPad, bBase, off + (j - t0), dwg + (long)i * taps + j, taps,
+                                DotKernels.Run(isa, len, a + (long)i * colsPad, colsPad, bBase, off + j, dwg + (long)i * taps + j, taps,
                                     Math.Min(DMR, k1 - i), nr);
                         }
                     }
                 }
             }
+        });
+        if (blocks > 1) SumBlocks(dw, partial, blocks, dwSize, threads);
+    }
+
+    /// <summary>dw = the sum of <paramref name="blocks"/> consecutive arrays of <paramref name="size"/> elements, added in order.</summary>
+    private static void SumBlocks<T>(T* dw, T* partial, int blocks, long size, int threads) where T : unmanaged, INumber<T>
+    {
+        const int chunk = 4096;
+        int tasks = checked((int)((size + chunk - 1) / chunk));
+        nint dp = (nint)dw, pp = (nint)partial;
+        CpuGemm.RunTasks(tasks, size * blocks < CpuGemm.SerialWork ? 1 : threads, (t, _) =>
+        {
+            long i0 = (long)t * chunk;
+            int len = (int)Math.Min(chunk, size - i0);
+            T* d = (T*)dp + i0;
+            VecCopy.Copy(d, (T*)pp + i0, len);
+            for (int b = 1; b < blocks; b++) VecCopy.Add(d, (T*)pp + b * size + i0, len);
         });
     }
 }

@@ -41,9 +41,11 @@ internal readonly record struct ConvGeom(int N, int C, int H, int W, int K, int 
 /// into stride phases, each channel holding strideH * strideW planes of Hp x Wp (zero past the
 /// image). Tap (r, s) reads phase plane PlaneOffset(r, s) at row p + RowShift[r], column q + ColShift[s].
 /// </summary>
-internal readonly unsafe struct ConvPlanes<T> where T : unmanaged
+internal readonly unsafe partial struct ConvPlanes<T> where T : unmanaged
 {
     public readonly T* Base;
+    /// <summary>The padding is materialised (CpuIm2ColPadded.cs): every run a tap reads lies inside its plane.</summary>
+    public readonly bool Padded;
     public readonly long ImageStride, ChannelStride;
     public readonly int Hp, Wp;
     public readonly int[] RowShift, ColShift;
@@ -275,12 +277,21 @@ internal static unsafe class Im2Col
     /// Rows [row0, row1) of group <paramref name="group"/>'s column matrix, columns [j0, j0 + count),
     /// written densely with leading dimension ld (the padding columns up to ld are zeroed).
     /// </summary>
-    public static void Rows<T>(T* dst, int ld, in ConvPlanes<T> src, in ConvGeom g, int group, int row0, int row1, long j0, int count)
+    public static unsafe void Rows<T>(T* dst, int ld, in ConvPlanes<T> src, in ConvGeom g, int group, int row0, int row1, long j0, int count)
         where T : unmanaged
     {
         Span<(int N, int P, int Q, int Len)> runs = stackalloc (int, int, int, int)[MaxRuns(g, count)];
         int nRuns = Runs(g, j0, count, runs);
         int rs = g.R * g.S;
+        if (src.Padded)
+        {
+            PaddedRuns.Rows(dst, ld, src, g, group, row0, row1, runs[..nRuns], count);
+            return;
+        }
+        // Masked whole-vector copies (no scalar edges) for the runs whose whole vectors end inside the row:
+        // the zeros they store past a run's end land on the following runs, which are written after it.
+        bool masked = Avx512F.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double));
+        int vec = 64 / sizeof(T);
         for (int row = row0; row < row1; row++)
         {
             int c = row / rs, t = row % rs, r = t / g.S, s = t % g.S;
@@ -290,7 +301,9 @@ internal static unsafe class Im2Col
             for (int i = 0; i < nRuns; i++)
             {
                 var (n, p, q, len) = runs[i];
-                Segment(d + off, src.Plane(n, group * g.Cg + c, r, s), src.Hp, src.Wp, p + dr, q + dc, len);
+                T* plane = src.Plane(n, group * g.Cg + c, r, s);
+                if (masked && off + (len + vec - 1) / vec * vec <= count) SegmentMasked(d + off, plane, src.Hp, src.Wp, p + dr, q + dc, len);
+                else Segment(d + off, plane, src.Hp, src.Wp, p + dr, q + dc, len);
                 off += len;
             }
             if (ld > count) VecCopy.Zero(d + count, ld - count);
@@ -353,6 +366,11 @@ internal readonly unsafe struct Im2ColB<T>(ConvPlanes<T> src, ConvGeom g, int gr
         Span<(int N, int P, int Q, int Len)> runs = stackalloc (int, int, int, int)[maxRuns];
         long* runBase = stackalloc long[maxRuns];
         int hp = planes.Hp, wp = planes.Wp;
+        if (planes.Padded)
+        {
+            PaddedRuns.Pack(planes, geom, n0, nc, NR, kc, tapPlane, tapRow, tapCol, dst);
+            return;
+        }
         bool masked = Avx512F.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double));
         for (int j0 = 0; j0 < nc; j0 += NR)
         {
