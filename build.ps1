@@ -92,6 +92,16 @@ switch ($Verb) {
         Remove-Item -Recurse -Force $emu, "$emu.log" -ErrorAction SilentlyContinue
       }
     }
+    # On an AVX-512 machine the runs above took the AVX-512 kernels only: run the CPU kernel tests
+    # again as a machine without it would (DOTNET_EnableAVX512F=0: the AVX2 paths), as build.sh does.
+    $avx512 = $false
+    try { $avx512 = [System.Runtime.Intrinsics.X86.Avx512F]::IsSupported } catch { }
+    if ($Rest.Count -eq 0 -and $avx512) {
+      Write-Output "build.ps1: running the CPU kernel tests again without AVX-512 (DOTNET_EnableAVX512F=0: the AVX2 paths)"
+      $env:DOTNET_EnableAVX512F = "0"
+      try { Run-Tests @("--filter", "(FullyQualifiedName~.Backends.|FullyQualifiedName~.Ops.|FullyQualifiedName~.Nn.|FullyQualifiedName~.Models.|FullyQualifiedName~.Autograd.)&TestCategory!=Gpu") }
+      finally { Remove-Item Env:DOTNET_EnableAVX512F }
+    }
     Write-Output "Tests: $($script:sum.passed) passed, $($script:sum.failed) failed, $($script:sum.skipped) skipped"
     if ($script:sum.rc -ne 0 -or $script:sum.failed -ne 0) { exit 1 }
   }

@@ -15,6 +15,13 @@ public static class Weights
     /// <summary>Where a training checkpoint keeps the moving average of the weights (--model-ema).</summary>
     public const string EmaPrefix = "model_ema.";
 
+    /// <summary>True for a model's own tensors in a training checkpoint (not optimizer state, not the moving average).</summary>
+    public static bool IsModelKey(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return !key.StartsWith(OptimizerPrefix, StringComparison.Ordinal) && !key.StartsWith(EmaPrefix, StringComparison.Ordinal);
+    }
+
     /// <summary>Writes every parameter and buffer (state-dict order and names) to a safetensors file. A ResNet's
     /// file records its model name and class count (<see cref="ModelMetadata"/>); <paramref name="metadata"/> adds to or overrides that.</summary>
     public static void SaveWeights(Module module, string path, IReadOnlyDictionary<string, string>? metadata = null)
@@ -62,9 +69,8 @@ public static class Weights
         // "optimizer." and the moving average under "model_ema.": not the weights, so a strict load
         // of a checkpoint does not trip over them.
         IReadOnlyDictionary<string, Tensor> state = file.Tensors;
-        static bool Extra(string k) => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal) || k.StartsWith(EmaPrefix, StringComparison.Ordinal);
-        if (file.Metadata.ContainsKey(ModelMetadata.ModelKey) && file.Tensors.Keys.Any(Extra))
-            state = file.Tensors.Where(kv => !Extra(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        if (file.Metadata.ContainsKey(ModelMetadata.ModelKey) && !file.Tensors.Keys.All(IsModelKey))
+            state = file.Tensors.Where(kv => IsModelKey(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
         module.LoadStateDict(state, strict);
     }
 }

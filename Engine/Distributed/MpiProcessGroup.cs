@@ -170,8 +170,15 @@ public sealed unsafe class MpiProcessGroup : ProcessGroup
     public override void Abort(int exitCode)
     {
         Console.Out.Flush();
+        if (_threadLevel >= Mpi.MPI_THREAD_MULTIPLE && !_disposed)
+        {
+            // Our own line, so the user (and the tests) can tell an ended job from a crashed rank
+            // whatever mpirun prints about it (Open MPI's help text can itself fail to render).
+            Console.Error.WriteLine($"rank {_rank} of {_size}: ending every rank of the job (MPI_Abort, exit code {exitCode})");
+            Console.Error.Flush();
+            Mpi.MPI_Abort(_abi.CommWorld, exitCode);
+        }
         Console.Error.Flush();
-        if (_threadLevel >= Mpi.MPI_THREAD_MULTIPLE && !_disposed) Mpi.MPI_Abort(_abi.CommWorld, exitCode);
         Environment.Exit(exitCode);
     }
 

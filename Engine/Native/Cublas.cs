@@ -124,18 +124,12 @@ internal static unsafe partial class Cublas
 }
 
 /// <summary>A cuBLAS handle, destroyed with cublasDestroy_v2.</summary>
-internal sealed class CublasHandle : SafeHandle
+internal sealed class CublasHandle : NativeHandle
 {
-    private CublasHandle() : base(0, true) { }
-
-    public override bool IsInvalid => handle == 0;
-
     internal static CublasHandle Create()
     {
         Cublas.ThrowIfFailed(Cublas.cublasCreate_v2(out var h));
-        var s = new CublasHandle();
-        s.SetHandle(h);
-        return s;
+        return Own(new CublasHandle(), h);
     }
 
     protected override bool ReleaseHandle() => Cublas.cublasDestroy_v2(handle) == cublasStatus_t.CUBLAS_STATUS_SUCCESS;

@@ -253,18 +253,12 @@ internal static unsafe partial class Cudnn
 }
 
 /// <summary>A cuDNN handle, destroyed with cudnnDestroy.</summary>
-internal sealed class CudnnHandle : SafeHandle
+internal sealed class CudnnHandle : NativeHandle
 {
-    private CudnnHandle() : base(0, true) { }
-
-    public override bool IsInvalid => handle == 0;
-
     internal static CudnnHandle Create()
     {
         Cudnn.ThrowIfFailed(Cudnn.cudnnCreate(out var h));
-        var s = new CudnnHandle();
-        s.SetHandle(h);
-        return s;
+        return Own(new CudnnHandle(), h);
     }
 
     protected override bool ReleaseHandle() => Cudnn.cudnnDestroy(handle) == cudnnStatus_t.CUDNN_STATUS_SUCCESS;

@@ -27,21 +27,13 @@ public static partial class Ops
         bool training, double momentum = 0.1, double eps = 1e-5, Tensor? residual = null, bool relu = false)
     {
         const string op = "BatchNorm2d";
-        Check.Float(op, x, "x");
-        Check.Rank(op, x, "x", 4);
-        int c = x.Shape[1];
-        CheckPerChannel(op, x, c, gamma, "gamma");
-        CheckPerChannel(op, x, c, beta, "beta");
-        CheckPerChannel(op, x, c, runningMean, "runningMean");
-        CheckPerChannel(op, x, c, runningVar, "runningVar");
+        int c = CheckBatchNormArguments(op, x, gamma, beta, runningMean, runningVar, momentum, eps);
         Check.SameDType(op, gamma, "gamma", beta, "beta");
         Check.SameDType(op, gamma, "gamma", runningMean, "runningMean");
         Check.SameDType(op, gamma, "gamma", runningVar, "runningVar");
         // Parameters share x's dtype, or are F32 for half-precision activations (as cuDNN wants).
         if (gamma.DType != x.DType && !(gamma.DType == DType.F32 && x.DType is DType.F16 or DType.BF16))
             throw new ArgumentException($"{op}: gamma is {gamma.DType} but x is {x.DType}; parameters must match x (or be F32 for F16/BF16 x)");
-        if (!(eps > 0)) throw new ArgumentException($"{op}: eps must be positive, got {eps}");
-        if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentException($"{op}: momentum must be in [0, 1], got {momentum}");
         if (x.DType.Is16Bit() && gamma.DType == x.DType)
             return WithF32Parameters(x, gamma, beta, runningMean, runningVar, training, momentum, eps, residual, relu);
         if (residual is not null) Check.Compatible(op, x, "x", residual, "residual"); // shape, dtype, device and memory format
@@ -95,6 +87,23 @@ public static partial class Ops
             runningVar.Backend.Cast(runningVar, rv);
         }
         return y;
+    }
+
+    /// <summary>What BatchNorm2d and SyncBatchNorm2d both require: x (N, C, H, W) of a float type; gamma, beta and the
+    /// running statistics float, of shape (C), on x's device; eps &gt; 0 and momentum in [0, 1]. Returns C.</summary>
+    private static int CheckBatchNormArguments(string op, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        double momentum, double eps)
+    {
+        Check.Float(op, x, "x");
+        Check.Rank(op, x, "x", 4);
+        int c = x.Shape[1];
+        CheckPerChannel(op, x, c, gamma, "gamma");
+        CheckPerChannel(op, x, c, beta, "beta");
+        CheckPerChannel(op, x, c, runningMean, "runningMean");
+        CheckPerChannel(op, x, c, runningVar, "runningVar");
+        if (!(eps > 0)) throw new ArgumentException($"{op}: eps must be positive, got {eps}");
+        if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentException($"{op}: momentum must be in [0, 1], got {momentum}");
+        return c;
     }
 
     private static void CheckPerChannel(string op, Tensor x, int c, Tensor t, string name)

@@ -31,17 +31,9 @@ public static partial class Ops
     {
         const string op = "SyncBatchNorm2d";
         ArgumentNullException.ThrowIfNull(group);
-        Check.Float(op, x, "x");
-        Check.Rank(op, x, "x", 4);
-        int c = x.Shape[1];
-        CheckPerChannel(op, x, c, gamma, "gamma");
-        CheckPerChannel(op, x, c, beta, "beta");
-        CheckPerChannel(op, x, c, runningMean, "runningMean");
-        CheckPerChannel(op, x, c, runningVar, "runningVar");
+        int c = CheckBatchNormArguments(op, x, gamma, beta, runningMean, runningVar, momentum, eps);
         if (x.DType is not (DType.F32 or DType.F64) || gamma.DType != x.DType || beta.DType != x.DType || runningMean.DType != x.DType || runningVar.DType != x.DType)
             throw new ArgumentException($"{op}: x and the parameters must all be F32 or all F64 (got x {x.DType}, gamma {gamma.DType}); 16-bit activations are not supported with synchronised statistics");
-        if (!(eps > 0)) throw new ArgumentException($"{op}: eps must be positive, got {eps}");
-        if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentException($"{op}: momentum must be in [0, 1], got {momentum}");
 
         var be = x.Backend;
         var bc = Broadcast.Channels(x);

@@ -2,7 +2,7 @@
 // weights): a zip archive with one top folder holding data.pkl (the pickled object, whose
 // tensors refer to storages through persistent ids), data/<key> (each storage's raw bytes,
 // little-endian) and version (and, from torch 2.1, byteorder). The pickle is read by
-// RestrictedUnpickler (no code runs); the state dict is the top-level (Ordered)dict of tensors,
+// PickleMachine under TorchPicklePolicy (no code runs); the state dict is the top-level (Ordered)dict of tensors,
 // or one found under "state_dict", "model", "model_state_dict" or "module" of a top-level dict
 // (training scripts' checkpoints). Each tensor is copied out of its storage (any strides, bounds
 // checked) into a contiguous CPU tensor of its dtype. Limits: data.pkl at most 64 MiB, at most
@@ -65,7 +65,7 @@ public static class TorchZipReader
             var order = zip.GetEntry(prefix + "byteorder");
             if (order is not null && ReadEntry(order, 16, name).AsSpan().SequenceEqual("big"u8))
                 throw new TorchFormatException($"{name}: the tensors are stored big-endian; only little-endian files are read");
-            var root = RestrictedUnpickler.Load(ReadEntry(pkl[0], MaxPickleBytes, name), $"{name} ({pkl[0].FullName})");
+            var root = TorchPicklePolicy.Load(ReadEntry(pkl[0], MaxPickleBytes, name), $"{name} ({pkl[0].FullName})");
             var dict = FindStateDict(root, name);
             return Materialise(zip, prefix, dict, name);
         }
@@ -73,24 +73,24 @@ public static class TorchZipReader
 
     private static List<(string Name, TorchTensorRef Tensor)> FindStateDict(object? root, string name)
     {
-        if (root is not PyDict top) throw new TorchFormatException($"{name}: holds {RestrictedUnpickler.Describe(root)}, not a state dict (a dict of tensors)");
+        if (root is not PyDict top) throw new TorchFormatException($"{name}: holds {PickleMachine.Describe(root)}, not a state dict (a dict of tensors)");
         if (IsTensorDict(top)) return Tensors(top, name);
         foreach (var k in s_nestedKeys)
-            if (top.Items.TryGetValue(k, out var inner) && inner is PyDict d && IsTensorDict(d)) return Tensors(d, name);
-        var keys = string.Join(", ", top.Items.Keys.Take(8).Select(RestrictedUnpickler.Describe));
-        throw new TorchFormatException($"{name}: holds a dict ({keys}{(top.Items.Count > 8 ? ", …" : "")}) that is not a state dict of tensors, " +
+            if (top.TryGetValue(k, out var inner) && inner is PyDict d && IsTensorDict(d)) return Tensors(d, name);
+        var keys = string.Join(", ", top.Keys.Take(8).Select(PickleMachine.Describe));
+        throw new TorchFormatException($"{name}: holds a dict ({keys}{(top.Count > 8 ? ", …" : "")}) that is not a state dict of tensors, " +
             $"and none under {string.Join(", ", s_nestedKeys.Select(k => $"'{k}'"))}");
     }
 
-    private static bool IsTensorDict(PyDict d) => d.Items.Count > 0 && d.Items.Values.All(v => v is TorchTensorRef);
+    private static bool IsTensorDict(PyDict d) => d.Count > 0 && d.Values.All(v => v is TorchTensorRef);
 
     private static List<(string, TorchTensorRef)> Tensors(PyDict d, string name)
     {
-        if (d.Items.Count > MaxTensors) throw new TorchFormatException($"{name}: {d.Items.Count} tensors (at most {MaxTensors})");
-        var list = new List<(string, TorchTensorRef)>(d.Items.Count);
-        foreach (var (k, v) in d.Items)
+        if (d.Count > MaxTensors) throw new TorchFormatException($"{name}: {d.Count} tensors (at most {MaxTensors})");
+        var list = new List<(string, TorchTensorRef)>(d.Count);
+        foreach (var (k, v) in d)
         {
-            if (k is not string s) throw new TorchFormatException($"{name}: state dict key {RestrictedUnpickler.Describe(k)} is not a string");
+            if (k is not string s) throw new TorchFormatException($"{name}: state dict key {PickleMachine.Describe(k)} is not a string");
             list.Add((s, (TorchTensorRef)v!));
         }
         return list;

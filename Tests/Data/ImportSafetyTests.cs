@@ -147,22 +147,5 @@ public class ImportSafetyTests
         Assert.Throws<ArgumentException>(() => Run("import", "--from", d.Sub("fashion"), "--out", d.Sub("x"), "--classes", "bogus"));
     }
 
-    private static (int Rc, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        using var so = new StringWriter();
-        using var se = new StringWriter();
-        Console.SetOut(so);
-        Console.SetError(se);
-        try
-        {
-            int rc = CliApp.Run(["data", .. args]);
-            return (rc, so.ToString(), se.ToString());
-        }
-        finally
-        {
-            Console.SetOut(o);
-            Console.SetError(e);
-        }
-    }
+    private static (int Rc, string Out, string Err) Run(params string[] args) => ConsoleCapture.Run(() => CliApp.Run(["data", .. args]));
 }

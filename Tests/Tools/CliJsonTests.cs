@@ -23,24 +23,7 @@ public class CliJsonTests
     [OneTimeTearDown]
     public void RemoveData() => Directory.Delete(_root, recursive: true);
 
-    internal static (int Rc, string Out, string Err) Capture(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        using var so = new StringWriter();
-        using var se = new StringWriter();
-        Console.SetOut(so);
-        Console.SetError(se);
-        try
-        {
-            int rc = CliApp.Run(args);
-            return (rc, so.ToString(), se.ToString());
-        }
-        finally
-        {
-            Console.SetOut(o);
-            Console.SetError(e);
-        }
-    }
+    internal static (int Rc, string Out, string Err) Capture(params string[] args) => ConsoleCapture.Run(() => CliApp.Run(args));
 
     private static JsonElement Parse(string text, string schema)
     {

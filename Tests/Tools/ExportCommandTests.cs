@@ -41,24 +41,7 @@ public class ExportCommandTests
         return (code, o.ToString(), e.ToString());
     }
 
-    private static (int Code, string Out, string Err) Program(params string[] args)
-    {
-        var e = new StringWriter();
-        var saved = Console.Error;
-        Console.SetError(e);
-        try
-        {
-            var o = new StringWriter();
-            var savedOut = Console.Out;
-            Console.SetOut(o);
-            try { return (ResidualEngine.Tools.Program.Main(args), o.ToString(), e.ToString()); }
-            finally { Console.SetOut(savedOut); }
-        }
-        finally
-        {
-            Console.SetError(saved);
-        }
-    }
+    private static (int Code, string Out, string Err) Program(params string[] args) => ConsoleCapture.Run(() => ResidualEngine.Tools.Program.Main(args));
 
     [Test]
     public void ARunExportsToOnnxThatOnnxRuntimeRunsToOurLogits()

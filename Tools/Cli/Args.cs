@@ -85,17 +85,6 @@ public sealed class Args
         return v;
     }
 
-    public long Long(string name, long fallback, long min = long.MinValue, long max = long.MaxValue)
-    {
-        var s = String(name);
-        if (s is null) return fallback;
-        if (!long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v))
-            throw new ArgumentException($"option --{name} expects an integer, got '{s}'");
-        if (v < min || v > max)
-            throw new ArgumentException($"option --{name} must be between {min} and {max}, got {v}");
-        return v;
-    }
-
     public double Double(string name, double fallback, double min = double.NegativeInfinity, double max = double.PositiveInfinity)
     {
         var s = String(name);

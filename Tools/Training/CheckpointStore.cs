@@ -15,6 +15,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using ResidualEngine.IO;
+using ResidualEngine.Models;
 using ResidualEngine.Serialization;
 
 namespace ResidualEngine.Training;
@@ -24,16 +25,14 @@ public delegate void TensorWriter(Stream stream, IEnumerable<KeyValuePair<string
 
 public sealed class CheckpointStore
 {
-    public const string OptimizerPrefix = "optimizer.";
+    // The layout's names are defined once, in Weights (which must skip them when it loads a checkpoint as weights).
+    /// <summary>Prefix of the optimizer's state (momentum buffers).</summary>
+    public const string OptimizerPrefix = Weights.OptimizerPrefix;
     /// <summary>Prefix of the exponential moving average's tensors (--model-ema), as torchvision's checkpoint key "model_ema".</summary>
-    public const string EmaPrefix = "model_ema.";
+    public const string EmaPrefix = Weights.EmaPrefix;
 
     /// <summary>True for the model's own tensors (not optimizer state, not the moving average).</summary>
-    public static bool IsModelKey(string key)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        return !key.StartsWith(OptimizerPrefix, StringComparison.Ordinal) && !key.StartsWith(EmaPrefix, StringComparison.Ordinal);
-    }
+    public static bool IsModelKey(string key) => Weights.IsModelKey(key);
 
     /// <summary>The entries under <paramref name="prefix"/>, with the prefix taken off.</summary>
     public static Dictionary<string, Tensor> Section(IReadOnlyDictionary<string, Tensor> tensors, string prefix)

@@ -21,6 +21,13 @@ public sealed unsafe partial class CudaBackend
         _ => throw new ArgumentException($"BatchNorm needs a tensor of rank 2 to 4, got shape {x.Shape}"),
     };
 
+    /// <summary>cuDNN's descriptors for x as <see cref="BnDims"/> views it (rank 2 and 3 are plain NCHW to cuDNN).</summary>
+    private (nint X, nint Bn) BnDescriptors(Tensor x)
+    {
+        var (n, c, h, w) = BnDims(x);
+        return BnDescriptors(x.DType, x.Rank == 4 ? x.Format : MemoryFormat.Contiguous, n, c, h, w);
+    }
+
     private bool CudnnBn(double eps) =>
         UseCudnnBatchNorm && eps >= Cudnn.CUDNN_BN_MIN_EPSILON && LibraryResolver.Find(CudaLibrary.Cudnn).Found;
 
@@ -34,7 +41,7 @@ public sealed unsafe partial class CudaBackend
         {
             lock (_libLock)
             {
-                var (xd, bd) = BnDescriptors(x.DType, x.Rank == 4 ? x.Format : MemoryFormat.Contiguous, n, c, h, w);
+                var (xd, bd) = BnDescriptors(x);
                 var (one, zero) = Scalars(x.DType);
                 Cudnn.ThrowIfFailed(Cudnn.cudnnBatchNormalizationForwardTraining(Dnn(), cudnnBatchNormMode_t.CUDNN_BATCHNORM_SPATIAL,
                     (void*)one, (void*)zero, xd, x.Pointer, xd, y.Pointer, bd, gamma.Pointer, beta.Pointer, momentum,
@@ -61,7 +68,7 @@ public sealed unsafe partial class CudaBackend
         {
             lock (_libLock)
             {
-                var (xd, bd) = BnDescriptors(x.DType, x.Rank == 4 ? x.Format : MemoryFormat.Contiguous, n, c, h, w);
+                var (xd, bd) = BnDescriptors(x);
                 var (one, zero) = Scalars(x.DType);
                 Cudnn.ThrowIfFailed(Cudnn.cudnnBatchNormalizationForwardInference(Dnn(), cudnnBatchNormMode_t.CUDNN_BATCHNORM_SPATIAL,
                     (void*)one, (void*)zero, xd, x.Pointer, xd, y.Pointer, bd, gamma.Pointer, beta.Pointer,
@@ -88,7 +95,7 @@ public sealed unsafe partial class CudaBackend
         {
             lock (_libLock)
             {
-                var (xd, bd) = BnDescriptors(x.DType, x.Rank == 4 ? x.Format : MemoryFormat.Contiguous, n, c, h, w);
+                var (xd, bd) = BnDescriptors(x);
                 var (one, zero) = Scalars(x.DType);
                 Cudnn.ThrowIfFailed(Cudnn.cudnnBatchNormalizationBackward(Dnn(), cudnnBatchNormMode_t.CUDNN_BATCHNORM_SPATIAL,
                     (void*)one, (void*)zero, (void*)one, (void*)zero, xd, x.Pointer, xd, dY.Pointer, xd, dX.Pointer, bd,

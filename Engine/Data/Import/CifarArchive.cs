@@ -167,7 +167,7 @@ public static class CifarArchive
     public static CifarSplit Python(byte[] bytes, string name)
     {
         ArgumentNullException.ThrowIfNull(bytes);
-        var d = SafePickle.Load(bytes, name) as Dictionary<object, object?>
+        var d = SafePickle.Load(bytes, name) as IDictionary<object, object?>
             ?? throw new InvalidDataException($"{name}: the pickle does not hold a dict (not a CIFAR-10 batch)");
         if (!d.TryGetValue("data", out var dataObj) || dataObj is not PickleArray data)
             throw new InvalidDataException($"{name}: no 'data' array (not a CIFAR-10 batch{(d.ContainsKey("fine_labels") ? "; this looks like CIFAR-100, which is not supported" : "")})");
@@ -190,7 +190,7 @@ public static class CifarArchive
 
     private static List<string> MetaNames(byte[] bytes, string name)
     {
-        var d = SafePickle.Load(bytes, name) as Dictionary<object, object?>
+        var d = SafePickle.Load(bytes, name) as IDictionary<object, object?>
             ?? throw new InvalidDataException($"{name}: the pickle does not hold a dict");
         if (!d.TryGetValue("label_names", out var v) || v is not List<object?> list)
             throw new InvalidDataException($"{name}: no 'label_names' list");

@@ -18,35 +18,13 @@ public sealed class Sgd : IOptimizer
     public Sgd(IEnumerable<ParamGroup> groups, double lr, double momentum = 0, double dampening = 0, bool nesterov = false)
     {
         ArgumentNullException.ThrowIfNull(groups);
-        CheckLr(lr);
+        OptimizerParams.CheckLr(lr, "Sgd");
         if (!(momentum >= 0)) throw new ArgumentException($"Sgd: invalid momentum value {momentum} (must be >= 0)");
         if (double.IsNaN(dampening) || double.IsInfinity(dampening)) throw new ArgumentException($"Sgd: invalid dampening value {dampening}");
         if (nesterov && (momentum <= 0 || dampening != 0))
             throw new ArgumentException($"Sgd: Nesterov momentum requires a momentum > 0 and zero dampening (got momentum {momentum}, dampening {dampening})");
         _groups = groups.ToArray();
-        var ps = new List<Tensor>();
-        var wds = new List<double>();
-        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        for (int g = 0; g < _groups.Length; g++)
-        {
-            var group = _groups[g] ?? throw new ArgumentException($"Sgd: parameter group {g} is null");
-            ArgumentNullException.ThrowIfNull(group.Parameters);
-            if (!(group.WeightDecay >= 0) || double.IsInfinity(group.WeightDecay))
-                throw new ArgumentException($"Sgd: invalid weight decay value {group.WeightDecay} in parameter group {g} (must be >= 0)");
-            foreach (var p in group.Parameters)
-            {
-                if (p is null) throw new ArgumentException($"Sgd: parameter group {g} contains a null parameter");
-                if (p.IsDisposed) throw new ArgumentException($"Sgd: parameter {p.Name ?? "?"} in group {g} was disposed");
-                if (!p.DType.IsFloat()) throw new ArgumentException($"Sgd: parameter {p.Describe()} is not floating-point");
-                if (!p.IsLeaf) throw new ArgumentException($"Sgd: can only optimise leaf tensors, {p.Describe()} is computed");
-                if (!seen.Add(p)) throw new ArgumentException($"Sgd: parameter {p.Describe()} appears more than once (in group {g})");
-                ps.Add(p);
-                wds.Add(group.WeightDecay);
-            }
-        }
-        if (ps.Count == 0) throw new ArgumentException("Sgd: optimizer got an empty parameter list");
-        _params = ps.ToArray();
-        _weightDecay = wds.ToArray();
+        _params = OptimizerParams.Flatten(_groups, "Sgd", out _weightDecay);
         _buffers = new Tensor?[_params.Length];
         _lr = lr;
         Momentum = momentum;
@@ -89,12 +67,7 @@ public sealed class Sgd : IOptimizer
     public double LearningRate
     {
         get => _lr;
-        set { CheckLr(value); _lr = value; }
-    }
-
-    private static void CheckLr(double lr)
-    {
-        if (!(lr >= 0) || double.IsInfinity(lr)) throw new ArgumentException($"Sgd: invalid learning rate {lr} (must be >= 0 and finite)");
+        set { OptimizerParams.CheckLr(value, "Sgd"); _lr = value; }
     }
 
     /// <summary>One update of every parameter that has a gradient; parameters without one are skipped.</summary>
@@ -103,11 +76,7 @@ public sealed class Sgd : IOptimizer
         for (int i = 0; i < _params.Length; i++)
         {
             var p = _params[i];
-            var g = p.Grad;
-            if (g is null) continue;
-            if (p.IsDisposed) throw new ObjectDisposedException(p.Name, $"Sgd: parameter {i} ({p.Name}) was disposed");
-            if (g.Shape != p.Shape || g.DType != p.DType || g.Device != p.Device)
-                throw new InvalidOperationException($"Sgd: gradient {g.Describe()} does not match parameter {p.Describe()}");
+            if (OptimizerParams.Gradient(p, i, "Sgd") is not { } g) continue;
             Tensor? buf = null;
             bool first = false;
             if (Momentum != 0)
@@ -132,14 +101,7 @@ public sealed class Sgd : IOptimizer
     }
 
     /// <summary>Drops every parameter's gradient (set to none, as PyTorch's default).</summary>
-    public void ZeroGrad()
-    {
-        foreach (var p in _params)
-        {
-            p.Grad?.Dispose();
-            p.Grad = null;
-        }
-    }
+    public void ZeroGrad() => OptimizerParams.ZeroGrad(_params);
 
     /// <summary>Momentum buffers for a checkpoint, named "momentum.{paramIndex}" (index over all groups in order);
     /// only buffers that exist are listed. The tensors are the optimizer's own: copy them to keep them.</summary>
@@ -164,11 +126,7 @@ public sealed class Sgd : IOptimizer
             if (!name.StartsWith(prefix, StringComparison.Ordinal)
                 || !int.TryParse(name.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
                 throw new ArgumentException($"Sgd.LoadState: unexpected state entry '{name}'");
-            if (i >= _params.Length)
-                throw new ArgumentException($"Sgd.LoadState: '{name}' refers to parameter {i}, but the optimizer has {_params.Length}");
-            if (t is null || t.IsDisposed) throw new ArgumentException($"Sgd.LoadState: '{name}' is null or disposed");
-            if (t.Shape != _params[i].Shape)
-                throw new ArgumentException($"Sgd.LoadState: '{name}' has shape {t.Shape} but parameter {i} ({_params[i].Name}) has {_params[i].Shape}");
+            OptimizerParams.CheckStateEntry("Sgd", name, t, i, _params);
             if (!t.DType.IsFloat()) throw new ArgumentException($"Sgd.LoadState: '{name}' is {t.DType}, not floating-point");
             if (Momentum == 0) throw new ArgumentException($"Sgd.LoadState: '{name}' is a momentum buffer but this optimizer has no momentum");
             incoming[i] = t;

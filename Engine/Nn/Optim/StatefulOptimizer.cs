@@ -1,9 +1,10 @@
 // Shared machinery of optimizers with per-parameter state (AdamW, LARS): parameter groups and
-// checks as Sgd's, per-parameter state buffers (named, owned, on the parameter's device, created
-// zero on its first step), per-parameter step counts (as torch keeps them), checkpoint state and
-// ZeroGrad. Each Step hands a parameter, its gradient and its state to the rule, which updates
-// them in place with device ops (the pointwise family, Sum): no host round trip, so on a GPU a
-// step never waits for the device. Temporaries a rule makes are freed after each parameter.
+// their checks (OptimizerParams, shared with Sgd), per-parameter state buffers (named, owned, on
+// the parameter's device, created zero on its first step), per-parameter step counts (as torch
+// keeps them), checkpoint state and ZeroGrad. Each Step hands a parameter, its gradient and its
+// state to the rule, which updates them in place with device ops (the pointwise family, Sum): no
+// host round trip, so on a GPU a step never waits for the device. Temporaries a rule makes are
+// freed after each parameter.
 using System.Runtime.InteropServices;
 using ResidualEngine.Autograd;
 
@@ -22,32 +23,9 @@ public abstract class StatefulOptimizer : IOptimizer
     {
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentNullException.ThrowIfNull(stateNames);
-        CheckLr(lr);
         var who = GetType().Name;
-        var ps = new List<Tensor>();
-        var wds = new List<double>();
-        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        int g = 0;
-        foreach (var group in groups)
-        {
-            if (group is null) throw new ArgumentException($"{who}: parameter group {g} is null");
-            if (!(group.WeightDecay >= 0) || double.IsInfinity(group.WeightDecay))
-                throw new ArgumentException($"{who}: invalid weight decay value {group.WeightDecay} in parameter group {g} (must be >= 0)");
-            foreach (var p in group.Parameters)
-            {
-                if (p is null) throw new ArgumentException($"{who}: parameter group {g} contains a null parameter");
-                if (p.IsDisposed) throw new ArgumentException($"{who}: parameter {p.Name ?? "?"} in group {g} was disposed");
-                if (!p.DType.IsFloat()) throw new ArgumentException($"{who}: parameter {p.Describe()} is not floating-point");
-                if (!p.IsLeaf) throw new ArgumentException($"{who}: can only optimise leaf tensors, {p.Describe()} is computed");
-                if (!seen.Add(p)) throw new ArgumentException($"{who}: parameter {p.Describe()} appears more than once (in group {g})");
-                ps.Add(p);
-                wds.Add(group.WeightDecay);
-            }
-            g++;
-        }
-        if (ps.Count == 0) throw new ArgumentException($"{who}: optimizer got an empty parameter list");
-        _params = ps.ToArray();
-        _weightDecay = wds.ToArray();
+        OptimizerParams.CheckLr(lr, who);
+        _params = OptimizerParams.Flatten(groups, who, out _weightDecay);
         StateNames = stateNames.ToArray();
         _state = StateNames.Select(_ => new Tensor?[_params.Length]).ToArray();
         _steps = new long[_params.Length];
@@ -62,12 +40,7 @@ public abstract class StatefulOptimizer : IOptimizer
     public double LearningRate
     {
         get => _lr;
-        set { CheckLr(value); _lr = value; }
-    }
-
-    private void CheckLr(double lr)
-    {
-        if (!(lr >= 0) || double.IsInfinity(lr)) throw new ArgumentException($"{GetType().Name}: invalid learning rate {lr} (must be >= 0 and finite)");
+        set { OptimizerParams.CheckLr(value, GetType().Name); _lr = value; }
     }
 
     /// <summary>The rule for one parameter: update <paramref name="w"/> and <paramref name="state"/> (the buffers of
@@ -81,11 +54,7 @@ public abstract class StatefulOptimizer : IOptimizer
         for (int i = 0; i < _params.Length; i++)
         {
             var p = _params[i];
-            var grad = p.Grad;
-            if (grad is null) continue;
-            if (p.IsDisposed) throw new ObjectDisposedException(p.Name, $"{GetType().Name}: parameter {i} ({p.Name}) was disposed");
-            if (grad.Shape != p.Shape || grad.Device != p.Device || grad.DType != p.DType)
-                throw new InvalidOperationException($"{GetType().Name}: gradient {grad.Describe()} does not match parameter {p.Describe()}");
+            if (OptimizerParams.Gradient(p, i, GetType().Name) is not { } grad) continue;
             if (p.DType is not (DType.F32 or DType.F64))
                 throw new NotSupportedException($"{GetType().Name}: parameter {p.Describe()}: the update rule runs in F32 or F64 only");
             var state = new Tensor[StateNames.Count];
@@ -129,14 +98,7 @@ public abstract class StatefulOptimizer : IOptimizer
         return b;
     }
 
-    public void ZeroGrad()
-    {
-        foreach (var p in _params)
-        {
-            p.Grad?.Dispose();
-            p.Grad = null;
-        }
-    }
+    public void ZeroGrad() => OptimizerParams.ZeroGrad(_params);
 
     /// <summary>"{state}.{i}" buffers that exist, plus "steps" (F64, one count per parameter).</summary>
     public IReadOnlyList<(string Name, Tensor Buffer)> StateTensors()
@@ -171,9 +133,7 @@ public abstract class StatefulOptimizer : IOptimizer
             int k = dot > 0 ? StateNames.ToList().IndexOf(name[..dot]) : -1;
             if (k < 0 || !int.TryParse(name.AsSpan(dot + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i))
                 throw new ArgumentException($"{who}.LoadState: unexpected state entry '{name}' (this optimizer keeps {string.Join(", ", StateNames)})");
-            if (i >= _params.Length) throw new ArgumentException($"{who}.LoadState: '{name}' refers to parameter {i}, but the optimizer has {_params.Length}");
-            if (t.Shape != _params[i].Shape)
-                throw new ArgumentException($"{who}.LoadState: '{name}' has shape {t.Shape} but parameter {i} ({_params[i].Name}) has {_params[i].Shape}");
+            OptimizerParams.CheckStateEntry(who, name, t, i, _params);
             incoming[k][i] = t;
         }
         for (int k = 0; k < StateNames.Count; k++)

@@ -12,21 +12,7 @@ namespace ResidualEngine.Tests.Backends.Cuda;
 
 public class CudaAvailabilityTests
 {
-    private static (int Code, string Out, string Err) Capture(Func<int> run)
-    {
-        var oldOut = Console.Out;
-        var oldErr = Console.Error;
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (run(), o.ToString(), e.ToString()); }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    private static (int Code, string Out, string Err) Capture(Func<int> run) => ConsoleCapture.Run(run);
 
     [Test]
     public void AvailabilityIsReportedCleanly()
