@@ -45,6 +45,40 @@ public class ShortcutTests
         ResidualEngine.Tests.GradCheck.Run(t => ResidualEngine.Ops.ShortcutA(t[0], k, stride), [x]);
     }
 
+    [TestCase(DType.F32, 64)]
+    [TestCase(DType.F32, 67)]
+    [TestCase(DType.F64, 35)]
+    public void WideStride2RowsMatchTheDefinitionExactly(DType dt, int w)
+    {
+        // Rows wide enough for the vectorised even-column gather and its inverse (and an odd width's tail).
+        using var scope = TensorScope.Begin();
+        var rng = new Random(w);
+        int n = 2, c = 4, k = 7, h = 5, pad = 2, p = 3, q = (w + 1) / 2;
+        var x = Tensor.Randn(new Shape(n, c, h, w), rng, DType.F64).To(dt);
+        var dy = Tensor.Randn(new Shape(n, k + 1, p, q), rng, DType.F64).To(dt);
+        x.RequiresGrad = true;
+        var y = ResidualEngine.Ops.ShortcutA(x, k + 1, 2);
+        y.Backward(dy);
+        double[] xv = x.ToDoubles(), yv = y.ToDoubles(), dyv = dy.ToDoubles(), dxv = x.Grad!.ToDoubles();
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < k + 1; ch++)
+                for (int a = 0; a < p; a++)
+                    for (int b = 0; b < q; b++)
+                    {
+                        int src = ch - pad;
+                        double expected = src >= 0 && src < c ? xv[((i * c + src) * h + 2 * a) * w + 2 * b] : 0;
+                        Assert.That(yv[((i * (k + 1) + ch) * p + a) * q + b], Is.EqualTo(expected), $"y[{i},{ch},{a},{b}]");
+                    }
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < c; ch++)
+                for (int r = 0; r < h; r++)
+                    for (int col = 0; col < w; col++)
+                    {
+                        double expected = r % 2 == 0 && col % 2 == 0 ? dyv[((i * (k + 1) + ch + pad) * p + r / 2) * q + col / 2] : 0;
+                        Assert.That(dxv[((i * c + ch) * h + r) * w + col], Is.EqualTo(expected), $"dX[{i},{ch},{r},{col}]");
+                    }
+    }
+
     [Test]
     public void F32AgreesWithF64()
     {

@@ -46,6 +46,13 @@ public sealed unsafe partial class CpuBackend
             if (c < 0 || c >= g.C) { ys.Clear(); return; }
             var xs = new ReadOnlySpan<T>((T*)x + ((long)n * g.C + c) * hw, hw);
             if (g.Stride == 1) { xs.CopyTo(ys); return; }
+            if (g.Stride == 2)
+            {
+                // Even columns of the even rows, vectorised (the option-A shortcut's usual case).
+                T* src = (T*)x + ((long)n * g.C + c) * hw, dst = (T*)y + (long)plane * pq;
+                for (int p = 0; p < g.P; p++) VecCopy.Deinterleave2Even(dst + p * g.Q, src + (long)2 * p * g.W, g.Q, g.W);
+                return;
+            }
             for (int p = 0; p < g.P; p++)
             {
                 var row = xs.Slice(p * g.Stride * g.W, g.W);
@@ -64,6 +71,15 @@ public sealed unsafe partial class CpuBackend
             var dys = new ReadOnlySpan<T>((T*)dy + ((long)n * g.K + c + g.Pad) * pq, pq);
             if (g.Stride == 1) { dys.CopyTo(dxs); return; }
             dxs.Clear();
+            if (g.Stride == 2)
+            {
+                // dY into the even columns of the even rows (odd columns from a row of zeros), vectorised.
+                T* zero = stackalloc T[g.W / 2 + 1];
+                new Span<T>(zero, g.W / 2 + 1).Clear();
+                T* src = (T*)dy + ((long)n * g.K + c + g.Pad) * pq, dst = (T*)dx + (long)plane * hw;
+                for (int p = 0; p < g.P; p++) VecCopy.Interleave2(dst + (long)2 * p * g.W, src + p * g.Q, zero, g.W);
+                return;
+            }
             for (int p = 0; p < g.P; p++)
             {
                 var row = dxs.Slice(p * g.Stride * g.W, g.W);
